@@ -1,0 +1,3 @@
+module github.com/herald-dev/herald
+
+go 1.26.8

@@ -1,0 +1,339 @@
+// Package herald holds the domain of the herald service: subscribers, posts,
+// digest runs, outbox messages, the error type with codes, and the small
+// interfaces the implementations (store, mailer, feed, digest, subscription,
+// handlers) meet through. Standard library only.
+package herald
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Frequency is how often a reader hears from us.
+type Frequency string
+
+const (
+	Instant Frequency = "instant"
+	Daily   Frequency = "daily"
+	Weekly  Frequency = "weekly"
+)
+
+// Frequencies lists every valid frequency, in display order.
+var Frequencies = []Frequency{Instant, Daily, Weekly}
+
+// Valid reports whether f is one of the known frequencies.
+func (f Frequency) Valid() bool {
+	switch f {
+	case Instant, Daily, Weekly:
+		return true
+	}
+	return false
+}
+
+// ParseFrequency checks s and returns it as a Frequency.
+func ParseFrequency(s string) (Frequency, error) {
+	f := Frequency(s)
+	if !f.Valid() {
+		return "", Errorf(EINVALID, "unknown frequency %q (want instant, daily or weekly)", s).WithField("frequency")
+	}
+	return f, nil
+}
+
+// Status is where a subscriber stands.
+type Status string
+
+const (
+	StatusPending      Status = "pending"
+	StatusConfirmed    Status = "confirmed"
+	StatusUnsubscribed Status = "unsubscribed"
+	StatusBounced      Status = "bounced"
+)
+
+// Statuses lists every valid status, in display order.
+var Statuses = []Status{StatusPending, StatusConfirmed, StatusUnsubscribed, StatusBounced}
+
+// Valid reports whether s is one of the known statuses.
+func (s Status) Valid() bool {
+	switch s {
+	case StatusPending, StatusConfirmed, StatusUnsubscribed, StatusBounced:
+		return true
+	}
+	return false
+}
+
+// Subscriber is one reader. Email is always the normalised address
+// (see NormalizeEmail); it is the unique key.
+type Subscriber struct {
+	ID        uint64    `json:"id"`
+	Email     string    `json:"email"`
+	Name      string    `json:"name"`
+	Status    Status    `json:"status"`
+	Frequency Frequency `json:"frequency"`
+	CreatedAt time.Time `json:"created_at"`
+	// ConfirmedAt is nil until the reader confirms.
+	ConfirmedAt    *time.Time `json:"confirmed_at"`
+	UnsubscribedAt *time.Time `json:"-"`
+	UpdatedAt      time.Time  `json:"-"`
+
+	// Nonce changes with every fresh opt-in; confirm tokens carry it, so a
+	// confirm link from an earlier sign-up stops working.
+	Nonce uint64 `json:"-"`
+	// ConfirmsSent holds when recent confirmation emails were queued, newest
+	// last, for the per-address limit. Kept short by the subscription service.
+	ConfirmsSent []time.Time `json:"-"`
+	// Cursor is the sequence number of the last post delivered (or skipped
+	// on purpose) to this reader. The store sets it to the newest post's
+	// sequence when the reader becomes confirmed.
+	Cursor uint64 `json:"-"`
+	// LastRunID is the newest digest run this reader is done with; run ids
+	// grow, so a run R still owes this reader mail while LastRunID < R.
+	LastRunID uint64 `json:"-"`
+	// Bounces counts consecutive permanent delivery failures.
+	Bounces int `json:"-"`
+	// Source says how the record came in: "form", "api", "import".
+	Source string `json:"-"`
+}
+
+// Post is one blog post. ID is its sequence number in arrival order.
+type Post struct {
+	ID          uint64    `json:"id"`
+	GUID        string    `json:"guid"`
+	URL         string    `json:"url"`
+	Title       string    `json:"title"`
+	Author      string    `json:"author"`
+	Categories  []string  `json:"categories"`
+	PublishedAt time.Time `json:"published_at"`
+	// Summary and Content are sanitised HTML fragments.
+	Summary string `json:"summary"`
+	Content string `json:"-"`
+	// Feed is the URL of the feed it came from, or "api".
+	Feed    string    `json:"feed"`
+	FoundAt time.Time `json:"-"`
+	// Silent posts were already in a feed when it was first added: they are
+	// recorded but never mailed.
+	Silent bool `json:"-"`
+}
+
+// FeedState is what herald remembers of one feed between polls.
+type FeedState struct {
+	URL          string    `json:"url"`
+	ETag         string    `json:"etag,omitempty"`
+	LastModified string    `json:"last_modified,omitempty"`
+	Initialized  bool      `json:"initialized"` // the backlog has been recorded
+	LastPoll     time.Time `json:"last_poll"`
+	LastSuccess  time.Time `json:"last_success"`
+	LastError    string    `json:"last_error,omitempty"`
+	LastErrorAt  time.Time `json:"last_error_at"`
+	Items        int       `json:"items"`       // items in the last good fetch
+	NextPoll     time.Time `json:"next_poll"`   // honours backoff and Retry-After
+	Failures     int       `json:"failures"`    // consecutive failures, for backoff
+	NewPosts     int       `json:"new_posts"`   // new posts found by the last poll
+	TotalPosts   int       `json:"total_posts"` // posts ever recorded from it
+}
+
+// RunState is where a digest run stands.
+type RunState string
+
+const (
+	RunQueued  RunState = "queued"
+	RunRunning RunState = "running"
+	RunDone    RunState = "done"
+	RunFailed  RunState = "failed"
+)
+
+// Run is one digest run for one frequency.
+type Run struct {
+	ID        uint64    `json:"id"`
+	Frequency Frequency `json:"frequency"`
+	// Trigger is "schedule", "missed", "manual", "poll" or "api".
+	Trigger string   `json:"trigger"`
+	DryRun  bool     `json:"dry_run"`
+	State   RunState `json:"state"`
+	// Cutoff is the newest post sequence the run may carry.
+	Cutoff uint64 `json:"cutoff"`
+	// MaxSubscriberID bounds the reader list: readers created after the run
+	// was, are not part of it.
+	MaxSubscriberID uint64     `json:"-"`
+	Total           int        `json:"total"`
+	Sent            int        `json:"sent"`
+	Failed          int        `json:"failed"`
+	Skipped         int        `json:"skipped"`
+	Retries         int        `json:"retries"`
+	CreatedAt       time.Time  `json:"created_at"`
+	StartedAt       *time.Time `json:"started_at"`
+	FinishedAt      *time.Time `json:"finished_at"`
+	Error           string     `json:"error,omitempty"`
+	// Failures keeps the last few permanent failures with the SMTP reply.
+	Failures []RunFailure `json:"failures,omitempty"`
+}
+
+// RunFailure is one reader a run could not reach.
+type RunFailure struct {
+	Email string    `json:"email"`
+	Error string    `json:"error"`
+	At    time.Time `json:"at"`
+}
+
+// Delivery is the outcome of one reader in one run, recorded in one
+// transaction with the reader's cursor.
+type Delivery struct {
+	RunID        uint64
+	SubscriberID uint64
+	// Cursor is the reader's new cursor (unchanged on failure).
+	Cursor uint64
+	// Outcome is "sent", "failed" or "skipped".
+	Outcome string
+	Error   string
+	// Permanent marks a permanent failure, which counts as a bounce.
+	Permanent bool
+	// Partial marks one post of several in an instant run: the cursor moves
+	// but LastRunID does not, so the run still owes the reader the rest.
+	// Replays are recognised by the cursor instead.
+	Partial bool
+	At      time.Time
+}
+
+// MessageKind names what an outbox message is.
+type MessageKind string
+
+const (
+	KindConfirm MessageKind = "confirm"
+	KindWelcome MessageKind = "welcome"
+	KindTest    MessageKind = "test"
+	KindDigest  MessageKind = "digest"
+	KindInstant MessageKind = "instant"
+)
+
+// OutboxMessage is a composed email waiting in the durable outbox.
+type OutboxMessage struct {
+	ID           uint64      `json:"id"`
+	Kind         MessageKind `json:"kind"`
+	To           string      `json:"to"`
+	SubscriberID uint64      `json:"subscriber_id,omitempty"`
+	MessageID    string      `json:"message_id"`
+	Raw          []byte      `json:"raw"`
+	Attempts     int         `json:"attempts"`
+	CreatedAt    time.Time   `json:"created_at"`
+	NextAttempt  time.Time   `json:"next_attempt"`
+	ExpiresAt    time.Time   `json:"expires_at"`
+	LastError    string      `json:"last_error,omitempty"`
+}
+
+// Message is one email ready for a transport.
+type Message struct {
+	From      string // bare envelope sender address
+	To        string // bare recipient address
+	MessageID string
+	Raw       []byte // the whole RFC 5322 message, CRLF line endings
+}
+
+// Transport delivers composed messages. Implementations return an error
+// that SendError classifies.
+type Transport interface {
+	Send(ctx context.Context, m *Message) error
+	Close() error
+}
+
+// SendError classifies a delivery failure. Temporary failures (4xx,
+// connection trouble) are retried; permanent ones (5xx) are not.
+type SendError struct {
+	Temporary bool
+	Code      int // SMTP reply code, 0 when there was none
+	Err       error
+}
+
+func (e *SendError) Error() string {
+	kind := "permanent"
+	if e.Temporary {
+		kind = "temporary"
+	}
+	if e.Code != 0 {
+		return fmt.Sprintf("%s failure (%d): %v", kind, e.Code, e.Err)
+	}
+	return fmt.Sprintf("%s failure: %v", kind, e.Err)
+}
+
+func (e *SendError) Unwrap() error { return e.Err }
+
+// IsPermanent reports whether err is a permanent delivery failure. Errors
+// that are not SendErrors are treated as temporary: when in doubt, retry.
+func IsPermanent(err error) bool {
+	var se *SendError
+	if errors.As(err, &se) {
+		return !se.Temporary
+	}
+	return false
+}
+
+// Error codes, mapped to HTTP statuses in one place (handlers).
+const (
+	ECONFLICT       = "conflict"
+	EINTERNAL       = "internal"
+	EINVALID        = "invalid"
+	ENOTFOUND       = "not_found"
+	ENOTIMPLEMENTED = "not_implemented"
+	EUNAUTHORIZED   = "unauthorized"
+	EFORBIDDEN      = "forbidden"
+	ERATELIMIT      = "rate_limited"
+	ETOOLARGE       = "too_large"
+	EMALFORMED      = "malformed" // a body that does not parse at all
+	EUNAVAILABLE    = "unavailable"
+)
+
+// Error is herald's error with a code and a message safe to show a user.
+type Error struct {
+	Code    string
+	Message string
+	// Field names the input field at fault, when there is one.
+	Field string
+	// RetryAfter is set on ERATELIMIT errors.
+	RetryAfter time.Duration
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// WithField returns e with the field at fault named.
+func (e *Error) WithField(f string) *Error { e.Field = f; return e }
+
+// Errorf returns an *Error with code and a formatted message.
+func Errorf(code, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error, and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the user-safe message of err: the *Error's message,
+// or a generic one for internal errors (their detail goes to the log).
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "internal error"
+}
+
+// ErrorField returns the field named by err, if any.
+func ErrorField(err error) string {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.Field
+	}
+	return ""
+}
+
+// Clock lets tests move time.
+type Clock func() time.Time
