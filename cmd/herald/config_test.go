@@ -1,0 +1,196 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func noenv(string) string { return "" }
+
+func writeConfig(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "herald.toml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestDefaultsValidate(t *testing.T) {
+	cfg, err := LoadConfig("", noenv)
+	if err != nil {
+		t.Fatalf("defaults must validate: %v", err)
+	}
+	if cfg.Server.Listen != "127.0.0.1:8080" || cfg.Store.Path != "data/herald.db" || cfg.Mail.Transport != "file" || cfg.Mail.OutboxDir != "data/outbox" {
+		t.Fatalf("defaults differ from SPEC §1: %+v", cfg)
+	}
+}
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := LoadConfig("../../config.example.toml", noenv)
+	if err != nil {
+		t.Fatalf("config.example.toml must load: %v", err)
+	}
+	def := DefaultConfig()
+	if cfg.Digest.Daily != def.Digest.Daily || cfg.Security.ConfirmTTL != def.Security.ConfirmTTL || cfg.SMTP.Connections != def.SMTP.Connections {
+		t.Fatalf("config.example.toml disagrees with the built-in defaults")
+	}
+}
+
+func TestFullConfig(t *testing.T) {
+	p := writeConfig(t, `
+[server]
+listen = "0.0.0.0:9000"
+base_url = "https://news.example.org"
+trusted_proxies = ["10.0.0.0/8", "127.0.0.1"]
+[store]
+path = "/var/lib/herald/h.db"
+[site]
+name = "Example"
+url = "https://blog.example.org"
+[[feeds]]
+url = "https://blog.example.org/feed/"
+poll_interval = "5m"
+[[feeds]]
+url = "https://blog.example.org/other.xml"
+[digest]
+timezone = "Europe/London"
+daily = "30 6 * * *"
+weekly = "0 7 * * MON"
+default_frequency = "weekly"
+max_posts = 10
+[mail]
+from = "Example <digest@example.org>"
+transport = "smtp"
+welcome = false
+bounce_limit = 5
+[smtp]
+host = "smtp.example.org"
+port = 465
+tls = "tls"
+connections = 8
+rate = 12.5
+timeout = "10s"
+[admin]
+token = "0123456789abcdef0123"
+[security]
+confirm_ttl = "48h"
+subscribe_per_ip = "20/1h"
+confirmations_per_address = "2/12h"
+`)
+	cfg, err := LoadConfig(p, func(k string) string {
+		if k == "HERALD_SMTP_PASSWORD" {
+			return "from-env"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Feeds[0].PollInterval.Duration != 5*time.Minute || cfg.Feeds[1].PollInterval.Duration != defaultPollInterval {
+		t.Errorf("poll intervals: %v %v", cfg.Feeds[0].PollInterval, cfg.Feeds[1].PollInterval)
+	}
+	if cfg.SMTP.Password != "from-env" || cfg.SMTP.Rate != 12.5 || cfg.Mail.Welcome {
+		t.Errorf("values: %+v %+v", cfg.SMTP, cfg.Mail)
+	}
+	if cfg.Location().String() != "Europe/London" {
+		t.Errorf("location %v", cfg.Location())
+	}
+	var out bytes.Buffer
+	if err := writeTOML(&out, cfg.Masked()); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "from-env") || strings.Contains(out.String(), "0123456789abcdef0123") {
+		t.Errorf("secrets not masked:\n%s", out.String())
+	}
+}
+
+func TestConfigErrorsNameTheKey(t *testing.T) {
+	for _, tc := range []struct {
+		name, body, want string
+	}{
+		{"unknown key", "[server]\nlisten = \"127.0.0.1:1\"\nlisen = \"x\"\n", ":3: unknown key \"server.lisen\""},
+		{"unknown table", "[sever]\nlisten = \"x\"\n", "unknown key"},
+		{"syntax", "[server]\nlisten = \n", ":2:"},
+		{"bad duration", "[security]\nconfirm_ttl = \"7 days\"\n", "not a duration"},
+		{"bad listen", "[server]\nlisten = \"nope\"\n", "server.listen"},
+		{"bad base_url", "[server]\nbase_url = \"localhost:8080\"\n", "server.base_url"},
+		{"bad proxy", "[server]\ntrusted_proxies = [\"10.0.0.0/33\"]\n", "server.trusted_proxies"},
+		{"bad cron", "[digest]\ndaily = \"0 25 * * *\"\n", "digest.daily"},
+		{"cron with tz", "[digest]\nweekly = \"CRON_TZ=UTC 0 7 * * MON\"\n", "digest.weekly"},
+		{"bad tz", "[digest]\ntimezone = \"Mars/Olympus\"\n", "digest.timezone"},
+		{"bad frequency", "[digest]\ndefault_frequency = \"hourly\"\n", "digest.default_frequency"},
+		{"bad max_posts", "[digest]\nmax_posts = 0\n", "digest.max_posts"},
+		{"bad from", "[mail]\nfrom = \"not an address\"\n", "mail.from"},
+		{"bad transport", "[mail]\ntransport = \"carrier-pigeon\"\n", "mail.transport"},
+		{"bad tls", "[smtp]\ntls = \"ssl\"\n", "smtp.tls"},
+		{"bad port", "[smtp]\nport = 70000\n", "smtp.port"},
+		{"short token", "[admin]\ntoken = \"short\"\n", "admin.token"},
+		{"bad rate", "[security]\nsubscribe_per_ip = \"lots\"\n", "security.subscribe_per_ip"},
+		{"bad feed url", "[[feeds]]\nurl = \"ftp://x\"\n", "feeds[0].url"},
+		{"feed interval", "[[feeds]]\nurl = \"https://x.org/f\"\npoll_interval = \"1s\"\n", "feeds[0].poll_interval"},
+		{"dkim without key", "[dkim]\ndomain = \"example.org\"\n", "dkim.private_key"},
+		{"bad log level", "[log]\nlevel = \"loud\"\n", "log.level"},
+		{"wrong type", "[smtp]\nport = \"587\"\n", "port"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := writeConfig(t, tc.body)
+			_, err := LoadConfig(p, noenv)
+			if err == nil {
+				t.Fatalf("want an error containing %q", tc.want)
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q does not contain %q", err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseRate(t *testing.T) {
+	for in, want := range map[string]Rate{"10/h": {10, time.Hour}, "3/24h": {3, 24 * time.Hour}, "5/d": {5, 24 * time.Hour}, "0": {}, "100/1m": {100, time.Minute}} {
+		got, err := ParseRate(in)
+		if err != nil || got != want {
+			t.Errorf("ParseRate(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"x", "10", "10/", "-1/h", "1/-1h", "a/h"} {
+		if _, err := ParseRate(in); err == nil {
+			t.Errorf("ParseRate(%q) accepted", in)
+		}
+	}
+}
+
+func TestCheckConfigCommand(t *testing.T) {
+	var out, errb bytes.Buffer
+	p := writeConfig(t, "[digest]\ndaily = \"not cron\"\n")
+	if code := run(context.Background(), []string{"check-config", "--config", p}, &out, &errb, noenv); code != 1 {
+		t.Fatalf("exit %d, want 1; stderr %s", code, errb.String())
+	}
+	if !strings.Contains(errb.String(), "digest.daily") {
+		t.Fatalf("stderr does not name the key: %s", errb.String())
+	}
+	out.Reset()
+	errb.Reset()
+	p = writeConfig(t, "[admin]\ntoken = \"supersecrettoken123\"\n")
+	if code := run(context.Background(), []string{"check-config", "--config", p}, &out, &errb, noenv); code != 0 {
+		t.Fatalf("exit %d; stderr %s", code, errb.String())
+	}
+	if strings.Contains(out.String(), "supersecrettoken123") || !strings.Contains(out.String(), "config OK") {
+		t.Fatalf("output: %s", out.String())
+	}
+	// HERALD_CONFIG names the file too.
+	out.Reset()
+	if code := run(context.Background(), []string{"check-config"}, &out, &errb, func(k string) string {
+		if k == "HERALD_CONFIG" {
+			return p
+		}
+		return ""
+	}); code != 0 || !strings.Contains(out.String(), p) {
+		t.Fatalf("HERALD_CONFIG ignored: %d %s", code, out.String())
+	}
+}

@@ -1,0 +1,247 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/mail"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/handlers"
+	"github.com/herald-dev/herald/mailer"
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/subscription"
+	"github.com/herald-dev/herald/templates"
+)
+
+func newLogger(cfg *Config, w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.Log.Level))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.Log.Format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// app is everything serve wires together.
+type app struct {
+	cfg    *Config
+	log    *slog.Logger
+	db     *store.DB
+	tr     herald.Transport
+	sender *mailer.Sender
+	subs   *subscription.Service
+	http   *handlers.Server
+	ln     net.Listener
+}
+
+func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	file := configFile(fs, getenv)
+	if err := fs.Parse(args); err != nil {
+		return usageError{err}
+	}
+	cfg, err := LoadConfig(*file, getenv)
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg, stderr)
+	a, err := newApp(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	return a.serve(ctx)
+}
+
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (a *app, err error) {
+	cfg.resolvePaths()
+	a = &app{cfg: cfg, log: log}
+	defer func() {
+		if err != nil {
+			a.close()
+		}
+	}()
+	tpl, err := templates.Load()
+	if err != nil {
+		return nil, err
+	}
+	a.db, err = store.Open(ctx, cfg.Store.Path, store.Options{Logger: log, LockTimeout: time.Second})
+	if err != nil {
+		if errors.Is(err, store.ErrLocked) {
+			return nil, fmt.Errorf("%s: database is in use by another herald process", cfg.Store.Path)
+		}
+		return nil, err
+	}
+	secret, err := subscription.LoadSecret(ctx, a.db, cfg.Security.Secret)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := subscription.NewTokens(secret, nil)
+	if err != nil {
+		return nil, err
+	}
+	switch cfg.Mail.Transport {
+	case "smtp":
+		a.tr = mailer.NewSMTPTransport(mailer.SMTPConfig{
+			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username, Password: cfg.SMTP.Password,
+			TLS: cfg.SMTP.TLS, Connections: cfg.SMTP.Connections, Rate: cfg.SMTP.Rate, Timeout: cfg.SMTP.Timeout.Duration,
+			HelloName: hostOf(cfg.Server.BaseURL),
+		}, log)
+	default:
+		a.tr, err = mailer.NewFileTransport(cfg.Mail.OutboxDir)
+		if err != nil {
+			return nil, err
+		}
+	}
+	from, _ := mail.ParseAddress(cfg.Mail.From)
+	a.sender = mailer.NewSender(a.db, a.tr, mailer.SenderOptions{
+		Logger:       log,
+		Workers:      cfg.SMTP.Connections,
+		EnvelopeFrom: from.Address,
+		Drop:         a.dropMessage,
+	})
+	perAddr, _ := ParseRate(cfg.Security.ConfirmationsPerAddress)
+	a.subs, err = subscription.New(a.db, tokens, tpl, subscription.Options{
+		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL, From: cfg.Mail.From,
+		ConfirmTTL:  cfg.Security.ConfirmTTL.Duration,
+		PerAddressN: perAddr.N, PerAddressWindow: perAddr.Period,
+		GlobalPerHour:    cfg.Security.ConfirmationsPerHour,
+		Welcome:          cfg.Mail.Welcome,
+		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
+		Logger:           log,
+		Enqueued:         a.sender.Notify,
+	})
+	if err != nil {
+		return nil, err
+	}
+	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
+	var proxies []netip.Prefix
+	for _, p := range cfg.Server.TrustedProxies {
+		if pf, err := netip.ParsePrefix(p); err == nil {
+			proxies = append(proxies, pf)
+		} else if ad, err := netip.ParseAddr(p); err == nil {
+			proxies = append(proxies, netip.PrefixFrom(ad, ad.BitLen()))
+		}
+	}
+	a.http = handlers.New(handlers.Options{
+		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL,
+		AdminToken: cfg.Admin.Token, TrustedProxies: proxies,
+		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
+		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
+		Logger:           log,
+	}, handlers.Deps{Subs: a.subs, Store: a.db, Templates: tpl, Health: a.db.Ping})
+	a.ln, err = net.Listen("tcp", cfg.Server.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("server.listen: %w", err)
+	}
+	return a, nil
+}
+
+// dropMessage keeps the promise that an unsubscribe is final at once:
+// mail queued before it is not sent after it.
+func (a *app) dropMessage(ctx context.Context, m *herald.OutboxMessage) (bool, string) {
+	if m.SubscriberID == 0 {
+		return false, ""
+	}
+	sub, err := a.db.SubscriberByID(ctx, m.SubscriberID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return true, "subscriber erased"
+	} else if err != nil {
+		return false, "" // can't tell; sending a confirmation late is the lesser harm
+	}
+	switch m.Kind {
+	case herald.KindConfirm:
+		if sub.Status != herald.StatusPending {
+			return true, "subscriber is " + string(sub.Status) + ", no confirmation needed"
+		}
+	default:
+		if sub.Status != herald.StatusConfirmed {
+			return true, "subscriber is " + string(sub.Status)
+		}
+	}
+	return false, ""
+}
+
+func hostOf(u string) string {
+	h := strings.TrimPrefix(strings.TrimPrefix(u, "https://"), "http://")
+	h, _, _ = strings.Cut(h, "/")
+	if host, _, err := net.SplitHostPort(h); err == nil {
+		h = host
+	}
+	if h == "" {
+		return "localhost"
+	}
+	return h
+}
+
+func (a *app) close() {
+	if a.ln != nil {
+		a.ln.Close()
+	}
+	if a.tr != nil {
+		a.tr.Close()
+	}
+	if a.db != nil {
+		if err := a.db.Close(); err != nil {
+			a.log.Error("close database", "err", err)
+		}
+	}
+}
+
+// serve runs until ctx is done, then stops taking work, lets what is in
+// flight finish, and closes the database.
+func (a *app) serve(ctx context.Context) error {
+	srv := &http.Server{
+		Handler:           a.http,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := a.sender.Run(workCtx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("sender stopped", "err", err)
+		}
+	})
+	httpErr := make(chan error, 1)
+	go func() { httpErr <- srv.Serve(a.ln) }()
+	a.log.Info("herald serving", "listen", a.ln.Addr().String(), "base_url", a.cfg.Server.BaseURL,
+		"db", a.cfg.Store.Path, "transport", a.cfg.Mail.Transport, "version", version)
+
+	var err error
+	select {
+	case <-ctx.Done():
+		a.log.Info("shutting down")
+	case err = <-httpErr:
+		a.log.Error("http server failed", "err", err)
+	}
+	shCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if e := srv.Shutdown(shCtx); e != nil {
+		a.log.Warn("http shutdown", "err", e)
+	}
+	stopWork()
+	wg.Wait()
+	a.ln = nil // closed by Shutdown
+	a.close()
+	a.log.Info("stopped")
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,275 @@
+package handlers
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/herald-dev/herald"
+)
+
+func (s *Server) subscribePage(w http.ResponseWriter, r *http.Request) {
+	freq := r.URL.Query().Get("frequency")
+	if !herald.Frequency(freq).Valid() {
+		freq = string(s.opt.DefaultFrequency)
+	}
+	s.page(w, r, http.StatusOK, "subscribe", map[string]any{
+		"Title": "Subscribe", "Action": "/subscribe", "Frequency": freq,
+	})
+}
+
+// subscribe answers the same whether the address is new, pending or
+// already subscribed, so nobody learns who reads the blog.
+func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
+	asJSON := wantsJSON(r)
+	fail := func(err error, in SubscribeInput) {
+		if asJSON {
+			s.jsonError(w, r, err)
+			return
+		}
+		code := herald.ErrorCode(err)
+		if code == herald.EINVALID {
+			freq := in.Frequency
+			if !herald.Frequency(freq).Valid() {
+				freq = string(s.opt.DefaultFrequency)
+			}
+			s.page(w, r, http.StatusUnprocessableEntity, "subscribe", map[string]any{
+				"Title": "Subscribe", "Action": "/subscribe", "Error": herald.ErrorMessage(err),
+				"Field": herald.ErrorField(err), "Email": in.Email, "Name": in.Name, "Frequency": freq,
+			})
+			return
+		}
+		s.error(w, r, err)
+	}
+	s.cors(w, r)
+	body, err := readBody(w, r)
+	if err != nil {
+		fail(err, SubscribeInput{})
+		return
+	}
+	in, err := DecodeSubscribe(r.Header.Get("Content-Type"), body)
+	if err != nil {
+		fail(err, in)
+		return
+	}
+	if ok, retry := s.ipLim.allow(s.clientIP(r).String()); !ok {
+		fail(&herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups from your network. Please try again later.", RetryAfter: retry}, in)
+		return
+	}
+	if strings.TrimSpace(in.Website) != "" {
+		// A bot filled the hidden field: look like success, send nothing.
+		s.log.Info("handlers: honeypot filled; ignoring sign-up", "ip", s.clientIP(r).String())
+		s.subscribed(w, r, asJSON)
+		return
+	}
+	_, err = s.deps.Subs.Subscribe(r.Context(), herald.SubscribeRequest{Email: in.Email, Name: in.Name, Frequency: in.Frequency, Source: "form"})
+	if err != nil {
+		fail(err, in)
+		return
+	}
+	s.subscribed(w, r, asJSON)
+}
+
+func (s *Server) subscribed(w http.ResponseWriter, r *http.Request, asJSON bool) {
+	if asJSON {
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "pending"})
+		return
+	}
+	http.Redirect(w, r, "/subscribe/check-email", http.StatusSeeOther)
+}
+
+// cors lets the blog's own pages post JSON to us.
+func (s *Server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || s.opt.SiteURL == "" {
+		return false
+	}
+	u, err := url.Parse(s.opt.SiteURL)
+	if err != nil || origin != u.Scheme+"://"+u.Host {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	return true
+}
+
+func (s *Server) preflight(w http.ResponseWriter, r *http.Request) {
+	if !s.cors(w, r) {
+		w.WriteHeader(http.StatusForbidden)
+		return
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Methods", "POST, OPTIONS")
+	h.Set("Access-Control-Allow-Headers", "Content-Type, Accept")
+	h.Set("Access-Control-Max-Age", "86400")
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) checkEmail(w http.ResponseWriter, r *http.Request) {
+	s.page(w, r, http.StatusOK, "check-email", map[string]any{
+		"Title": "Check your email", "Action": "/subscribe/resend", "Resent": r.URL.Query().Get("resent") == "1",
+	})
+}
+
+func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
+	vals, err := parseForm(w, r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	if ok, retry := s.ipLim.allow(s.clientIP(r).String()); !ok {
+		s.error(w, r, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many requests from your network. Please try again later.", RetryAfter: retry})
+		return
+	}
+	if err := s.deps.Subs.Resend(r.Context(), vals.Get("email")); err != nil {
+		if herald.ErrorCode(err) == herald.EINVALID {
+			s.page(w, r, http.StatusUnprocessableEntity, "check-email", map[string]any{
+				"Title": "Check your email", "Action": "/subscribe/resend",
+			})
+			return
+		}
+		s.error(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/subscribe/check-email?resent=1", http.StatusSeeOther)
+}
+
+// tokenError answers a bad link: 400 and a way to start again.
+func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, err error) {
+	if herald.ErrorCode(err) != herald.EINVALID {
+		s.error(w, r, err)
+		return
+	}
+	s.page(w, r, http.StatusBadRequest, "error", map[string]any{
+		"Title": "Link not valid", "Heading": "This link doesn't work", "Error": herald.ErrorMessage(err), "SubscribeURL": "/",
+	})
+}
+
+// confirmPage changes nothing: mail scanners follow links. Its script
+// posts the token back at once; the button does it without script.
+func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	if err := s.deps.Subs.CheckConfirmToken(tok); err != nil {
+		s.tokenError(w, r, err)
+		return
+	}
+	s.page(w, r, http.StatusOK, "confirm", map[string]any{"Title": "Confirm", "Action": "/confirm", "Token": tok})
+}
+
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+	vals, err := parseForm(w, r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	tok := vals.Get("token")
+	if tok == "" {
+		tok = r.URL.Query().Get("token")
+	}
+	sub, err := s.deps.Subs.Confirm(r.Context(), tok)
+	if err != nil {
+		s.tokenError(w, r, err)
+		return
+	}
+	s.page(w, r, http.StatusOK, "confirmed", map[string]any{
+		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
+		"PrefsURL": "/preferences?token=" + s.deps.Subs.ManageToken(sub.ID),
+	})
+}
+
+func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	sub, err := s.deps.Subs.ForUnsubscribe(r.Context(), tok)
+	if err != nil {
+		s.tokenError(w, r, err)
+		return
+	}
+	if sub.Status == herald.StatusUnsubscribed {
+		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+		return
+	}
+	s.page(w, r, http.StatusOK, "unsubscribe", map[string]any{
+		"Title": "Unsubscribe", "Email": sub.Email,
+		"Action":   "/unsubscribe?token=" + url.QueryEscape(tok),
+		"PrefsURL": "/preferences?token=" + s.deps.Subs.ManageToken(sub.ID),
+	})
+}
+
+// unsubscribe is also the RFC 8058 one-click target: a POST with
+// List-Unsubscribe=One-Click, no cookies, no redirect. The token may come in
+// the query (one-click) or the form.
+func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
+	vals, err := parseForm(w, r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		tok = vals.Get("token")
+	}
+	sub, err := s.deps.Subs.Unsubscribe(r.Context(), tok)
+	if err != nil {
+		s.tokenError(w, r, err)
+		return
+	}
+	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+}
+
+func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	sub, err := s.deps.Subs.ForPreferences(r.Context(), tok)
+	if err != nil {
+		s.tokenError(w, r, err)
+		return
+	}
+	s.page(w, r, http.StatusOK, "preferences", map[string]any{
+		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
+		"Frequency": string(sub.Frequency), "Token": tok, "Action": "/preferences",
+		"Saved": r.URL.Query().Get("saved") == "1",
+	})
+}
+
+func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
+	vals, err := parseForm(w, r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	tok := vals.Get("token")
+	if tok == "" {
+		tok = r.URL.Query().Get("token")
+	}
+	switch vals.Get("action") {
+	case "unsubscribe":
+		sub, err := s.deps.Subs.UnsubscribeFromPreferences(r.Context(), tok)
+		if err != nil {
+			s.tokenError(w, r, err)
+			return
+		}
+		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+	case "save", "":
+		sub, err := s.deps.Subs.SetFrequency(r.Context(), tok, vals.Get("frequency"))
+		if err != nil {
+			if herald.ErrorField(err) == "frequency" {
+				cur, err2 := s.deps.Subs.ForPreferences(r.Context(), tok)
+				if err2 != nil {
+					s.tokenError(w, r, err2)
+					return
+				}
+				s.page(w, r, http.StatusUnprocessableEntity, "preferences", map[string]any{
+					"Title": "Preferences", "Email": cur.Email, "Status": string(cur.Status),
+					"Frequency": string(cur.Frequency), "Token": tok, "Action": "/preferences", "Error": herald.ErrorMessage(err),
+				})
+				return
+			}
+			s.tokenError(w, r, err)
+			return
+		}
+		_ = sub
+		http.Redirect(w, r, "/preferences?saved=1&token="+url.QueryEscape(tok), http.StatusSeeOther)
+	default:
+		s.error(w, r, herald.Errorf(herald.EINVALID, "unknown action %q", vals.Get("action")).WithField("action"))
+	}
+}

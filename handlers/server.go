@@ -1,0 +1,391 @@
+// Package handlers is herald's HTTP layer: routes (gorilla/mux), decoding,
+// calling a service, encoding, and the middleware around them. It knows no
+// bbolt and no SMTP; it reaches the services through interfaces it declares.
+package handlers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gorilla/mux"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/templates"
+)
+
+// Subscriptions is the double opt-in service the public pages use.
+type Subscriptions interface {
+	Subscribe(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error)
+	Resend(ctx context.Context, email string) error
+	CheckConfirmToken(token string) error
+	Confirm(ctx context.Context, token string) (*herald.Subscriber, error)
+	ForUnsubscribe(ctx context.Context, token string) (*herald.Subscriber, error)
+	ForPreferences(ctx context.Context, token string) (*herald.Subscriber, error)
+	Unsubscribe(ctx context.Context, token string) (*herald.Subscriber, error)
+	UnsubscribeFromPreferences(ctx context.Context, token string) (*herald.Subscriber, error)
+	SetFrequency(ctx context.Context, token, freq string) (*herald.Subscriber, error)
+	ManageToken(id uint64) string
+}
+
+// Rate is N requests per Period; N = 0 means unlimited.
+type Rate struct {
+	N      int
+	Period time.Duration
+}
+
+// Options configure the HTTP layer.
+type Options struct {
+	SiteName         string
+	SiteURL          string
+	BaseURL          string
+	AdminToken       string // "" = admin API disabled (403)
+	TrustedProxies   []netip.Prefix
+	SubscribePerIP   Rate
+	DefaultFrequency herald.Frequency
+	Logger           *slog.Logger
+	Now              func() time.Time
+}
+
+// Deps are the services behind the routes. Subs, Store and Templates are
+// required; the rest may be nil until the feature exists.
+type Deps struct {
+	Subs      Subscriptions
+	Store     herald.SubscriberStore
+	Templates *templates.Set
+	// Health answers nil when the database answers.
+	Health func(ctx context.Context) error
+}
+
+// Server is the http.Handler for every route.
+type Server struct {
+	opt    Options
+	deps   Deps
+	router *mux.Router
+	log    *slog.Logger
+	ipLim  *limiter
+}
+
+// MaxBody is the largest request body accepted on public and API routes
+// (except CSV import, which streams).
+const MaxBody = 64 << 10
+
+// New builds the routes.
+func New(opt Options, deps Deps) *Server {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if !opt.DefaultFrequency.Valid() {
+		opt.DefaultFrequency = herald.Daily
+	}
+	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
+	s := &Server{opt: opt, deps: deps, log: opt.Logger, ipLim: newLimiter(opt.SubscribePerIP, opt.Now)}
+	r := mux.NewRouter()
+	r.NotFoundHandler = http.HandlerFunc(s.notFound)
+	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
+
+	r.HandleFunc("/", s.subscribePage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/subscribe", s.subscribePage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/subscribe", s.subscribe).Methods(http.MethodPost)
+	r.HandleFunc("/subscribe", s.preflight).Methods(http.MethodOptions)
+	r.HandleFunc("/subscribe/check-email", s.checkEmail).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/subscribe/resend", s.resend).Methods(http.MethodPost)
+	r.HandleFunc("/confirm", s.confirmPage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/confirm", s.confirm).Methods(http.MethodPost)
+	r.HandleFunc("/unsubscribe", s.unsubscribePage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/unsubscribe", s.unsubscribe).Methods(http.MethodPost)
+	r.HandleFunc("/preferences", s.preferencesPage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/preferences", s.preferences).Methods(http.MethodPost)
+	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
+
+	api := r.PathPrefix("/api/v1").Subrouter()
+	api.NotFoundHandler = http.HandlerFunc(s.apiNotFound)
+	api.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
+	api.Use(s.requireAdmin)
+	api.HandleFunc("/subscribers", s.apiListSubscribers).Methods(http.MethodGet)
+	api.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
+	api.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
+	api.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
+	s.router = r
+	return s
+}
+
+// Router exposes the router so later features can add routes.
+func (s *Server) Router() *mux.Router { return s.router }
+
+// ServeHTTP wraps every request in the common middleware.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	nonce := newNonce()
+	setSecurityHeaders(rec.Header(), nonce)
+	r = r.WithContext(context.WithValue(r.Context(), nonceKey{}, nonce))
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			s.log.Error("handlers: panic", "method", r.Method, "path", r.URL.Path, "panic", fmt.Sprint(v))
+			if !rec.wrote {
+				s.error(rec, r, errors.New("panic"))
+			}
+		}
+		s.log.Info("http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+			"bytes", rec.bytes, "dur", time.Since(start).Round(time.Microsecond), "ip", s.clientIP(r).String())
+	}()
+	s.router.ServeHTTP(rec, r)
+}
+
+type nonceKey struct{}
+
+func newNonce() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawStdEncoding.EncodeToString(b[:])
+}
+
+func nonceFrom(r *http.Request) string {
+	n, _ := r.Context().Value(nonceKey{}).(string)
+	return n
+}
+
+// setSecurityHeaders: pages carry their CSS and the confirm script inline,
+// allowed by a per-request nonce and nothing else.
+func setSecurityHeaders(h http.Header, nonce string) {
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	h.Set("X-Frame-Options", "DENY")
+}
+
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int
+	wrote  bool
+}
+
+func (w *statusRecorder) WriteHeader(code int) {
+	if !w.wrote {
+		w.status = code
+		w.wrote = true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusRecorder) Write(b []byte) (int, error) {
+	w.wrote = true
+	n, err := w.ResponseWriter.Write(b)
+	w.bytes += n
+	return n, err
+}
+
+func (w *statusRecorder) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// clientIP is the peer address, or the right-most untrusted address of
+// X-Forwarded-For when the peer is a trusted proxy.
+func (s *Server) clientIP(r *http.Request) netip.Addr {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	var peer netip.Addr
+	if err == nil {
+		peer = ap.Addr().Unmap()
+	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
+		peer = a.Unmap()
+	}
+	if !s.trusted(peer) {
+		return peer
+	}
+	xff := r.Header.Values("X-Forwarded-For")
+	parts := strings.Split(strings.Join(xff, ","), ",")
+	for i := len(parts) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(parts[i]))
+		if err != nil {
+			return peer // a malformed hop: trust nothing beyond it
+		}
+		a = a.Unmap()
+		if !s.trusted(a) {
+			return a
+		}
+		peer = a
+	}
+	return peer
+}
+
+func (s *Server) trusted(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	for _, p := range s.opt.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// statusFor maps herald's error codes to HTTP statuses: the one place
+// that decides.
+func statusFor(code string) int {
+	switch code {
+	case herald.EINVALID:
+		return http.StatusUnprocessableEntity
+	case herald.EMALFORMED:
+		return http.StatusBadRequest
+	case herald.ENOTFOUND:
+		return http.StatusNotFound
+	case herald.ECONFLICT:
+		return http.StatusConflict
+	case herald.EUNAUTHORIZED:
+		return http.StatusUnauthorized
+	case herald.EFORBIDDEN:
+		return http.StatusForbidden
+	case herald.ERATELIMIT:
+		return http.StatusTooManyRequests
+	case herald.ETOOLARGE:
+		return http.StatusRequestEntityTooLarge
+	case herald.ENOTIMPLEMENTED:
+		return http.StatusNotImplemented
+	case herald.EUNAVAILABLE:
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+func (s *Server) logIfInternal(r *http.Request, err error) {
+	if herald.ErrorCode(err) == herald.EINTERNAL {
+		s.log.Error("handlers: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+	}
+}
+
+func setRetryAfter(w http.ResponseWriter, err error) {
+	var he *herald.Error
+	if errors.As(err, &he) && he.Code == herald.ERATELIMIT {
+		secs := int(he.RetryAfter.Round(time.Second) / time.Second)
+		if secs < 1 {
+			secs = 1
+		}
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+	}
+}
+
+// jsonError writes {"error": ..., "field": ...} with the mapped status.
+func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
+	s.logIfInternal(r, err)
+	setRetryAfter(w, err)
+	body := map[string]string{"error": herald.ErrorMessage(err)}
+	if f := herald.ErrorField(err); f != "" {
+		body["field"] = f
+	}
+	writeJSON(w, statusFor(herald.ErrorCode(err)), body)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(true)
+	_ = enc.Encode(v)
+}
+
+// wantsJSON: JSON in, or JSON asked for.
+func wantsJSON(r *http.Request) bool {
+	ct := strings.ToLower(r.Header.Get("Content-Type"))
+	return strings.HasPrefix(ct, "application/json") || strings.Contains(strings.ToLower(r.Header.Get("Accept")), "application/json")
+}
+
+func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	if wantsJSON(r) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such page"})
+		return
+	}
+	s.page(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Heading": "Page not found", "Error": "There is nothing at this address.", "SubscribeURL": "/"})
+}
+
+func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such API route: " + r.URL.Path})
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	// gorilla/mux does not say which methods would do; work them out.
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		probe := r.Clone(r.Context())
+		probe.Method = m
+		var match mux.RouteMatch
+		if s.router.Match(probe, &match) && match.MatchErr == nil {
+			allowed = append(allowed, m)
+		}
+	}
+	if len(allowed) > 0 {
+		w.Header().Set("Allow", strings.Join(allowed, ", "))
+	}
+	msg := fmt.Sprintf("method %s is not allowed here", r.Method)
+	if strings.HasPrefix(r.URL.Path, "/api/") || wantsJSON(r) {
+		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": msg})
+		return
+	}
+	s.page(w, r, http.StatusMethodNotAllowed, "error", map[string]any{"Title": "Not allowed", "Error": msg})
+}
+
+// error answers a page request with the error page.
+func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
+	s.logIfInternal(r, err)
+	setRetryAfter(w, err)
+	status := statusFor(herald.ErrorCode(err))
+	s.page(w, r, status, "error", map[string]any{"Title": "Error", "Error": herald.ErrorMessage(err)})
+}
+
+type siteInfo struct{ Name, URL string }
+
+// page renders a page with the layout's fields filled in.
+func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name string, data map[string]any) {
+	if data == nil {
+		data = map[string]any{}
+	}
+	data["Site"] = siteInfo{s.opt.SiteName, s.opt.SiteURL}
+	data["Nonce"] = nonceFrom(r)
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	var buf strings.Builder
+	if err := s.deps.Templates.Page(&buf, name, data); err != nil {
+		s.log.Error("handlers: render", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(status)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write([]byte(buf.String()))
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	if s.deps.Health != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := s.deps.Health(ctx); err != nil {
+			s.log.Warn("handlers: health check failed", "err", err)
+			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database does not answer"})
+			return
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}

@@ -1,0 +1,523 @@
+// Package subscription holds the double opt-in rules: subscribe, confirm,
+// unsubscribe and preferences, the signed tokens in links, and the emails
+// those steps send (through the durable outbox, in the same transaction).
+package subscription
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/mailer"
+	"github.com/herald-dev/herald/templates"
+)
+
+// Options configure a Service; the zero values of optional fields are sane.
+type Options struct {
+	SiteName   string
+	SiteURL    string
+	BaseURL    string // absolute, no trailing slash needed
+	From       string // "Name <addr>"
+	ConfirmTTL time.Duration
+	// PerAddress limits confirmation emails to one address: at most
+	// PerAddressN in PerAddressWindow. 0 = unlimited.
+	PerAddressN      int
+	PerAddressWindow time.Duration
+	// GlobalPerHour caps confirmation emails across all addresses. 0 = unlimited.
+	GlobalPerHour    int
+	Welcome          bool
+	DefaultFrequency herald.Frequency
+	Now              func() time.Time
+	Logger           *slog.Logger
+	// Enqueued is called after messages were committed to the outbox, to
+	// wake the sender.
+	Enqueued func()
+}
+
+// Service applies the subscription rules on a store.
+type Service struct {
+	store  herald.SubscriberStore
+	tokens *Tokens
+	tpl    *templates.Set
+	opt    Options
+	from   *mail.Address
+
+	mu        sync.Mutex
+	hourStart time.Time
+	hourCount int
+}
+
+// New returns a Service.
+func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt Options) (*Service, error) {
+	from, err := mail.ParseAddress(opt.From)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: mail.from %q: %w", opt.From, err)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.ConfirmTTL <= 0 {
+		opt.ConfirmTTL = 168 * time.Hour
+	}
+	if !opt.DefaultFrequency.Valid() {
+		opt.DefaultFrequency = herald.Daily
+	}
+	if opt.Enqueued == nil {
+		opt.Enqueued = func() {}
+	}
+	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
+	return &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}, nil
+}
+
+// Tokens returns the token signer (the digest uses it for footer links).
+func (s *Service) Tokens() *Tokens { return s.tokens }
+
+// Validated is a Request after its rules were checked.
+type Validated struct {
+	Email     string
+	Name      string
+	Frequency herald.Frequency
+}
+
+// Validate checks a request and normalises it. Errors are EINVALID with
+// the field named.
+func (s *Service) Validate(r herald.SubscribeRequest) (Validated, error) {
+	email, err := herald.NormalizeEmail(r.Email)
+	if err != nil {
+		return Validated{}, err
+	}
+	name, err := herald.CleanName(r.Name)
+	if err != nil {
+		return Validated{}, err
+	}
+	freq := s.opt.DefaultFrequency
+	if strings.TrimSpace(r.Frequency) != "" {
+		if strings.ContainsAny(r.Frequency, "\r\n") {
+			return Validated{}, herald.Errorf(herald.EINVALID, "frequency must not contain line breaks").WithField("frequency")
+		}
+		f, err := herald.ParseFrequency(strings.TrimSpace(r.Frequency))
+		if err != nil {
+			return Validated{}, err
+		}
+		freq = f
+	}
+	return Validated{Email: email, Name: name, Frequency: freq}, nil
+}
+
+// Subscribe starts (or restarts) the opt-in for an address and returns when
+// the subscriber and its confirmation email are durable. The outcome looks
+// the same to the caller whether the address was new, pending or already
+// subscribed, so the answer reveals nothing.
+func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error) {
+	v, err := s.Validate(r)
+	if err != nil {
+		return nil, err
+	}
+	if r.Source == "" {
+		r.Source = "form"
+	}
+	if !r.Confirmed && !s.takeGlobal() {
+		return nil, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: s.globalRetryAfter()}
+	}
+	now := s.opt.Now()
+	var queued bool
+	sub, err := s.store.MutateSubscriber(ctx, v.Email, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		queued = false
+		next := *cur
+		next.UpdatedAt = now
+		switch cur.Status {
+		case "":
+			next.CreatedAt = now
+			next.Name = v.Name
+			next.Frequency = v.Frequency
+			next.Source = r.Source
+			next.Status = herald.StatusPending
+			next.Nonce = NewNonce()
+		case herald.StatusConfirmed:
+			return nil, nil, nil // nothing to do, and nothing to tell
+		case herald.StatusPending:
+			// The same person trying again (or a bot): refresh the choice,
+			// resend within the per-address limit.
+			next.Name = v.Name
+			next.Frequency = v.Frequency
+		case herald.StatusUnsubscribed, herald.StatusBounced:
+			if r.Confirmed {
+				return nil, nil, nil // an import never undoes an unsubscribe
+			}
+			// A fresh opt-in: old confirm links stop working.
+			next.Status = herald.StatusPending
+			next.Name = v.Name
+			next.Frequency = v.Frequency
+			next.Nonce = NewNonce()
+			next.Bounces = 0
+			next.ConfirmedAt = nil
+		}
+		if r.Confirmed {
+			next.Status = herald.StatusConfirmed
+			t := now
+			next.ConfirmedAt = &t
+			next.UnsubscribedAt = nil
+			return &next, nil, nil
+		}
+		next.ConfirmsSent = recent(cur.ConfirmsSent, now, s.opt.PerAddressWindow)
+		if s.opt.PerAddressN > 0 && len(next.ConfirmsSent) >= s.opt.PerAddressN {
+			return &next, nil, nil // saved, but no more mail to this address for now
+		}
+		msg, err := s.confirmMessage(&next, now)
+		if err != nil {
+			return nil, nil, err
+		}
+		next.ConfirmsSent = append(next.ConfirmsSent, now)
+		queued = true
+		return &next, []*herald.OutboxMessage{msg}, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscription: subscribe: %w", err)
+	}
+	if queued {
+		s.opt.Enqueued()
+	}
+	return sub, nil
+}
+
+// recent keeps the times within window of now (all of them when window is 0
+// would grow forever, so keep the last 10 then).
+func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
+	out := make([]time.Time, 0, len(ts)+1)
+	for _, t := range ts {
+		if window <= 0 || now.Sub(t) < window {
+			out = append(out, t)
+		}
+	}
+	if len(out) > 10 {
+		out = out[len(out)-10:]
+	}
+	return out
+}
+
+// takeGlobal counts one confirmation against the hourly cap.
+func (s *Service) takeGlobal() bool {
+	if s.opt.GlobalPerHour <= 0 {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.opt.Now()
+	if now.Sub(s.hourStart) >= time.Hour {
+		s.hourStart, s.hourCount = now, 0
+	}
+	if s.hourCount >= s.opt.GlobalPerHour {
+		return false
+	}
+	s.hourCount++
+	return true
+}
+
+func (s *Service) globalRetryAfter() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := time.Hour - s.opt.Now().Sub(s.hourStart)
+	if d < time.Second {
+		d = time.Second
+	}
+	return d
+}
+
+// Resend sends the confirmation again to a pending address, within the
+// per-address limit. Unknown or confirmed addresses get nothing, and the
+// caller can't tell the difference.
+func (s *Service) Resend(ctx context.Context, email string) error {
+	e, err := herald.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	cur, err := s.store.SubscriberByEmail(ctx, e)
+	if herald.ErrorCode(err) == herald.ENOTFOUND || (err == nil && cur.Status != herald.StatusPending) {
+		return nil
+	} else if err != nil {
+		return fmt.Errorf("subscription: resend: %w", err)
+	}
+	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Source: cur.Source})
+	return err
+}
+
+// Confirm completes the opt-in for a confirm token. Confirming twice is fine.
+func (s *Service) Confirm(ctx context.Context, token string) (*herald.Subscriber, error) {
+	t, err := s.tokens.Verify(token, PurposeConfirm)
+	if err != nil {
+		return nil, err
+	}
+	now := s.opt.Now()
+	var queued bool
+	sub, err := s.store.MutateSubscriberByID(ctx, t.SubscriberID, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		queued = false
+		if cur.Status == "" || cur.Nonce != t.Nonce {
+			return nil, nil, herald.Errorf(herald.EINVALID, "This confirmation link is no longer valid. Subscribe again to get a new one.").WithField("token")
+		}
+		switch cur.Status {
+		case herald.StatusConfirmed:
+			return nil, nil, nil
+		case herald.StatusUnsubscribed, herald.StatusBounced:
+			return nil, nil, herald.Errorf(herald.EINVALID, "This address was unsubscribed after this link was sent. Subscribe again to get a new one.").WithField("token")
+		}
+		next := *cur
+		next.Status = herald.StatusConfirmed
+		next.ConfirmedAt = &now
+		next.UpdatedAt = now
+		next.ConfirmsSent = nil
+		var out []*herald.OutboxMessage
+		if s.opt.Welcome {
+			msg, err := s.welcomeMessage(&next, now)
+			if err != nil {
+				return nil, nil, err
+			}
+			out = append(out, msg)
+			queued = true
+		}
+		return &next, out, nil
+	})
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return nil, herald.Errorf(herald.EINVALID, "This confirmation link is no longer valid. Subscribe again to get a new one.").WithField("token")
+	} else if err != nil {
+		return nil, fmt.Errorf("subscription: confirm: %w", err)
+	}
+	if queued {
+		s.opt.Enqueued()
+	}
+	return sub, nil
+}
+
+// CheckConfirmToken checks a confirm token's signature and expiry without
+// touching the database (the GET page must change nothing).
+func (s *Service) CheckConfirmToken(token string) error {
+	_, err := s.tokens.Verify(token, PurposeConfirm)
+	return err
+}
+
+// ForUnsubscribe returns the subscriber an unsubscribe token names.
+func (s *Service) ForUnsubscribe(ctx context.Context, token string) (*herald.Subscriber, error) {
+	return s.forToken(ctx, token, PurposeUnsubscribe)
+}
+
+// ForPreferences returns the subscriber a preferences token names.
+func (s *Service) ForPreferences(ctx context.Context, token string) (*herald.Subscriber, error) {
+	return s.forToken(ctx, token, PurposeManage)
+}
+
+// forToken returns the subscriber an unsubscribe or preferences token names.
+func (s *Service) forToken(ctx context.Context, token string, p Purpose) (*herald.Subscriber, error) {
+	t, err := s.tokens.Verify(token, p)
+	if err != nil {
+		return nil, err
+	}
+	sub, err := s.store.SubscriberByID(ctx, t.SubscriberID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+	} else if err != nil {
+		return nil, fmt.Errorf("subscription: %w", err)
+	}
+	return sub, nil
+}
+
+// Unsubscribe ends a subscription at once (unsubscribe token); doing it
+// twice is fine.
+func (s *Service) Unsubscribe(ctx context.Context, token string) (*herald.Subscriber, error) {
+	return s.unsubscribe(ctx, token, PurposeUnsubscribe)
+}
+
+// UnsubscribeFromPreferences is Unsubscribe with a preferences token.
+func (s *Service) UnsubscribeFromPreferences(ctx context.Context, token string) (*herald.Subscriber, error) {
+	return s.unsubscribe(ctx, token, PurposeManage)
+}
+
+func (s *Service) unsubscribe(ctx context.Context, token string, p Purpose) (*herald.Subscriber, error) {
+	if p != PurposeUnsubscribe && p != PurposeManage {
+		return nil, herald.Errorf(herald.EINVALID, "This link is not valid.").WithField("token")
+	}
+	t, err := s.tokens.Verify(token, p)
+	if err != nil {
+		return nil, err
+	}
+	return s.UnsubscribeID(ctx, t.SubscriberID)
+}
+
+// UnsubscribeID ends a subscription by id (bounce complaints, admins).
+func (s *Service) UnsubscribeID(ctx context.Context, id uint64) (*herald.Subscriber, error) {
+	now := s.opt.Now()
+	sub, err := s.store.MutateSubscriberByID(ctx, id, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		if cur.Status == "" {
+			return nil, nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+		}
+		if cur.Status == herald.StatusUnsubscribed {
+			return nil, nil, nil
+		}
+		next := *cur
+		next.Status = herald.StatusUnsubscribed
+		next.UnsubscribedAt = &now
+		next.UpdatedAt = now
+		return &next, nil, nil
+	})
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+	} else if err != nil {
+		return nil, fmt.Errorf("subscription: unsubscribe: %w", err)
+	}
+	return sub, nil
+}
+
+// SetFrequency changes how often a reader hears from us (preferences token).
+func (s *Service) SetFrequency(ctx context.Context, token string, freq string) (*herald.Subscriber, error) {
+	t, err := s.tokens.Verify(token, PurposeManage)
+	if err != nil {
+		return nil, err
+	}
+	f, err := herald.ParseFrequency(strings.TrimSpace(freq))
+	if err != nil {
+		return nil, err
+	}
+	now := s.opt.Now()
+	sub, err := s.store.MutateSubscriberByID(ctx, t.SubscriberID, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		if cur.Status == "" {
+			return nil, nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+		}
+		if cur.Frequency == f {
+			return nil, nil, nil
+		}
+		next := *cur
+		next.Frequency = f
+		next.UpdatedAt = now
+		return &next, nil, nil
+	})
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+	} else if err != nil {
+		return nil, fmt.Errorf("subscription: preferences: %w", err)
+	}
+	return sub, nil
+}
+
+// Links for a subscriber.
+
+// ConfirmURL is the link in a confirmation email.
+func (s *Service) ConfirmURL(sub *herald.Subscriber, now time.Time) string {
+	tok := s.tokens.Sign(Token{Purpose: PurposeConfirm, SubscriberID: sub.ID, Nonce: sub.Nonce, Expires: now.Add(s.opt.ConfirmTTL)})
+	return s.opt.BaseURL + "/confirm?token=" + url.QueryEscape(tok)
+}
+
+// UnsubscribeToken never expires.
+func (s *Service) UnsubscribeToken(id uint64) string {
+	return s.tokens.Sign(Token{Purpose: PurposeUnsubscribe, SubscriberID: id})
+}
+
+// ManageToken opens the preferences page; it never expires.
+func (s *Service) ManageToken(id uint64) string {
+	return s.tokens.Sign(Token{Purpose: PurposeManage, SubscriberID: id})
+}
+
+// UnsubscribeURL is the footer and List-Unsubscribe link.
+func (s *Service) UnsubscribeURL(id uint64) string {
+	return s.opt.BaseURL + "/unsubscribe?token=" + s.UnsubscribeToken(id)
+}
+
+// PreferencesURL is the footer's preferences link.
+func (s *Service) PreferencesURL(id uint64) string {
+	return s.opt.BaseURL + "/preferences?token=" + s.ManageToken(id)
+}
+
+type site struct{ Name, URL string }
+
+func (s *Service) confirmMessage(sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
+	confirmURL := s.ConfirmURL(sub, now)
+	// Nothing the visitor typed but the address goes into this email: the
+	// name field is a favourite of subscription bombers.
+	data := map[string]any{
+		"Site":       site{s.opt.SiteName, s.opt.SiteURL},
+		"Subject":    "Confirm your subscription to " + s.opt.SiteName,
+		"Email":      sub.Email,
+		"Frequency":  string(sub.Frequency),
+		"ConfirmURL": confirmURL,
+		"Button":     map[string]string{"URL": confirmURL, "Label": "Confirm subscription"},
+		"TTL":        humanDuration(s.opt.ConfirmTTL),
+	}
+	html, text, err := s.tpl.Email("confirm", data)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: %w", err)
+	}
+	return s.outbox(herald.KindConfirm, sub, data["Subject"].(string), html, text, nil, now, now.Add(s.opt.ConfirmTTL))
+}
+
+func (s *Service) welcomeMessage(sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
+	unsub := s.UnsubscribeURL(sub.ID)
+	data := map[string]any{
+		"Site":           site{s.opt.SiteName, s.opt.SiteURL},
+		"Subject":        "Welcome to " + s.opt.SiteName,
+		"Email":          sub.Email,
+		"Frequency":      string(sub.Frequency),
+		"FromAddress":    s.from.Address,
+		"PrefsURL":       s.PreferencesURL(sub.ID),
+		"UnsubscribeURL": unsub,
+	}
+	html, text, err := s.tpl.Email("welcome", data)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: %w", err)
+	}
+	headers := map[string]string{
+		"List-Unsubscribe":      "<" + unsub + ">",
+		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+	}
+	return s.outbox(herald.KindWelcome, sub, data["Subject"].(string), html, text, headers, now, now.Add(72*time.Hour))
+}
+
+func (s *Service) outbox(kind herald.MessageKind, sub *herald.Subscriber, subject, html, text string, headers map[string]string, now, expires time.Time) (*herald.OutboxMessage, error) {
+	var rnd [12]byte
+	_, _ = rand.Read(rnd[:])
+	id := mailer.NewMessageID(s.opt.From, string(kind), hex.EncodeToString(rnd[:]))
+	m, err := mailer.Compose(&mailer.Email{
+		From:      s.opt.From,
+		To:        sub.Email,
+		Subject:   subject,
+		Text:      text,
+		HTML:      html,
+		Headers:   headers,
+		MessageID: id,
+		Date:      now,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscription: compose %s: %w", kind, err)
+	}
+	return &herald.OutboxMessage{
+		Kind:         kind,
+		To:           sub.Email,
+		SubscriberID: sub.ID,
+		MessageID:    m.MessageID,
+		Raw:          m.Raw,
+		CreatedAt:    now,
+		NextAttempt:  now,
+		ExpiresAt:    expires,
+	}, nil
+}
+
+// humanDuration prints 168h as "7 days", 36h as "36 hours".
+func humanDuration(d time.Duration) string {
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	case d >= 2*time.Hour:
+		return fmt.Sprintf("%d hours", d/time.Hour)
+	case d >= time.Hour:
+		return "1 hour"
+	default:
+		return fmt.Sprintf("%d minutes", d/time.Minute)
+	}
+}
