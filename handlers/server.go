@@ -6,7 +6,7 @@ package handlers
 import (
 	"context"
 	"crypto/rand"
-	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -111,8 +111,6 @@ func New(opt Options, deps Deps) *Server {
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 
 	api := r.PathPrefix("/api/v1").Subrouter()
-	api.NotFoundHandler = http.HandlerFunc(s.apiNotFound)
-	api.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
 	api.Use(s.requireAdmin)
 	api.HandleFunc("/subscribers", s.apiListSubscribers).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
@@ -153,7 +151,7 @@ type nonceKey struct{}
 func newNonce() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
-	return base64.RawStdEncoding.EncodeToString(b[:])
+	return hex.EncodeToString(b[:]) // no characters html/template would escape
 }
 
 func nonceFrom(r *http.Request) string {
@@ -313,6 +311,16 @@ func wantsJSON(r *http.Request) bool {
 }
 
 func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
+	// gorilla/mux reports a method mismatch inside a subrouter as not
+	// found; tell them apart here.
+	if len(s.allowedMethods(r)) > 0 {
+		s.methodNotAllowed(w, r)
+		return
+	}
+	if strings.HasPrefix(r.URL.Path, "/api/") {
+		s.apiNotFound(w, r)
+		return
+	}
 	if wantsJSON(r) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such page"})
 		return
@@ -324,18 +332,26 @@ func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such API route: " + r.URL.Path})
 }
 
-func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
-	// gorilla/mux does not say which methods would do; work them out.
+// allowedMethods works out which methods the path answers to; gorilla/mux
+// does not say.
+func (s *Server) allowedMethods(r *http.Request) []string {
 	var allowed []string
-	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		if m == r.Method {
+			continue
+		}
 		probe := r.Clone(r.Context())
 		probe.Method = m
 		var match mux.RouteMatch
-		if s.router.Match(probe, &match) && match.MatchErr == nil {
+		if s.router.Match(probe, &match) && match.MatchErr == nil && match.Route != nil {
 			allowed = append(allowed, m)
 		}
 	}
-	if len(allowed) > 0 {
+	return allowed
+}
+
+func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	if allowed := s.allowedMethods(r); len(allowed) > 0 {
 		w.Header().Set("Allow", strings.Join(allowed, ", "))
 	}
 	msg := fmt.Sprintf("method %s is not allowed here", r.Method)
