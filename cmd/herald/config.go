@@ -90,6 +90,9 @@ type MailConfig struct {
 	OutboxDir   string `toml:"outbox_dir"`
 	Welcome     bool   `toml:"welcome"`
 	BounceLimit int    `toml:"bounce_limit"`
+	// RetryBackoff is the first wait after a temporary failure; it doubles
+	// up to an hour (herald extension).
+	RetryBackoff Duration `toml:"retry_backoff"`
 }
 
 type SMTPConfig struct {
@@ -138,7 +141,7 @@ func DefaultConfig() *Config {
 		Store:   StoreConfig{Path: "data/herald.db"},
 		Site:    SiteConfig{Name: "My Blog", URL: ""},
 		Digest:  DigestConfig{Timezone: "UTC", Daily: "0 7 * * *", Weekly: "0 7 * * MON", DefaultFrequency: "daily", MaxPosts: 20},
-		Mail:    MailConfig{From: "herald <herald@localhost.localdomain>", Transport: "file", OutboxDir: "data/outbox", Welcome: true, BounceLimit: 3},
+		Mail:    MailConfig{From: "herald <herald@localhost.localdomain>", Transport: "file", OutboxDir: "data/outbox", Welcome: true, BounceLimit: 3, RetryBackoff: Duration{30 * time.Second}},
 		SMTP:    SMTPConfig{Host: "localhost", Port: 587, TLS: "starttls", Connections: 4, Timeout: Duration{30 * time.Second}},
 		DKIM:    DKIMConfig{Selector: "herald"},
 		Archive: ArchiveConfig{Enabled: true},
@@ -315,6 +318,9 @@ func (c *Config) Validate() error {
 		}
 	default:
 		bad("mail.transport", "want \"file\" or \"smtp\", got %q", c.Mail.Transport)
+	}
+	if c.Mail.RetryBackoff.Duration < 100*time.Millisecond || c.Mail.RetryBackoff.Duration > time.Hour {
+		bad("mail.retry_backoff", "must be between 100ms and 1h, got %s", c.Mail.RetryBackoff.Duration)
 	}
 	if c.Mail.BounceLimit < 1 {
 		bad("mail.bounce_limit", "must be at least 1, got %d", c.Mail.BounceLimit)

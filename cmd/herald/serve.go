@@ -64,19 +64,19 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return a.serve(ctx)
 }
 
-func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (a *app, err error) {
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err error) {
 	cfg.resolvePaths()
-	a = &app{cfg: cfg, log: log}
+	a := &app{cfg: cfg, log: log}
 	defer func() {
 		if err != nil {
-			a.close()
+			a.close() // a, not the nil the error path returns
 		}
 	}()
 	tpl, err := templates.Load()
 	if err != nil {
 		return nil, err
 	}
-	a.db, err = store.Open(ctx, cfg.Store.Path, store.Options{Logger: log, LockTimeout: time.Second})
+	a.db, err = store.Open(ctx, cfg.Store.Path, store.Options{Logger: log, LockTimeout: 250 * time.Millisecond})
 	if err != nil {
 		if errors.Is(err, store.ErrLocked) {
 			return nil, fmt.Errorf("%s: database is in use by another herald process", cfg.Store.Path)
@@ -109,6 +109,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (a *app, err err
 		Logger:       log,
 		Workers:      cfg.SMTP.Connections,
 		EnvelopeFrom: from.Address,
+		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
 		Drop:         a.dropMessage,
 	})
 	perAddr, _ := ParseRate(cfg.Security.ConfirmationsPerAddress)

@@ -1,0 +1,199 @@
+// Package e2e holds whole-process tests: they build the herald binary, run
+// `herald serve` on a temp dir against a real SMTP server on loopback, and
+// drive it over HTTP like a reader or an admin would.
+package e2e
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "herald-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binary = filepath.Join(dir, "herald")
+	cmd := exec.Command("go", "build", "-race", "-o", binary, "../cmd/herald")
+	if os.Getenv("HERALD_E2E_NORACE") != "" {
+		cmd = exec.Command("go", "build", "-o", binary, "../cmd/herald")
+	}
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building herald:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// freePort finds a loopback port nobody listens on right now.
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// proc is one running `herald serve`.
+type proc struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string
+	mu     sync.Mutex
+	output bytes.Buffer
+	done   chan struct{}
+	err    error
+}
+
+func (p *proc) Write(b []byte) (int, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.output.Write(b)
+}
+
+// Output is what the process logged so far.
+func (p *proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.output.String()
+}
+
+// instance is a herald data dir and config, started as often as needed.
+type instance struct {
+	t      *testing.T
+	dir    string
+	config string
+	port   int
+	base   string
+	env    []string
+}
+
+func newInstance(t *testing.T, configBody string, env ...string) *instance {
+	t.Helper()
+	dir := t.TempDir()
+	port := freePort(t)
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	body := strings.ReplaceAll(configBody, "{{LISTEN}}", fmt.Sprintf("127.0.0.1:%d", port))
+	body = strings.ReplaceAll(body, "{{BASE}}", base)
+	body = strings.ReplaceAll(body, "{{DIR}}", dir)
+	cfg := filepath.Join(dir, "herald.toml")
+	if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return &instance{t: t, dir: dir, config: cfg, port: port, base: base, env: env}
+}
+
+// start runs `herald serve` and waits until /healthz answers.
+func (in *instance) start() *proc {
+	t := in.t
+	t.Helper()
+	p := &proc{t: t, base: in.base, done: make(chan struct{})}
+	p.cmd = exec.Command(binary, "serve", "--config", in.config)
+	p.cmd.Dir = in.dir
+	p.cmd.Env = append(os.Environ(), in.env...)
+	p.cmd.Stdout, p.cmd.Stderr = p, p
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		select {
+		case <-p.done:
+		default:
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if t.Failed() {
+			t.Logf("herald output:\n%s", p.Output())
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("herald exited early: %v\n%s", p.err, p.Output())
+		default:
+		}
+		res, err := http.Get(in.base + "/healthz")
+		if err == nil {
+			res.Body.Close()
+			if res.StatusCode == 200 {
+				return p
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("herald did not answer /healthz in 30s\n%s", p.Output())
+	return nil
+}
+
+// stop sends SIGTERM and waits for a clean exit.
+func (p *proc) stop() {
+	p.t.Helper()
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		p.t.Fatalf("herald did not stop within 30s of SIGTERM\n%s", p.Output())
+	}
+	if p.err != nil {
+		p.t.Fatalf("herald exited with %v after SIGTERM\n%s", p.err, p.Output())
+	}
+}
+
+// kill sends SIGKILL: no chance to clean up.
+func (p *proc) kill() {
+	_ = p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+var client = &http.Client{
+	Timeout:       30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+}
+
+type response struct {
+	Status int
+	Header http.Header
+	Body   string
+}
+
+func (in *instance) do(method, path, contentType, body string, hdr ...string) response {
+	in.t.Helper()
+	req, err := http.NewRequest(method, in.base+path, strings.NewReader(body))
+	if err != nil {
+		in.t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	res, err := client.Do(req)
+	if err != nil {
+		in.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return response{res.StatusCode, res.Header, string(b)}
+}
