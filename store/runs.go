@@ -1,0 +1,321 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/herald-dev/herald"
+	bolt "go.etcd.io/bbolt"
+)
+
+// maxRunFailures is how many failures a run keeps, newest last.
+const maxRunFailures = 50
+
+// runRecord is how a run is stored: herald.Run hides MaxSubscriberID from
+// its JSON. Same fields in the same order, so they convert directly.
+type runRecord struct {
+	ID              uint64              `json:"id"`
+	Frequency       herald.Frequency    `json:"frequency"`
+	Trigger         string              `json:"trigger"`
+	DryRun          bool                `json:"dry_run,omitempty"`
+	State           herald.RunState     `json:"state"`
+	Cutoff          uint64              `json:"cutoff"`
+	MaxSubscriberID uint64              `json:"max_subscriber_id"`
+	Total           int                 `json:"total"`
+	Sent            int                 `json:"sent"`
+	Failed          int                 `json:"failed"`
+	Skipped         int                 `json:"skipped"`
+	Retries         int                 `json:"retries"`
+	CreatedAt       time.Time           `json:"created_at"`
+	StartedAt       *time.Time          `json:"started_at,omitempty"`
+	FinishedAt      *time.Time          `json:"finished_at,omitempty"`
+	Error           string              `json:"error,omitempty"`
+	Failures        []herald.RunFailure `json:"failures,omitempty"`
+}
+
+func loadRun(tx *bolt.Tx, id uint64) (*herald.Run, error) {
+	var rec runRecord
+	ok, err := getJSON(tx.Bucket(bucketRuns), itob(id), &rec)
+	if err != nil || !ok {
+		return nil, err
+	}
+	r := herald.Run(rec)
+	return &r, nil
+}
+
+// putRun saves r and keeps the index of unfinished runs in step.
+func putRun(tx *bolt.Tx, r *herald.Run) error {
+	rec := runRecord(*r)
+	if err := putJSON(tx.Bucket(bucketRuns), itob(r.ID), &rec); err != nil {
+		return err
+	}
+	open := tx.Bucket(bucketRunsOpen)
+	if r.State == herald.RunQueued || r.State == herald.RunRunning {
+		return open.Put(itob(r.ID), []byte{})
+	}
+	return open.Delete(itob(r.ID))
+}
+
+// CreateRun assigns r.ID and saves r. CreatedAt defaults to now and State
+// to queued.
+func (db *DB) CreateRun(ctx context.Context, r *herald.Run) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		id, err := tx.Bucket(bucketRuns).NextSequence()
+		if err != nil {
+			return err
+		}
+		r.ID = id
+		if r.CreatedAt.IsZero() {
+			r.CreatedAt = db.now()
+		}
+		if r.State == "" {
+			r.State = herald.RunQueued
+		}
+		return putRun(tx, r)
+	})
+	if err != nil {
+		return fmt.Errorf("store: create run: %w", err)
+	}
+	return nil
+}
+
+// Run returns the run with id; ENOTFOUND if none.
+func (db *DB) Run(ctx context.Context, id uint64) (*herald.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var r *herald.Run
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		var err error
+		r, err = loadRun(tx, id)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: run %d: %w", id, err)
+	}
+	if r == nil {
+		return nil, herald.Errorf(herald.ENOTFOUND, "run %d not found", id)
+	}
+	return r, nil
+}
+
+// ListRuns returns up to limit runs (default 20, at most 1000) with
+// ID < before (0: from the newest), newest first.
+func (db *DB) ListRuns(ctx context.Context, limit int, before uint64) ([]*herald.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	limit = clampLimit(limit, 20, 1000)
+	var out []*herald.Run
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketRuns).Cursor()
+		for k, v := seekBefore(c, before); k != nil && len(out) < limit; k, v = c.Prev() {
+			var rec runRecord
+			if err := json.Unmarshal(v, &rec); err != nil {
+				return fmt.Errorf("decode run %d: %w", btoi(k), err)
+			}
+			r := herald.Run(rec)
+			out = append(out, &r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: list runs: %w", err)
+	}
+	return out, nil
+}
+
+// UpdateRun runs fn on the stored run and saves it, in one transaction.
+// An error from fn is returned as it is and nothing is saved.
+func (db *DB) UpdateRun(ctx context.Context, id uint64, fn func(r *herald.Run) error) (*herald.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var (
+		r       *herald.Run
+		userErr error
+	)
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		var err error
+		if r, err = loadRun(tx, id); err != nil {
+			return err
+		}
+		if r == nil {
+			userErr = herald.Errorf(herald.ENOTFOUND, "run %d not found", id)
+			return nil
+		}
+		if userErr = fn(r); userErr != nil {
+			return nil // nothing written yet
+		}
+		r.ID = id
+		return putRun(tx, r)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: update run %d: %w", id, err)
+	}
+	if userErr != nil {
+		return nil, userErr
+	}
+	return r, nil
+}
+
+// UnfinishedRuns returns the runs queued or running, oldest first.
+func (db *DB) UnfinishedRuns(ctx context.Context) ([]*herald.Run, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []*herald.Run
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketRunsOpen).ForEach(func(k, _ []byte) error {
+			r, err := loadRun(tx, btoi(k))
+			if err != nil {
+				return err
+			}
+			if r == nil {
+				return fmt.Errorf("open-run index points at missing run %d", btoi(k))
+			}
+			out = append(out, r)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: unfinished runs: %w", err)
+	}
+	return out, nil
+}
+
+// CountRuns returns how many runs are stored.
+func (db *DB) CountRuns(ctx context.Context) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	var n int
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		n = tx.Bucket(bucketRuns).Stats().KeyN
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: count runs: %w", err)
+	}
+	return n, nil
+}
+
+// Delivery outcomes.
+const (
+	outcomeSent    = "sent"
+	outcomeFailed  = "failed"
+	outcomeSkipped = "skipped"
+)
+
+// RecordDeliveries applies delivery outcomes to readers, runs and counters
+// in one transaction, batched with concurrent callers; see
+// herald.RunStore. Deliveries for erased readers are skipped. A delivery
+// the reader's state shows as already applied (LastRunID >= RunID, or for
+// a partial one Cursor >= d.Cursor) changes nothing, so replays after a
+// crash are harmless. An unknown run is ENOTFOUND and nothing is saved.
+func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...herald.Delivery) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	for _, d := range ds {
+		switch d.Outcome {
+		case outcomeSent, outcomeFailed, outcomeSkipped:
+		default:
+			return herald.Errorf(herald.EINVALID, "delivery to subscriber %d: unknown outcome %q", d.SubscriberID, d.Outcome)
+		}
+	}
+	if len(ds) == 0 {
+		return nil
+	}
+	var userErr error
+	err := db.bolt.Batch(func(tx *bolt.Tx) error {
+		// This starts from the stored state each time, so it is safe for
+		// Batch to run it again after a rollback.
+		userErr = nil
+		now := db.now()
+		runs := map[uint64]*herald.Run{}
+		var sent, failed int64
+		for _, d := range ds {
+			s, err := loadSub(tx, d.SubscriberID)
+			if err != nil {
+				return err
+			}
+			if s == nil {
+				continue // erased while the run was under way
+			}
+			if s.LastRunID >= d.RunID || (d.Partial && s.Cursor >= d.Cursor) {
+				continue // already recorded
+			}
+			r := runs[d.RunID]
+			if r == nil {
+				if r, err = loadRun(tx, d.RunID); err != nil {
+					return err
+				}
+				if r == nil {
+					// Reads only so far, but earlier deliveries wrote:
+					// fail the transaction and report ENOTFOUND.
+					userErr = herald.Errorf(herald.ENOTFOUND, "run %d not found", d.RunID)
+					return userErr
+				}
+				runs[d.RunID] = r
+			}
+
+			prev := *s
+			if !d.Partial {
+				s.LastRunID = d.RunID
+			}
+			switch d.Outcome {
+			case outcomeSent:
+				s.Cursor = max(s.Cursor, d.Cursor)
+				s.Bounces = 0
+				sent++
+				r.Sent++
+			case outcomeSkipped:
+				s.Cursor = max(s.Cursor, d.Cursor)
+				r.Skipped++
+			case outcomeFailed:
+				failed++
+				r.Failed++
+				if d.Permanent {
+					s.Bounces++
+					if bounceLimit > 0 && s.Bounces >= bounceLimit && s.Status == herald.StatusConfirmed {
+						s.Status = herald.StatusBounced
+					}
+				}
+				at := d.At
+				if at.IsZero() {
+					at = now
+				}
+				r.Failures = append(r.Failures, herald.RunFailure{Email: s.Email, Error: d.Error, At: at})
+				if n := len(r.Failures); n > maxRunFailures {
+					r.Failures = append([]herald.RunFailure(nil), r.Failures[n-maxRunFailures:]...)
+				}
+			}
+			s.UpdatedAt = now
+			if err := putSub(tx, &prev, s); err != nil {
+				return err
+			}
+		}
+		for _, r := range runs {
+			if err := putRun(tx, r); err != nil {
+				return err
+			}
+		}
+		if err := bumpCounter(tx, herald.CounterEmailsSent, sent); err != nil {
+			return err
+		}
+		return bumpCounter(tx, herald.CounterEmailsFailed, failed)
+	})
+	if userErr != nil {
+		return userErr
+	}
+	if err != nil {
+		return fmt.Errorf("store: record deliveries: %w", err)
+	}
+	return nil
+}
