@@ -131,3 +131,15 @@ type SettingsStore interface {
 type Backupper interface {
 	Backup(ctx context.Context, w io.Writer) (int64, error)
 }
+
+// SubscribeRequest is a subscription as typed into the form, sent as JSON
+// or read from a CSV row.
+type SubscribeRequest struct {
+	Email     string `json:"email"`
+	Name      string `json:"name"`
+	Frequency string `json:"frequency"`
+	// Source: "form", "api", "import".
+	Source string `json:"-"`
+	// Confirmed skips the opt-in (admin migrations only).
+	Confirmed bool `json:"confirmed"`
+}
