@@ -143,3 +143,18 @@ type SubscribeRequest struct {
 	// Confirmed skips the opt-in (admin migrations only).
 	Confirmed bool `json:"confirmed"`
 }
+
+// Digests starts digest runs and shows what they would send.
+type Digests interface {
+	// StartRun creates a durable run for freq and starts sending in the
+	// background. A run already queued or running for freq: ECONFLICT.
+	StartRun(ctx context.Context, freq Frequency, trigger string, dryRun bool) (*Run, error)
+	// Preview renders the HTML digest the subscriber would get if a run
+	// started now; ok is false when nothing is new for them.
+	Preview(ctx context.Context, email string) (html string, ok bool, err error)
+	// SendTest queues a sample digest of the latest posts to any address,
+	// marked as a test; no reader's cursor moves.
+	SendTest(ctx context.Context, to string) error
+	// NewPosts tells the digest side that posts arrived (instant readers).
+	NewPosts()
+}

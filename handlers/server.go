@@ -64,6 +64,23 @@ type Deps struct {
 	Templates *templates.Set
 	// Health answers nil when the database answers.
 	Health func(ctx context.Context) error
+
+	// Optional: routes whose dependency is nil answer 501.
+	Posts    herald.PostStore
+	Runs     herald.RunStore
+	Outbox   herald.OutboxStore
+	Counters herald.CounterStore
+	Backup   herald.Backupper
+	Digests  herald.Digests
+	// PollFeeds polls every feed now and returns what each poll found.
+	PollFeeds func(ctx context.Context) any
+	// Metrics serves /metrics (Prometheus text format) behind the admin token.
+	Metrics http.Handler
+	// Admin is the admin web UI, mounted at /admin/.
+	Admin http.Handler
+	// Observe is called once per request with the route's path template
+	// and the status, for metrics.
+	Observe func(route string, status int, d time.Duration)
 }
 
 // Server is the http.Handler for every route.
