@@ -140,6 +140,12 @@ func New(opt Options, deps Deps) *Server {
 // Router exposes the router so later features can add routes.
 func (s *Server) Router() *mux.Router { return s.router }
 
+// MountAdmin serves the admin web UI under /admin. It is set after New
+// because the UI is itself a client of this server's API.
+func (s *Server) MountAdmin(h http.Handler) {
+	s.router.PathPrefix("/admin").Handler(h)
+}
+
 // ServeHTTP wraps every request in the common middleware.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
