@@ -182,6 +182,10 @@ func nonceFrom(r *http.Request) string {
 	return n
 }
 
+// Nonce is the CSP nonce of this request, for handlers mounted under the
+// middleware (the admin UI) to put on their inline <style> and <script>.
+func Nonce(r *http.Request) string { return nonceFrom(r) }
+
 // setSecurityHeaders: pages carry their CSS and the confirm script inline,
 // allowed by a per-request nonce and nothing else.
 func setSecurityHeaders(h http.Header, nonce string) {
