@@ -72,6 +72,9 @@ type Deps struct {
 	Counters herald.CounterStore
 	Backup   herald.Backupper
 	Digests  herald.Digests
+	// CleanPost sanitises a post that came in through the API, as feed
+	// posts are (HTML through bluemonday, title as plain text).
+	CleanPost func(p *herald.Post) error
 	// PollFeeds polls every feed now and returns what each poll found.
 	PollFeeds func(ctx context.Context) any
 	// Metrics serves /metrics (Prometheus text format) behind the admin token.
@@ -133,6 +136,7 @@ func New(opt Options, deps Deps) *Server {
 	api.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
 	api.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
+	s.registerDigest(api)
 	s.router = r
 	return s
 }

@@ -1,0 +1,481 @@
+// Package digest decides which posts go to whom and sends them: durable
+// runs that survive a crash, the cron schedules, previews and test emails.
+//
+// A run is a row in the store with a cut-off (the newest post it may carry).
+// Its reader list is implicit: every confirmed reader of its frequency whose
+// LastRunID is below the run's id. A reader is marked done, and their
+// cursor moved, in one transaction after the SMTP server accepted their
+// email, never before. So a run cut off by a crash resumes where it was,
+// and at most the emails in flight at that moment go out again — with the
+// same Message-ID, which is derived from (run, reader).
+package digest
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/mail"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/mailer"
+	"github.com/herald-dev/herald/templates"
+)
+
+// Store is what the digest side needs of the database.
+type Store interface {
+	herald.SubscriberStore
+	herald.PostStore
+	herald.RunStore
+	herald.SettingsStore
+	herald.OutboxStore
+}
+
+// Links makes a reader's personal links.
+type Links interface {
+	UnsubscribeURL(id uint64) string
+	PreferencesURL(id uint64) string
+}
+
+// Options configure a Service.
+type Options struct {
+	SiteName string
+	SiteURL  string
+	BaseURL  string
+	From     string // "Name <addr>"
+	MaxPosts int
+	// Workers is how many emails are sent at once (match smtp.connections).
+	Workers     int
+	BounceLimit int
+	// RetryBackoff is the first wait before retrying a reader whose email
+	// failed for a temporary reason; it doubles up to MaxRetryBackoff.
+	RetryBackoff    time.Duration
+	MaxRetryBackoff time.Duration
+	// Location and the cron expressions of the schedules ("" = none).
+	Location *time.Location
+	Daily    string
+	Weekly   string
+	// InstantDelay gathers posts found close together into one instant run.
+	InstantDelay time.Duration
+	Logger       *slog.Logger
+	Now          func() time.Time
+	// Enqueued wakes the outbox sender (test emails go through it).
+	Enqueued func()
+	// OnRunFinished and OnResult feed metrics; both may be nil.
+	OnRunFinished func(r *herald.Run, d time.Duration)
+	OnResult      func(kind herald.MessageKind, err error)
+}
+
+// Service runs digests.
+type Service struct {
+	store  Store
+	tr     herald.Transport
+	links  Links
+	render *Renderer
+	opt    Options
+	log    *slog.Logger
+	from   *mail.Address
+	listID string
+
+	mu      sync.Mutex
+	active  map[herald.Frequency]uint64 // run id in progress per frequency
+	done    map[uint64]chan struct{}    // closed when that run's execution ends
+	baseCtx context.Context             // set by Run; runs started before it use context.Background
+	wg      sync.WaitGroup
+
+	instant chan struct{}
+}
+
+// New returns a Service. It starts nothing: call Run.
+func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt Options) (*Service, error) {
+	from, err := mail.ParseAddress(opt.From)
+	if err != nil {
+		return nil, fmt.Errorf("digest: mail.from %q: %w", opt.From, err)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	if opt.Workers <= 0 {
+		opt.Workers = 4
+	}
+	if opt.BounceLimit <= 0 {
+		opt.BounceLimit = 3
+	}
+	if opt.RetryBackoff <= 0 {
+		opt.RetryBackoff = 30 * time.Second
+	}
+	if opt.MaxRetryBackoff < opt.RetryBackoff {
+		opt.MaxRetryBackoff = max(opt.RetryBackoff, time.Hour)
+	}
+	if opt.Location == nil {
+		opt.Location = time.UTC
+	}
+	if opt.InstantDelay <= 0 {
+		opt.InstantDelay = 2 * time.Second
+	}
+	if opt.Enqueued == nil {
+		opt.Enqueued = func() {}
+	}
+	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
+	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
+	return &Service{
+		store: store, tr: tr, links: links, opt: opt,
+		render: NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
+		log:    opt.Logger.With("component", "digest"),
+		from:   from,
+		listID: listID(opt.SiteName, domain),
+		active: map[herald.Frequency]uint64{},
+		done:   map[uint64]chan struct{}{},
+		instant: make(chan struct{}, 1),
+	}, nil
+}
+
+// listID is an RFC 2919 List-Id: a phrase and a dotted id on our domain.
+func listID(name, domain string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case b.Len() > 0 && !strings.HasSuffix(b.String(), "-"):
+			b.WriteByte('-')
+		}
+	}
+	id := strings.Trim(b.String(), "-")
+	if id == "" {
+		id = "digest"
+	}
+	phrase := strings.Map(func(r rune) rune {
+		if r == '"' || r == '\\' || r < 0x20 {
+			return -1
+		}
+		return r
+	}, name)
+	return fmt.Sprintf("%q <%s.%s>", phrase, id, domain)
+}
+
+func (s *Service) ctx() context.Context {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.baseCtx != nil {
+		return s.baseCtx
+	}
+	return context.Background()
+}
+
+// StartRun creates a durable run and sends it in the background.
+func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger string, dryRun bool) (*herald.Run, error) {
+	if !freq.Valid() {
+		return nil, herald.Errorf(herald.EINVALID, "unknown frequency %q (want instant, daily or weekly)", freq).WithField("frequency")
+	}
+	s.mu.Lock()
+	if id := s.active[freq]; id != 0 {
+		s.mu.Unlock()
+		return nil, herald.Errorf(herald.ECONFLICT, "a %s run (id %d) is already in progress", freq, id)
+	}
+	s.active[freq] = ^uint64(0) // reserved while the row is written
+	s.mu.Unlock()
+	run, err := s.createRun(ctx, freq, trigger, dryRun)
+	if err != nil {
+		s.mu.Lock()
+		delete(s.active, freq)
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.launch(run)
+	return run, nil
+}
+
+func (s *Service) createRun(ctx context.Context, freq herald.Frequency, trigger string, dryRun bool) (*herald.Run, error) {
+	cutoff, err := s.store.LastPostID(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	run := &herald.Run{
+		Frequency: freq, Trigger: trigger, DryRun: dryRun, State: herald.RunQueued,
+		Cutoff: cutoff, CreatedAt: s.opt.Now().UTC(),
+	}
+	if err := s.store.CreateRun(ctx, run); err != nil {
+		return nil, fmt.Errorf("digest: create run: %w", err)
+	}
+	s.log.Info("run created", "run", run.ID, "frequency", freq, "trigger", trigger, "dry_run", dryRun, "cutoff", cutoff)
+	return run, nil
+}
+
+// launch executes run in the background; s.active[run.Frequency] is
+// reserved by the caller.
+func (s *Service) launch(run *herald.Run) {
+	done := make(chan struct{})
+	s.mu.Lock()
+	s.active[run.Frequency] = run.ID
+	s.done[run.ID] = done
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			if s.active[run.Frequency] == run.ID {
+				delete(s.active, run.Frequency)
+			}
+			delete(s.done, run.ID)
+			s.mu.Unlock()
+			close(done)
+		}()
+		s.execute(s.ctx(), run.ID)
+	})
+}
+
+// wait blocks until run id's execution in this process ends.
+func (s *Service) wait(ctx context.Context, id uint64) {
+	s.mu.Lock()
+	ch := s.done[id]
+	s.mu.Unlock()
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+}
+
+// Wait blocks until every run started in this process has ended.
+func (s *Service) Wait() { s.wg.Wait() }
+
+// NewPosts asks for an instant run soon.
+func (s *Service) NewPosts() {
+	select {
+	case s.instant <- struct{}{}:
+	default:
+	}
+}
+
+// Run resumes unfinished runs, catches up on a missed schedule, and then
+// runs the schedules and instant runs until ctx is done. In-flight sends
+// finish; unfinished runs stay in the store and resume at the next start.
+func (s *Service) Run(ctx context.Context) error {
+	s.mu.Lock()
+	s.baseCtx = ctx
+	s.mu.Unlock()
+	if err := s.resume(ctx); err != nil {
+		return err
+	}
+	sched, err := newScheduler(s)
+	if err != nil {
+		return err
+	}
+	if err := sched.catchUp(ctx); err != nil {
+		s.log.Error("missed-run check failed", "err", err)
+	}
+	sched.start()
+	s.wg.Go(func() { s.instantLoop(ctx) })
+	<-ctx.Done()
+	sched.stop()
+	s.wg.Wait()
+	return nil
+}
+
+// resume restarts runs a crash or a restart cut off.
+func (s *Service) resume(ctx context.Context) error {
+	runs, err := s.store.UnfinishedRuns(ctx)
+	if err != nil {
+		return fmt.Errorf("digest: unfinished runs: %w", err)
+	}
+	for _, r := range runs {
+		s.mu.Lock()
+		busy := s.active[r.Frequency] != 0
+		if !busy {
+			s.active[r.Frequency] = r.ID
+		}
+		s.mu.Unlock()
+		if busy {
+			// Two unfinished runs of one frequency can only come from an
+			// older process; finish them one after the other.
+			s.wg.Go(func() {
+				for {
+					s.mu.Lock()
+					cur := s.active[r.Frequency]
+					if cur == 0 {
+						s.active[r.Frequency] = r.ID
+						s.mu.Unlock()
+						s.launch(r)
+						return
+					}
+					s.mu.Unlock()
+					s.wait(ctx, cur)
+					if ctx.Err() != nil {
+						return
+					}
+				}
+			})
+			continue
+		}
+		s.log.Info("resuming run", "run", r.ID, "frequency", r.Frequency, "state", r.State, "sent", r.Sent)
+		s.launch(r)
+	}
+	return nil
+}
+
+// instantLoop starts an instant run after posts arrive, one at a time;
+// posts that arrive during a run get the next one.
+func (s *Service) instantLoop(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.instant:
+		}
+		// Gather posts found together (several feeds, a burst of webhooks).
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(s.opt.InstantDelay):
+		}
+		for {
+			run, err := s.StartRun(ctx, herald.Instant, "poll", false)
+			if herald.ErrorCode(err) == herald.ECONFLICT {
+				s.mu.Lock()
+				cur := s.active[herald.Instant]
+				s.mu.Unlock()
+				s.wait(ctx, cur)
+				if ctx.Err() != nil {
+					return
+				}
+				continue
+			} else if err != nil {
+				s.log.Error("instant run failed to start", "err", err)
+				break
+			}
+			s.wait(ctx, run.ID)
+			break
+		}
+	}
+}
+
+// messageID is the same for the same (run, reader[, post]): a resend after
+// a crash carries the id of the first try.
+func (s *Service) messageID(run, sub uint64, post uint64) string {
+	parts := []string{"run", strconv.FormatUint(run, 10), "sub", strconv.FormatUint(sub, 10)}
+	if post != 0 {
+		parts = append(parts, "post", strconv.FormatUint(post, 10))
+	}
+	return mailer.NewMessageID(s.opt.From, parts...)
+}
+
+// compose builds one reader's email from a shared rendered body.
+func (s *Service) compose(r *Rendered, sub *herald.Subscriber, msgID string, now time.Time) (*herald.Message, error) {
+	unsub := s.links.UnsubscribeURL(sub.ID)
+	html, text := r.For(unsub, s.links.PreferencesURL(sub.ID))
+	return mailer.Compose(&mailer.Email{
+		From: s.opt.From, To: sub.Email, ToName: sub.Name, Subject: r.Subject,
+		HTML: html, Text: text, MessageID: msgID, Date: now,
+		Headers: map[string]string{
+			"List-Unsubscribe":      "<" + unsub + ">",
+			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+			"List-Id":               s.listID,
+			"Precedence":            "bulk",
+			"Auto-Submitted":        "auto-generated",
+		},
+	})
+}
+
+// newPosts returns the posts a reader at cursor has not had, up to cutoff.
+func (s *Service) newPosts(ctx context.Context, cursor, cutoff uint64) ([]*herald.Post, error) {
+	if cursor >= cutoff {
+		return nil, nil
+	}
+	ps, err := s.store.PostsBetween(ctx, cursor, cutoff)
+	if err != nil {
+		return nil, fmt.Errorf("digest: posts: %w", err)
+	}
+	out := ps[:0]
+	for _, p := range ps {
+		if !p.Silent {
+			out = append(out, p)
+		}
+	}
+	return out, nil
+}
+
+// Preview renders what a reader would get if a run started now.
+func (s *Service) Preview(ctx context.Context, email string) (string, bool, error) {
+	e, err := herald.NormalizeEmail(email)
+	if err != nil {
+		return "", false, err
+	}
+	sub, err := s.store.SubscriberByEmail(ctx, e)
+	if err != nil {
+		return "", false, err
+	}
+	last, err := s.store.LastPostID(ctx)
+	if err != nil {
+		return "", false, fmt.Errorf("digest: %w", err)
+	}
+	posts, err := s.newPosts(ctx, sub.Cursor, last)
+	if err != nil || len(posts) == 0 {
+		return "", false, err
+	}
+	if sub.Frequency == herald.Instant {
+		posts = posts[len(posts)-1:] // instant readers get posts one by one; show the newest
+	}
+	r, err := s.render.Render(posts, sub.Frequency, false)
+	if err != nil {
+		return "", false, err
+	}
+	html, _ := r.For(s.links.UnsubscribeURL(sub.ID), s.links.PreferencesURL(sub.ID))
+	return html, true, nil
+}
+
+// SendTest queues a sample digest of the latest posts to any address.
+func (s *Service) SendTest(ctx context.Context, to string) error {
+	addr, err := herald.NormalizeEmail(to)
+	if err != nil {
+		return herald.Errorf(herald.EINVALID, "%s", herald.ErrorMessage(err)).WithField("to")
+	}
+	latest, _, err := s.store.ListPosts(ctx, s.render.maxPosts, 0)
+	if err != nil {
+		return fmt.Errorf("digest: %w", err)
+	}
+	if len(latest) == 0 {
+		return herald.Errorf(herald.ECONFLICT, "there are no posts yet to put in a test digest")
+	}
+	// ListPosts is newest first; Render wants arrival order.
+	posts := make([]*herald.Post, len(latest))
+	for i, p := range latest {
+		posts[len(latest)-1-i] = p
+	}
+	r, err := s.render.Render(posts, herald.Daily, false)
+	if err != nil {
+		return err
+	}
+	// A test has no reader: its footer links lead to the subscribe page.
+	html, text := r.For(s.opt.BaseURL+"/", s.opt.BaseURL+"/")
+	now := s.opt.Now()
+	var rnd [8]byte
+	for i := range rnd {
+		rnd[i] = byte(rand.IntN(256))
+	}
+	m, err := mailer.Compose(&mailer.Email{
+		From: s.opt.From, To: addr, Subject: "[Test] " + r.Subject, HTML: html, Text: text,
+		MessageID: mailer.NewMessageID(s.opt.From, "test", fmt.Sprintf("%x", rnd), now.String()), Date: now,
+		Headers: map[string]string{"List-Id": s.listID},
+	})
+	if err != nil {
+		return err
+	}
+	err = s.store.Enqueue(ctx, &herald.OutboxMessage{
+		Kind: herald.KindTest, To: addr, MessageID: m.MessageID, Raw: m.Raw,
+		CreatedAt: now, NextAttempt: now, ExpiresAt: now.Add(24 * time.Hour),
+	})
+	if err != nil {
+		return fmt.Errorf("digest: queue test: %w", err)
+	}
+	s.opt.Enqueued()
+	return nil
+}

@@ -1,0 +1,480 @@
+package digest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/herald-dev/herald"
+)
+
+// scanPage is how many readers one short read transaction returns.
+const scanPage = 1000
+
+// job is one reader's share of a run.
+type job struct {
+	sub      *herald.Subscriber
+	posts    []*herald.Post
+	attempts int
+	next     time.Time
+}
+
+// execution is the state of one run while this process sends it.
+type execution struct {
+	s   *Service
+	run *herald.Run
+	ctx context.Context
+
+	mu       sync.Mutex
+	posts    map[uint64][]*herald.Post // new posts by the reader's cursor
+	rendered map[uint64]*Rendered      // digest bodies by the reader's cursor
+	single   map[uint64]*Rendered // instant bodies by post id
+	retry    []*job
+
+	skipped atomic.Int64
+	planned atomic.Int64 // dry runs: readers who would get mail
+	rec     *recorder
+}
+
+// execute sends run id to every reader it owes mail, then marks it done.
+// When ctx ends it stops taking readers, lets sends in flight finish and
+// record, and leaves the run unfinished for the next start to resume.
+func (s *Service) execute(ctx context.Context, id uint64) {
+	started := time.Now()
+	now := s.opt.Now().UTC()
+	run, err := s.store.UpdateRun(ctx, id, func(r *herald.Run) error {
+		r.State = herald.RunRunning
+		if r.StartedAt == nil {
+			r.StartedAt = &now
+		}
+		r.Skipped = 0 // skips are not stored per reader; recounted on every pass
+		return nil
+	})
+	if err != nil {
+		s.log.Error("run: cannot start", "run", id, "err", err)
+		return
+	}
+	e := &execution{s: s, run: run, ctx: ctx, posts: map[uint64][]*herald.Post{}, rendered: map[uint64]*Rendered{}, single: map[uint64]*Rendered{}}
+	e.rec = newRecorder(s, run.ID)
+	err = e.pass()
+	if err == nil {
+		err = e.retries()
+	}
+	e.rec.close()
+	if rerr := e.rec.err(); rerr != nil && err == nil {
+		err = rerr
+	}
+	if ctx.Err() != nil {
+		s.log.Info("run: interrupted; it resumes at the next start", "run", id)
+		return
+	}
+	final := herald.RunDone
+	msg := ""
+	if err != nil {
+		final, msg = herald.RunFailed, err.Error()
+		s.log.Error("run failed", "run", id, "err", err)
+	}
+	end := s.opt.Now().UTC()
+	run, uerr := s.store.UpdateRun(context.WithoutCancel(ctx), id, func(r *herald.Run) error {
+		r.State = final
+		r.FinishedAt = &end
+		r.Error = msg
+		r.Skipped = int(e.skipped.Load())
+		if r.DryRun {
+			r.Total = int(e.planned.Load())
+		} else if n := r.Sent + r.Failed + r.Skipped; n != r.Total {
+			r.Total = n // readers left or joined while it ran
+		}
+		return nil
+	})
+	if uerr != nil {
+		s.log.Error("run: cannot finish", "run", id, "err", uerr)
+		return
+	}
+	s.log.Info("run finished", "run", id, "frequency", run.Frequency, "state", run.State, "total", run.Total,
+		"sent", run.Sent, "failed", run.Failed, "skipped", run.Skipped, "retries", run.Retries, "dur", time.Since(started).Round(time.Millisecond))
+	if s.opt.OnRunFinished != nil {
+		s.opt.OnRunFinished(run, time.Since(started))
+	}
+}
+
+// pass goes through every reader once, in id order, a page at a time.
+func (e *execution) pass() error {
+	s := e.s
+	counts, err := s.store.CountSubscribers(e.ctx)
+	if err == nil {
+		total := counts[herald.StatusConfirmed][e.run.Frequency]
+		_, _ = s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil })
+	}
+	jobs := make(chan *job, s.opt.Workers*4)
+	var wg sync.WaitGroup
+	for range s.opt.Workers {
+		wg.Go(func() {
+			for j := range jobs {
+				e.deliver(j)
+			}
+		})
+	}
+	var after uint64
+	var scanErr error
+loop:
+	for e.ctx.Err() == nil {
+		subs, err := s.store.ScanSubscribers(e.ctx, after, scanPage)
+		if err != nil {
+			scanErr = fmt.Errorf("digest: scan readers: %w", err)
+			break
+		}
+		if len(subs) == 0 {
+			break
+		}
+		after = subs[len(subs)-1].ID
+		for _, sub := range subs {
+			if !e.owes(sub) {
+				continue
+			}
+			posts, err := e.postsFor(sub.Cursor)
+			if err != nil {
+				scanErr = err
+				break loop
+			}
+			if len(posts) == 0 {
+				e.skipped.Add(1)
+				continue
+			}
+			if e.run.DryRun {
+				e.planned.Add(1)
+				continue
+			}
+			select {
+			case jobs <- &job{sub: sub, posts: posts}:
+			case <-e.ctx.Done():
+				break loop
+			}
+		}
+	}
+	close(jobs)
+	wg.Wait()
+	return scanErr
+}
+
+// owes says whether this run still owes sub an email.
+func (e *execution) owes(sub *herald.Subscriber) bool {
+	return sub.Status == herald.StatusConfirmed && sub.Frequency == e.run.Frequency && sub.LastRunID < e.run.ID
+}
+
+// postsFor memoises the post list per cursor: readers who got the last
+// digest together share one list, and one rendered body.
+func (e *execution) postsFor(cursor uint64) ([]*herald.Post, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if ps, ok := e.posts[cursor]; ok {
+		return ps, nil
+	}
+	ps, err := e.s.newPosts(e.ctx, cursor, e.run.Cutoff)
+	if err != nil {
+		return nil, err
+	}
+	e.posts[cursor] = ps
+	return ps, nil
+}
+
+func (e *execution) digestFor(cursor uint64, posts []*herald.Post) (*Rendered, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.rendered[cursor]; r != nil {
+		return r, nil
+	}
+	r, err := e.s.render.Render(posts, e.run.Frequency, false)
+	if err != nil {
+		return nil, err
+	}
+	e.rendered[cursor] = r
+	return r, nil
+}
+
+func (e *execution) singleFor(p *herald.Post) (*Rendered, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if r := e.single[p.ID]; r != nil {
+		return r, nil
+	}
+	r, err := e.s.render.Render([]*herald.Post{p}, herald.Instant, false)
+	if err != nil {
+		return nil, err
+	}
+	e.single[p.ID] = r
+	return r, nil
+}
+
+// deliver sends one reader's email(s) and hands the outcome to the
+// recorder. A temporary failure goes to the retry list.
+func (e *execution) deliver(j *job) {
+	s := e.s
+	// Re-read the reader: an unsubscribe is final at once, and nothing is
+	// composed for an address after it left.
+	sub, err := s.store.SubscriberByID(e.ctx, j.sub.ID)
+	if err != nil || !e.owes(sub) {
+		return
+	}
+	if sub.Cursor != j.sub.Cursor {
+		// Someone else moved the cursor (an earlier try of ours that got
+		// through); the posts are what is left after it.
+		posts, err := s.newPosts(e.ctx, sub.Cursor, e.run.Cutoff)
+		if err != nil || len(posts) == 0 {
+			return
+		}
+		j.posts = posts
+	}
+	j.sub = sub
+	if e.run.Frequency == herald.Instant {
+		e.deliverSingles(j)
+		return
+	}
+	r, err := e.digestFor(j.sub.Cursor, j.posts)
+	if err != nil {
+		e.rec.fail(err)
+		return
+	}
+	last := j.posts[len(j.posts)-1].ID
+	msg, err := s.compose(r, sub, s.messageID(e.run.ID, sub.ID, 0), s.opt.Now())
+	if err != nil {
+		// The reader's address or name can't go into a header: fail them,
+		// not the run.
+		e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Outcome: "failed", Error: err.Error(), At: s.opt.Now().UTC()})
+		return
+	}
+	err = e.send(msg)
+	e.outcome(j, err, herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: last}, herald.KindDigest)
+}
+
+// deliverSingles sends an instant reader each post on its own, moving the
+// cursor after each.
+func (e *execution) deliverSingles(j *job) {
+	s := e.s
+	for i, p := range j.posts {
+		r, err := e.singleFor(p)
+		if err != nil {
+			e.rec.fail(err)
+			return
+		}
+		msg, err := s.compose(r, j.sub, s.messageID(e.run.ID, j.sub.ID, p.ID), s.opt.Now())
+		if err != nil {
+			e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Outcome: "failed", Error: err.Error(), At: s.opt.Now().UTC()})
+			return
+		}
+		err = e.send(msg)
+		partial := i < len(j.posts)-1
+		if err != nil {
+			rest := &job{sub: j.sub, posts: j.posts[i:], attempts: j.attempts}
+			e.outcome(rest, err, herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID}, herald.KindInstant)
+			return
+		}
+		e.outcome(j, nil, herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID, Partial: partial}, herald.KindInstant)
+		if partial {
+			// Keep the record in step, so a retry of the rest starts here.
+			j.sub.Cursor = p.ID
+		}
+	}
+}
+
+// send hands a message to the transport. In-flight sends are not cut off
+// by shutdown: they get their own deadline, so a message the server took
+// is also recorded as taken.
+func (e *execution) send(m *herald.Message) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(e.ctx), 2*time.Minute)
+	defer cancel()
+	err := e.s.tr.Send(ctx, m)
+	if e.s.opt.OnResult != nil {
+		kind := herald.KindDigest
+		if e.run.Frequency == herald.Instant {
+			kind = herald.KindInstant
+		}
+		e.s.opt.OnResult(kind, err)
+	}
+	return err
+}
+
+func (e *execution) outcome(j *job, err error, d herald.Delivery, kind herald.MessageKind) {
+	d.At = e.s.opt.Now().UTC()
+	switch {
+	case err == nil:
+		d.Outcome = "sent"
+		e.rec.add(d)
+	case herald.IsPermanent(err):
+		d.Outcome, d.Error, d.Permanent, d.Partial = "failed", err.Error(), true, false
+		d.Cursor = 0 // a failure never moves the cursor
+		e.s.log.Warn("run: permanent failure", "run", e.run.ID, "to", j.sub.Email, "err", err)
+		e.rec.add(d)
+	default:
+		j.attempts++
+		j.next = e.s.opt.Now().Add(e.backoff(j.attempts))
+		e.s.log.Info("run: temporary failure; will retry", "run", e.run.ID, "to", j.sub.Email, "attempt", j.attempts, "err", err)
+		e.rec.retried()
+		e.mu.Lock()
+		e.retry = append(e.retry, j)
+		e.mu.Unlock()
+	}
+}
+
+func (e *execution) backoff(attempts int) time.Duration {
+	d := e.s.opt.RetryBackoff
+	for i := 1; i < attempts && d < e.s.opt.MaxRetryBackoff; i++ {
+		d *= 2
+	}
+	d = min(d, e.s.opt.MaxRetryBackoff)
+	// Jitter spreads a crowd of retries against a recovering server.
+	return d/2 + time.Duration(float64(d/2)*rand.Float64())
+}
+
+// retries keeps trying readers whose email failed for a temporary reason
+// until each goes, fails for good, or the process stops (then the run
+// resumes at the next start).
+func (e *execution) retries() error {
+	for {
+		e.mu.Lock()
+		pending := e.retry
+		e.retry = nil
+		e.mu.Unlock()
+		if len(pending) == 0 {
+			return nil
+		}
+		soonest := pending[0].next
+		for _, j := range pending {
+			if j.next.Before(soonest) {
+				soonest = j.next
+			}
+		}
+		if wait := soonest.Sub(e.s.opt.Now()); wait > 0 {
+			select {
+			case <-e.ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+		}
+		jobs := make(chan *job)
+		var wg sync.WaitGroup
+		for range e.s.opt.Workers {
+			wg.Go(func() {
+				for j := range jobs {
+					e.deliver(j)
+				}
+			})
+		}
+		now := e.s.opt.Now()
+		var later []*job
+		for _, j := range pending {
+			if j.next.After(now) || e.ctx.Err() != nil {
+				later = append(later, j)
+				continue
+			}
+			jobs <- j
+		}
+		close(jobs)
+		wg.Wait()
+		e.mu.Lock()
+		e.retry = append(e.retry, later...)
+		e.mu.Unlock()
+		if e.ctx.Err() != nil {
+			return nil
+		}
+	}
+}
+
+// recorder collects outcomes from the senders and writes them in batches,
+// so the send goroutines never wait on an fsync. An outcome is written
+// within a few milliseconds of the SMTP server's answer; a crash in that
+// window makes it one of the "in flight" emails that may go again.
+type recorder struct {
+	s     *Service
+	runID uint64
+	in    chan herald.Delivery
+	done  chan struct{}
+
+	mu       sync.Mutex
+	firstErr error
+	retries  int
+}
+
+func newRecorder(s *Service, runID uint64) *recorder {
+	r := &recorder{s: s, runID: runID, in: make(chan herald.Delivery, 512), done: make(chan struct{})}
+	go r.loop()
+	return r
+}
+
+func (r *recorder) add(d herald.Delivery) { r.in <- d }
+
+func (r *recorder) retried() {
+	r.mu.Lock()
+	r.retries++
+	r.mu.Unlock()
+}
+
+func (r *recorder) fail(err error) {
+	r.mu.Lock()
+	if r.firstErr == nil {
+		r.firstErr = err
+	}
+	r.mu.Unlock()
+}
+
+func (r *recorder) err() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.firstErr
+}
+
+func (r *recorder) close() {
+	close(r.in)
+	<-r.done
+}
+
+func (r *recorder) loop() {
+	defer close(r.done)
+	batch := make([]herald.Delivery, 0, 256)
+	flush := func() {
+		r.mu.Lock()
+		retries := r.retries
+		r.retries = 0
+		r.mu.Unlock()
+		if len(batch) == 0 && retries == 0 {
+			return
+		}
+		// Recording must outlive a shutdown: the mail has gone.
+		ctx := context.Background()
+		for attempt := 0; ; attempt++ {
+			err := r.s.store.RecordDeliveries(ctx, r.s.opt.BounceLimit, batch...)
+			if err == nil {
+				break
+			}
+			if attempt >= 5 {
+				r.fail(fmt.Errorf("digest: record deliveries: %w", err))
+				break
+			}
+			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
+		}
+		if retries > 0 {
+			_, _ = r.s.store.UpdateRun(ctx, r.runID, func(run *herald.Run) error { run.Retries += retries; return nil })
+		}
+		batch = batch[:0]
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case d, ok := <-r.in:
+			if !ok {
+				flush()
+				return
+			}
+			batch = append(batch, d)
+			if len(batch) >= cap(batch) {
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}

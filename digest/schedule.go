@@ -1,0 +1,146 @@
+package digest
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/robfig/cron/v3"
+
+	"github.com/herald-dev/herald"
+)
+
+// CronParser parses the schedules: five fields or a descriptor (@daily).
+var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
+
+// ParseSchedule checks a cron expression the way the scheduler reads it.
+func ParseSchedule(expr string) (cron.Schedule, error) {
+	return cronParser.Parse(expr)
+}
+
+type schedule struct {
+	freq herald.Frequency
+	expr string
+	sch  cron.Schedule
+}
+
+type scheduler struct {
+	s     *Service
+	cron  *cron.Cron
+	items []schedule
+}
+
+func lastKey(f herald.Frequency) string { return "schedule:" + string(f) + ":last" }
+
+func newScheduler(s *Service) (*scheduler, error) {
+	sc := &scheduler{s: s}
+	for _, it := range []struct {
+		f    herald.Frequency
+		expr string
+	}{{herald.Daily, s.opt.Daily}, {herald.Weekly, s.opt.Weekly}} {
+		if it.expr == "" {
+			continue
+		}
+		sch, err := cronParser.Parse(it.expr)
+		if err != nil {
+			return nil, fmt.Errorf("digest: schedule %s %q: %w", it.f, it.expr, err)
+		}
+		sc.items = append(sc.items, schedule{freq: it.f, expr: it.expr, sch: sch})
+	}
+	// robfig/cron recovers no panics and allows overlap unless told.
+	logger := cronLogger{s}
+	sc.cron = cron.New(
+		cron.WithLocation(s.opt.Location),
+		cron.WithParser(cronParser),
+		cron.WithChain(cron.Recover(logger), cron.SkipIfStillRunning(logger)),
+		cron.WithLogger(logger),
+	)
+	for _, it := range sc.items {
+		it := it
+		if _, err := sc.cron.AddFunc(it.expr, func() { sc.fire(it) }); err != nil {
+			return nil, fmt.Errorf("digest: schedule %s: %w", it.freq, err)
+		}
+	}
+	return sc, nil
+}
+
+func (sc *scheduler) start() { sc.cron.Start() }
+
+func (sc *scheduler) stop() { <-sc.cron.Stop().Done() }
+
+// fire runs a scheduled digest and waits for it, so SkipIfStillRunning
+// means something; then it records the time, for the missed-run check.
+func (sc *scheduler) fire(it schedule) {
+	s := sc.s
+	ctx := s.ctx()
+	now := s.opt.Now()
+	run, err := s.StartRun(ctx, it.freq, "schedule", false)
+	if herald.ErrorCode(err) == herald.ECONFLICT {
+		s.log.Warn("scheduled run skipped: one is still in progress", "frequency", it.freq)
+		sc.setLast(ctx, it.freq, now)
+		return
+	} else if err != nil {
+		s.log.Error("scheduled run failed to start", "frequency", it.freq, "err", err)
+		return
+	}
+	sc.setLast(ctx, it.freq, now)
+	s.wait(ctx, run.ID)
+}
+
+func (sc *scheduler) setLast(ctx context.Context, f herald.Frequency, t time.Time) {
+	if err := sc.s.store.PutSetting(context.WithoutCancel(ctx), lastKey(f), []byte(t.UTC().Format(time.RFC3339Nano))); err != nil {
+		sc.s.log.Error("cannot record schedule time", "frequency", f, "err", err)
+	}
+}
+
+func (sc *scheduler) last(ctx context.Context, f herald.Frequency) (time.Time, error) {
+	b, err := sc.s.store.Setting(ctx, lastKey(f))
+	if err != nil || len(b) == 0 {
+		return time.Time{}, err
+	}
+	return time.Parse(time.RFC3339Nano, string(b))
+}
+
+// catchUp runs once each schedule that came due while herald was down.
+// The first start only records the time: nothing was missed yet.
+func (sc *scheduler) catchUp(ctx context.Context) error {
+	s := sc.s
+	now := s.opt.Now()
+	for _, it := range sc.items {
+		last, err := sc.last(ctx, it.freq)
+		if err != nil {
+			return fmt.Errorf("digest: schedule %s: %w", it.freq, err)
+		}
+		if last.IsZero() {
+			sc.setLast(ctx, it.freq, now)
+			continue
+		}
+		due := Missed(it.sch, last, now, s.opt.Location)
+		if due.IsZero() {
+			continue
+		}
+		s.log.Info("a scheduled run was missed while herald was down; running it now", "frequency", it.freq, "was_due", due)
+		if _, err := s.StartRun(ctx, it.freq, "missed", false); err != nil && herald.ErrorCode(err) != herald.ECONFLICT {
+			return err
+		}
+		sc.setLast(ctx, it.freq, now)
+	}
+	return nil
+}
+
+// Missed returns the first time sch came due after last and not after
+// now (zero if none), read in loc.
+func Missed(sch cron.Schedule, last, now time.Time, loc *time.Location) time.Time {
+	next := sch.Next(last.In(loc))
+	if next.IsZero() || next.After(now) {
+		return time.Time{}
+	}
+	return next
+}
+
+type cronLogger struct{ s *Service }
+
+func (l cronLogger) Info(msg string, kv ...any) { l.s.log.Debug("cron: "+msg, kv...) }
+func (l cronLogger) Error(err error, msg string, kv ...any) {
+	l.s.log.Error("cron: "+msg, append(kv, "err", err)...)
+}
