@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"bytes"
+	"context"
 	"crypto"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -14,6 +15,8 @@ import (
 	"strings"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/herald-dev/herald"
 )
 
 // MinRSABits is the smallest RSA key NewSigner accepts (RFC 8301 asks
@@ -171,4 +174,29 @@ func dnsRecord(pub crypto.PublicKey) (string, error) {
 		return "v=DKIM1; k=ed25519; p=" + base64.StdEncoding.EncodeToString(k), nil
 	}
 	return "", fmt.Errorf("mailer: unsupported dkim public key %T", pub)
+}
+
+// SigningTransport signs each message just before a wrapped transport
+// sends it, so the outbox keeps unsigned messages and a key rotation
+// applies to everything still queued.
+type SigningTransport struct {
+	herald.Transport
+	signer *Signer
+}
+
+// NewSigningTransport wraps tr so every message is DKIM-signed by s.
+func NewSigningTransport(tr herald.Transport, s *Signer) *SigningTransport {
+	return &SigningTransport{Transport: tr, signer: s}
+}
+
+// Send signs m and hands it on. A signing failure is temporary: it is our
+// fault, not the reader's.
+func (t *SigningTransport) Send(ctx context.Context, m *herald.Message) error {
+	raw, err := t.signer.Sign(m.Raw)
+	if err != nil {
+		return &herald.SendError{Temporary: true, Err: err}
+	}
+	signed := *m
+	signed.Raw = raw
+	return t.Transport.Send(ctx, &signed)
 }

@@ -2,6 +2,7 @@ package mailer
 
 import (
 	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/rsa"
@@ -10,8 +11,11 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/herald-dev/herald/internal/smtptest"
 )
 
 func verify(t *testing.T, signed []byte, name, txt string) []*dkim.Verification {
@@ -158,5 +162,33 @@ func TestNewSignerKeys(t *testing.T) {
 	}
 	if _, _, err := GenerateKey("dsa"); err == nil {
 		t.Error("GenerateKey(dsa) succeeded")
+	}
+}
+
+func TestSigningTransport(t *testing.T) {
+	key, txt, err := GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewSigner("blog.example.org", "herald", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := smtptest.Start(t)
+	tr := NewSigningTransport(newTransport(t, srv, nil), s)
+	m := testMessage(t, "a@example.com")
+	orig := bytes.Clone(m.Raw)
+	if err := tr.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(m.Raw, orig) {
+		t.Error("Send changed the caller's message")
+	}
+	got := srv.WaitFor(t, 1, 5*time.Second)[0]
+	if vs := verify(t, got.Data, s.DNSName(), txt); vs[0].Err != nil {
+		t.Errorf("delivered message does not verify: %v", vs[0].Err)
+	}
+	if err := tr.Close(); err != nil {
+		t.Fatal(err)
 	}
 }
