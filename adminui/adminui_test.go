@@ -1,0 +1,757 @@
+package adminui
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald"
+)
+
+func TestDisabledWithoutToken(t *testing.T) {
+	e := newEnv(t, envOpts{noToken: true})
+	b := e.browser()
+	for _, p := range []string{"/admin/", "/admin/login", "/admin/subscribers", "/admin/runs/1.json"} {
+		r := b.get(p)
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, "admin.token") {
+			t.Errorf("GET %s with admin disabled: %d\n%s", p, r.status, r.body)
+		}
+	}
+	r := b.post("/admin/login", url.Values{"token": {""}})
+	if r.status != http.StatusForbidden {
+		t.Errorf("POST /admin/login with admin disabled: %d", r.status)
+	}
+	if b.cookie(sessionCookie) != nil {
+		t.Error("a session cookie with admin disabled")
+	}
+}
+
+func TestLoginWrongThenRight(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	b := e.browser()
+	r := b.get("/admin/")
+	if r.status != http.StatusSeeOther || r.location() != "/admin/login" {
+		t.Fatalf("GET /admin/ without a session: %d %q", r.status, r.location())
+	}
+	r = b.get("/admin/login")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `id="token"`) || b.csrf == "" {
+		t.Fatalf("login page: %d\n%s", r.status, r.body)
+	}
+	for _, wrong := range []string{"", "nope", testToken + "x", testToken[:len(testToken)-1], strings.ToUpper(testToken)} {
+		r = b.form("/admin/login", url.Values{"token": {wrong}})
+		if r.status != http.StatusUnauthorized {
+			t.Fatalf("wrong token %q: %d", wrong, r.status)
+		}
+		if !strings.Contains(r.body, "That is not the admin token.") {
+			t.Fatalf("wrong token %q: no generic message\n%s", wrong, r.body)
+		}
+		if b.cookie(sessionCookie) != nil {
+			t.Fatalf("wrong token %q gave a session", wrong)
+		}
+		e.ui.throttle.reset(mustAddr("127.0.0.1")) // this test is not about slowing down
+	}
+	r = b.form("/admin/login", url.Values{"token": {testToken}})
+	if r.status != http.StatusSeeOther || r.location() != "/admin/" {
+		t.Fatalf("right token: %d %q", r.status, r.location())
+	}
+	var set *http.Cookie
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == sessionCookie {
+			set = c
+		}
+	}
+	if set == nil {
+		t.Fatal("no session cookie")
+	}
+	if !set.HttpOnly || set.SameSite != http.SameSiteStrictMode || set.Path != "/admin" || set.Secure {
+		t.Errorf("session cookie flags: HttpOnly=%v SameSite=%v Path=%q Secure=%v", set.HttpOnly, set.SameSite, set.Path, set.Secure)
+	}
+	if len(set.Value) != 64 {
+		t.Errorf("session id %q: want 32 random bytes in hex", set.Value)
+	}
+	if set.MaxAge != int(SessionTTL/time.Second) {
+		t.Errorf("session cookie Max-Age %d", set.MaxAge)
+	}
+	if r := b.get("/admin/"); r.status != http.StatusOK || !strings.Contains(r.body, "Dashboard") {
+		t.Fatalf("dashboard: %d", r.status)
+	}
+	// Logged in, the login page sends you on.
+	if r := b.get("/admin/login"); r.status != http.StatusSeeOther {
+		t.Errorf("login page with a session: %d", r.status)
+	}
+}
+
+func mustAddr(s string) netip.Addr { return parseAddr(s) }
+
+func parseAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+
+func TestSecureCookie(t *testing.T) {
+	e := newEnv(t, envOpts{secure: true})
+	b := e.browser()
+	b.get("/admin/login")
+	r := b.form("/admin/login", url.Values{"token": {testToken}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("login: %d", r.status)
+	}
+	found := false
+	for _, c := range (&http.Response{Header: r.header}).Cookies() {
+		if c.Name == sessionCookie {
+			found = true
+			if !c.Secure || !c.HttpOnly || c.SameSite != http.SameSiteStrictMode {
+				t.Errorf("cookie flags behind https: %+v", c)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no session cookie")
+	}
+}
+
+func TestLoginNeedsItsCSRFToken(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	b := e.browser()
+	// No login page first: no cookie, no token.
+	if r := b.post("/admin/login", url.Values{"token": {testToken}}); r.status != http.StatusForbidden {
+		t.Fatalf("login without a CSRF token: %d", r.status)
+	}
+	b.get("/admin/login")
+	if r := b.post("/admin/login", url.Values{"token": {testToken}, "csrf": {"0123"}}); r.status != http.StatusForbidden {
+		t.Fatalf("login with a wrong CSRF token: %d", r.status)
+	}
+	// A token from another browser's login page does not fit this cookie.
+	other := e.browser()
+	other.get("/admin/login")
+	if r := b.post("/admin/login", url.Values{"token": {testToken}, "csrf": {other.csrf}}); r.status != http.StatusForbidden {
+		t.Fatalf("login with another browser's CSRF token: %d", r.status)
+	}
+	if b.cookie(sessionCookie) != nil {
+		t.Fatal("session without a valid login form")
+	}
+}
+
+func TestRepeatedFailuresSlowDown(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	b := e.browser()
+	b.get("/admin/login")
+	for i := 1; i <= freeFailures; i++ {
+		r := b.form("/admin/login", url.Values{"token": {"guess"}})
+		if r.status != http.StatusUnauthorized || r.header.Get("Retry-After") != "" {
+			t.Fatalf("failure %d: %d Retry-After=%q", i, r.status, r.header.Get("Retry-After"))
+		}
+	}
+	// The next failure imposes a wait, which doubles with each one after.
+	r := b.form("/admin/login", url.Values{"token": {"guess"}})
+	if r.status != http.StatusUnauthorized || r.header.Get("Retry-After") == "" || !strings.Contains(r.body, "Too many failed attempts") {
+		t.Fatalf("failure %d: %d Retry-After=%q", freeFailures+1, r.status, r.header.Get("Retry-After"))
+	}
+	// While waiting, even the right token is refused.
+	r = b.form("/admin/login", url.Values{"token": {testToken}})
+	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") == "" {
+		t.Fatalf("right token while throttled: %d", r.status)
+	}
+	if b.cookie(sessionCookie) != nil {
+		t.Fatal("logged in while throttled")
+	}
+	// Another client is not affected.
+	if d := e.ui.throttle.wait(parseAddr("192.0.2.7")); d != 0 {
+		t.Fatalf("another address waits %v", d)
+	}
+	waits := []time.Duration{}
+	for range 4 {
+		e.clock.Add(10 * time.Minute)
+		e.ui.throttle.fail(parseAddr("127.0.0.1"))
+		waits = append(waits, e.ui.throttle.wait(parseAddr("127.0.0.1")))
+	}
+	for i := 1; i < len(waits); i++ {
+		if waits[i] <= waits[i-1] && waits[i] < maxDelay {
+			t.Fatalf("waits do not grow: %v", waits)
+		}
+	}
+	// After the wait, the right token works and clears the count.
+	e.clock.Add(maxDelay + time.Second)
+	r = b.form("/admin/login", url.Values{"token": {testToken}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("right token after the wait: %d\n%s", r.status, r.body)
+	}
+	if d := e.ui.throttle.wait(parseAddr("127.0.0.1")); d != 0 {
+		t.Fatalf("still throttled after a login: %v", d)
+	}
+}
+
+func TestThrottleDelays(t *testing.T) {
+	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	l := newLoginThrottle(clk.Now)
+	a := parseAddr("198.51.100.1")
+	var got []time.Duration
+	for range freeFailures + 12 {
+		got = append(got, l.fail(a))
+	}
+	want := []time.Duration{0, 0, 0, time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second}
+	for i, w := range want {
+		if got[i] != w {
+			t.Fatalf("delays %v, want prefix %v", got, want)
+		}
+	}
+	if last := got[len(got)-1]; last != maxDelay {
+		t.Fatalf("delay capped at %v, want %v", last, maxDelay)
+	}
+	// IPv6 clients are counted by /64.
+	v6a, v6b := parseAddr("2001:db8::1"), parseAddr("2001:db8::ffff")
+	for range freeFailures + 1 {
+		l.fail(v6a)
+	}
+	if l.wait(v6b) == 0 {
+		t.Fatal("another address of the same /64 is not slowed down")
+	}
+	// Old failures are forgotten.
+	clk.t = clk.t.Add(forgetFailures + maxDelay + time.Minute)
+	if d := l.fail(a); d != 0 {
+		t.Fatalf("after an hour, the first failure waits %v", d)
+	}
+}
+
+func TestPagesNeedASession(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.addConfirmed("reader@example.org", "Reader", "daily")
+	e.addPosts(2)
+	anon := e.browser()
+	pages := []string{"/admin/", "/admin/subscribers", "/admin/subscribers?q=reader", "/admin/posts", "/admin/runs",
+		"/admin/preview", "/admin/preview?email=reader@example.org", "/admin/preview/frame?email=reader@example.org", "/admin/subscribers.csv"}
+	for _, p := range pages {
+		r := anon.get(p)
+		if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/admin/login") {
+			t.Errorf("GET %s without a session: %d %q", p, r.status, r.location())
+		}
+	}
+	if r := anon.get("/admin/runs/1.json"); r.status != http.StatusUnauthorized {
+		t.Errorf("run JSON without a session: %d", r.status)
+	}
+	for _, p := range []string{"/admin/subscribers", "/admin/runs", "/admin/logout", "/admin/preview/test", "/admin/subscribers/erase"} {
+		if r := anon.post(p, url.Values{}); r.status != http.StatusSeeOther {
+			t.Errorf("POST %s without a session: %d", p, r.status)
+		}
+	}
+	// The login page brings you back where you were going.
+	r := anon.get("/admin/posts")
+	if r.location() != "/admin/login?next=%2Fadmin%2Fposts" {
+		t.Fatalf("redirect to login: %q", r.location())
+	}
+	anon.get(r.location())
+	r = anon.form("/admin/login", url.Values{"token": {testToken}, "next": {"/admin/posts"}})
+	if r.location() != "/admin/posts" {
+		t.Fatalf("after login: %q", r.location())
+	}
+	// ... but only inside the admin UI.
+	for _, next := range []string{"https://evil.example/", "//evil.example/admin/", "/admin/\\evil", "/subscribe"} {
+		if got := safeNext(next); got != "/admin/" {
+			t.Errorf("safeNext(%q) = %q", next, got)
+		}
+	}
+
+	b := e.browser()
+	b.login()
+	for _, p := range pages {
+		r := b.get(p)
+		if r.status != http.StatusOK {
+			t.Errorf("GET %s with a session: %d\n%s", p, r.status, r.body)
+			continue
+		}
+		csp := r.header.Get("Content-Security-Policy")
+		if strings.Contains(p, "/frame") {
+			if !strings.Contains(csp, "sandbox") || strings.Contains(csp, "script-src") || r.header.Get("X-Frame-Options") != "SAMEORIGIN" {
+				t.Errorf("preview frame headers: CSP %q XFO %q", csp, r.header.Get("X-Frame-Options"))
+			}
+			continue
+		}
+		if strings.HasSuffix(p, ".csv") {
+			continue
+		}
+		m := regexp.MustCompile(`'nonce-([0-9a-f]+)'`).FindStringSubmatch(csp)
+		if m == nil || !strings.Contains(r.body, `<style nonce="`+m[1]+`">`) {
+			t.Errorf("GET %s: the style does not carry the CSP nonce (CSP %q)", p, csp)
+		}
+		if strings.Contains(r.body, "<script") && !strings.Contains(r.body, `<script nonce="`+m[1]+`">`) {
+			t.Errorf("GET %s: a script without the nonce", p)
+		}
+		if strings.Contains(r.body, " style=") || strings.Contains(r.body, " onclick=") {
+			t.Errorf("GET %s: inline style or handler attributes, which the CSP blocks", p)
+		}
+		if r.header.Get("Cache-Control") != "no-store" {
+			t.Errorf("GET %s: Cache-Control %q", p, r.header.Get("Cache-Control"))
+		}
+	}
+	if r := b.get("/admin"); r.status != http.StatusSeeOther || r.location() != "/admin/" {
+		t.Errorf("/admin: %d %q", r.status, r.location())
+	}
+	if r := b.get("/admin/nothing-here"); r.status != http.StatusNotFound {
+		t.Errorf("unknown admin page: %d", r.status)
+	}
+	if r := b.get("/admin/runs/abc"); r.status != http.StatusNotFound {
+		t.Errorf("bad run id: %d", r.status)
+	}
+	if r := b.get("/admin/runs/999"); r.status != http.StatusNotFound {
+		t.Errorf("unknown run: %d", r.status)
+	}
+}
+
+func TestSessionsExpireAndLogOut(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	b := e.browser()
+	b.login()
+	e.clock.Add(SessionTTL - time.Minute)
+	if r := b.get("/admin/"); r.status != http.StatusOK {
+		t.Fatalf("before expiry: %d", r.status)
+	}
+	e.clock.Add(2 * time.Minute)
+	if r := b.get("/admin/"); r.status != http.StatusSeeOther {
+		t.Fatalf("after 12h: %d", r.status)
+	}
+	b.login()
+	old := b.csrf
+	if r := b.post("/admin/logout", url.Values{}); r.status != http.StatusForbidden {
+		t.Fatalf("logout without a CSRF token: %d", r.status)
+	}
+	r := b.form("/admin/logout", nil)
+	if r.status != http.StatusSeeOther || r.location() != "/admin/login" {
+		t.Fatalf("logout: %d %q", r.status, r.location())
+	}
+	if r := b.get("/admin/"); r.status != http.StatusSeeOther {
+		t.Fatalf("after logout: %d", r.status)
+	}
+	// The ended session's token is stale in a new one.
+	b.login()
+	if r := b.post("/admin/subscribers", url.Values{"csrf": {old}, "email": {"x@example.org"}, "frequency": {"daily"}}); r.status != http.StatusForbidden {
+		t.Fatalf("stale CSRF token: %d", r.status)
+	}
+}
+
+func TestFormsNeedTheSessionsCSRFToken(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	a, b := e.browser(), e.browser()
+	a.login()
+	b.login()
+	if a.csrf == b.csrf {
+		t.Fatal("two sessions share a CSRF token")
+	}
+	add := func(br *browser, csrf *string, email string) resp {
+		v := url.Values{"email": {email}, "frequency": {"weekly"}, "confirmed": {"1"}}
+		if csrf != nil {
+			v.Set("csrf", *csrf)
+		}
+		return br.post("/admin/subscribers", v)
+	}
+	if r := add(a, nil, "none@example.org"); r.status != http.StatusForbidden || !strings.Contains(r.body, "expired") {
+		t.Fatalf("POST without a token: %d", r.status)
+	}
+	empty := ""
+	if r := add(a, &empty, "empty@example.org"); r.status != http.StatusForbidden {
+		t.Fatalf("POST with an empty token: %d", r.status)
+	}
+	if r := add(a, &b.csrf, "other@example.org"); r.status != http.StatusForbidden {
+		t.Fatalf("POST with another session's token: %d", r.status)
+	}
+	for _, email := range []string{"none@example.org", "empty@example.org", "other@example.org"} {
+		if _, err := e.db.SubscriberByEmail(context.Background(), email); herald.ErrorCode(err) != herald.ENOTFOUND {
+			t.Fatalf("%s was added by a rejected form: %v", email, err)
+		}
+	}
+	// Each form of the UI is refused without its token.
+	for _, p := range []string{"/admin/subscribers/erase", "/admin/runs", "/admin/preview/test", "/admin/logout"} {
+		if r := a.post(p, url.Values{"email": {"x@example.org"}, "to": {"x@example.org"}, "frequency": {"daily"}, "confirm": {"yes"}}); r.status != http.StatusForbidden {
+			t.Errorf("POST %s without a token: %d", p, r.status)
+		}
+	}
+	if r := add(a, &a.csrf, "good@example.org"); r.status != http.StatusSeeOther {
+		t.Fatalf("POST with the right token: %d\n%s", r.status, r.body)
+	}
+	if s, err := e.db.SubscriberByEmail(context.Background(), "good@example.org"); err != nil || s.Status != herald.StatusConfirmed || s.Frequency != herald.Weekly {
+		t.Fatalf("added subscriber: %+v %v", s, err)
+	}
+}
+
+func TestSubscribersSearchPageAddErase(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	for i := range 120 {
+		e.addConfirmed(fmt.Sprintf("reader%03d@example.org", i), fmt.Sprintf("Reader %d", i), "daily")
+	}
+	e.addConfirmed("ada@lovelace.example", "Ada Lovelace", "weekly")
+	b := e.browser()
+	b.login()
+
+	r := b.get("/admin/subscribers")
+	if n := strings.Count(r.body, `<td class="email">`); n != subsPageSize {
+		t.Fatalf("first page shows %d rows", n)
+	}
+	// Page through everything by the "next" links.
+	seen := map[string]bool{}
+	emailRe := regexp.MustCompile(`<td class="email">([^<]+)</td>`)
+	nextRe := regexp.MustCompile(`<a href="([^"]+)" rel="next"`)
+	path := "/admin/subscribers"
+	for pages := 0; path != ""; pages++ {
+		if pages > 10 {
+			t.Fatal("paging does not end")
+		}
+		r := b.get(path)
+		for _, m := range emailRe.FindAllStringSubmatch(r.body, -1) {
+			seen[m[1]] = true
+		}
+		path = ""
+		if m := nextRe.FindStringSubmatch(r.body); m != nil {
+			path = strings.ReplaceAll(m[1], "&amp;", "&")
+		}
+	}
+	if len(seen) != 121 {
+		t.Fatalf("paging showed %d subscribers, want 121", len(seen))
+	}
+	// Search by name, and by address.
+	r = b.get("/admin/subscribers?q=lovelace")
+	if !strings.Contains(r.body, "ada@lovelace.example") || strings.Contains(r.body, "reader000@") {
+		t.Fatalf("search: %s", r.body)
+	}
+	r = b.get("/admin/subscribers?q=" + url.QueryEscape("Ada Love"))
+	if !strings.Contains(r.body, "ada@lovelace.example") {
+		t.Fatal("search by name")
+	}
+	r = b.get("/admin/subscribers?status=pending")
+	if strings.Contains(r.body, `<td class="email">`) || !strings.Contains(r.body, "No subscriber matches") {
+		t.Fatal("status filter")
+	}
+	r = b.get("/admin/subscribers?status=bogus")
+	if r.status != http.StatusOK || !strings.Contains(r.body, "unknown status") {
+		t.Fatalf("bad status filter: %d", r.status)
+	}
+
+	// Add: a pending reader gets a confirmation email.
+	r = b.form("/admin/subscribers", url.Values{"email": {"New@Example.org"}, "name": {"Newt"}, "frequency": {"weekly"}})
+	if r.status != http.StatusSeeOther || !strings.HasPrefix(r.location(), "/admin/subscribers?q=New%40example.org") {
+		t.Fatalf("add: %d %q", r.status, r.location())
+	}
+	r = b.get(r.location())
+	if !strings.Contains(r.body, "Added New@example.org.") || !strings.Contains(r.body, "s-pending") {
+		t.Fatalf("after add: %s", r.body)
+	}
+	e.smtp.WaitFor(t, 1, 10*time.Second)
+	// Errors come back in the form, with what was typed.
+	r = b.form("/admin/subscribers", url.Values{"email": {"not an address"}, "name": {"Typo"}, "frequency": {"daily"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `value="not an address"`) || !strings.Contains(r.body, `class="error"`) {
+		t.Fatalf("invalid add: %d\n%s", r.status, r.body)
+	}
+	r = b.form("/admin/subscribers", url.Values{"email": {"ada@lovelace.example"}, "frequency": {"daily"}})
+	if r.status != http.StatusConflict || !strings.Contains(r.body, "exists already") {
+		t.Fatalf("duplicate add: %d", r.status)
+	}
+
+	// Erase asks first (without script), then erases.
+	back := "/admin/subscribers?q=lovelace"
+	r = b.form("/admin/subscribers/erase", url.Values{"email": {"ada@lovelace.example"}, "back": {back}})
+	if r.status != http.StatusOK || !strings.Contains(r.body, "Erase ada@lovelace.example?") || !strings.Contains(r.body, `name="confirm" value="yes"`) {
+		t.Fatalf("erase confirm page: %d\n%s", r.status, r.body)
+	}
+	if _, err := e.db.SubscriberByEmail(context.Background(), "ada@lovelace.example"); err != nil {
+		t.Fatal("erased before confirming")
+	}
+	r = b.form("/admin/subscribers/erase", url.Values{"email": {"ada@lovelace.example"}, "back": {back}, "confirm": {"yes"}})
+	if r.status != http.StatusSeeOther || r.location() != back {
+		t.Fatalf("erase: %d %q", r.status, r.location())
+	}
+	if _, err := e.db.SubscriberByEmail(context.Background(), "ada@lovelace.example"); herald.ErrorCode(err) != herald.ENOTFOUND {
+		t.Fatalf("still there after erase: %v", err)
+	}
+	r = b.get(back)
+	if !strings.Contains(r.body, "Erased ada@lovelace.example") {
+		t.Fatal("no message after erase")
+	}
+	r = b.form("/admin/subscribers/erase", url.Values{"email": {"ada@lovelace.example"}, "confirm": {"yes"}})
+	r = b.get(r.location())
+	if !strings.Contains(r.body, "Could not erase") {
+		t.Fatalf("erasing a missing reader: %s", r.body)
+	}
+}
+
+// csvAvailable reports whether the CSV API is there yet.
+func csvAvailable(e *env) bool {
+	r := e.api(http.MethodGet, "/api/v1/subscribers.csv", "")
+	return r.status == http.StatusOK
+}
+
+func TestImportAndExportCSV(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	if !csvAvailable(e) {
+		t.Skip("the CSV API (GET/POST /api/v1/subscribers.csv) is not there yet")
+	}
+	b := e.browser()
+	b.login()
+	csv := "email,name,frequency,status\r\nimp1@example.org,Imp One,daily,\r\nimp2@example.org,\"Two, Imp\",weekly,\r\nnot-an-address,Bad,daily,\r\n"
+	// The token must come before the file.
+	if r := b.multipart("/admin/subscribers/import", part{"file", "subs.csv", csv}, part{"csrf", "", b.csrf}); r.status != http.StatusForbidden {
+		t.Fatalf("import with the token after the file: %d", r.status)
+	}
+	if r := b.multipart("/admin/subscribers/import", part{"file", "subs.csv", csv}); r.status != http.StatusForbidden {
+		t.Fatalf("import without a token: %d", r.status)
+	}
+	if r := b.post("/admin/subscribers/import", url.Values{"file": {csv}}); r.status != http.StatusForbidden {
+		t.Fatalf("urlencoded import without a token: %d", r.status)
+	}
+	if r := b.form("/admin/subscribers/import", url.Values{"file": {csv}}); r.status != http.StatusBadRequest {
+		t.Fatalf("urlencoded import with a token: %d", r.status)
+	}
+	if r := b.multipart("/admin/subscribers/import", part{"csrf", "", b.csrf}, part{"file", "", ""}); r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "Choose a CSV file") {
+		t.Fatalf("import without a file: %d", r.status)
+	}
+	r := b.multipart("/admin/subscribers/import", part{"csrf", "", b.csrf}, part{"confirmed", "", "1"}, part{"file", "subs.csv", csv})
+	if r.status != http.StatusOK {
+		t.Fatalf("import: %d\n%s", r.status, r.body)
+	}
+	if !strings.Contains(r.body, `<dd id="import-added">2</dd>`) || !strings.Contains(r.body, `<dd id="import-invalid">1</dd>`) {
+		t.Fatalf("import report:\n%s", r.body)
+	}
+	s, err := e.db.SubscriberByEmail(context.Background(), "imp2@example.org")
+	if err != nil || s.Name != "Two, Imp" || s.Status != herald.StatusConfirmed {
+		t.Fatalf("imported: %+v %v", s, err)
+	}
+	r = b.get("/admin/subscribers.csv")
+	if r.status != http.StatusOK || !strings.Contains(r.header.Get("Content-Type"), "csv") || !strings.Contains(r.body, "imp1@example.org") {
+		t.Fatalf("export: %d %q\n%s", r.status, r.header.Get("Content-Type"), r.body)
+	}
+}
+
+func TestImportWithoutCSVAPI(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	if csvAvailable(e) {
+		t.Skip("the CSV API exists: covered by TestImportAndExportCSV")
+	}
+	b := e.browser()
+	b.login()
+	r := b.multipart("/admin/subscribers/import", part{"csrf", "", b.csrf}, part{"file", "subs.csv", "email\nx@example.org\n"})
+	if r.status < 400 || !strings.Contains(r.body, "not available") {
+		t.Fatalf("import without the API: %d\n%s", r.status, r.body)
+	}
+	r = b.get("/admin/subscribers.csv")
+	if r.status < 400 || !strings.Contains(r.body, "not available") {
+		t.Fatalf("export without the API: %d", r.status)
+	}
+}
+
+var runLocRe = regexp.MustCompile(`^/admin/runs/(\d+)$`)
+
+func TestSendNowAndFollowTheRun(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	for i := range 5 {
+		e.addConfirmed(fmt.Sprintf("r%d@example.org", i), "", "daily")
+	}
+	e.addPosts(3)
+	e.smtp.RejectRecipient(func(rcpt string) (int, string, bool) {
+		if rcpt == "r3@example.org" {
+			return 550, "5.1.1 mailbox unavailable", true
+		}
+		return 0, "", false
+	})
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/runs")
+	if !strings.Contains(r.body, `id="send-daily"`) || !strings.Contains(r.body, "No runs yet") {
+		t.Fatalf("runs page:\n%s", r.body)
+	}
+	r = b.form("/admin/runs", url.Values{"frequency": {"daily"}})
+	m := runLocRe.FindStringSubmatch(r.location())
+	if r.status != http.StatusSeeOther || m == nil {
+		t.Fatalf("send now: %d %q\n%s", r.status, r.location(), r.body)
+	}
+	id := m[1]
+	r = b.get("/admin/runs/" + id)
+	if r.status != http.StatusOK || !strings.Contains(r.body, `id="run-progress"`) || !strings.Contains(r.body, "Started a daily run.") {
+		t.Fatalf("run page: %d\n%s", r.status, r.body)
+	}
+	var last run
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r = b.get("/admin/runs/" + id + ".json")
+		if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Fatalf("run JSON: %d %q", r.status, r.header.Get("Content-Type"))
+		}
+		if err := json.Unmarshal([]byte(r.body), &last); err != nil {
+			t.Fatal(err)
+		}
+		if last.Finished() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not finish: %+v", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if last.State != "done" || last.Sent != 4 || last.Failed != 1 || last.Total != 5 {
+		t.Fatalf("finished run: %+v", last)
+	}
+	r = b.get("/admin/runs/" + id)
+	if strings.Contains(r.body, `data-poll="`) {
+		t.Error("a finished run still polls")
+	}
+	if !strings.Contains(r.body, `max="5" value="5"`) {
+		t.Errorf("progress of a finished run:\n%s", r.body)
+	}
+	if !strings.Contains(r.body, "r3@example.org") || !strings.Contains(r.body, "mailbox unavailable") {
+		t.Errorf("failures with the SMTP reply missing:\n%s", r.body)
+	}
+	// The history and the dashboard list it.
+	for _, p := range []string{"/admin/runs", "/admin/"} {
+		if r := b.get(p); !strings.Contains(r.body, `href="/admin/runs/`+id+`"`) {
+			t.Errorf("%s does not list run %s", p, id)
+		}
+	}
+	// A dry run, and a frequency the API refuses.
+	r = b.form("/admin/runs", url.Values{"frequency": {"weekly"}, "dry_run": {"1"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("dry run: %d", r.status)
+	}
+	if r = b.get(r.location()); !strings.Contains(r.body, "dry run") {
+		t.Error("dry run not marked")
+	}
+	r = b.form("/admin/runs", url.Values{"frequency": {"hourly"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "unknown frequency") {
+		t.Fatalf("bad frequency: %d\n%s", r.status, r.body)
+	}
+}
+
+func TestPreviewAndTestEmail(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.addConfirmed("reader@example.org", "Reader", "daily")
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/preview/frame?email=reader@example.org")
+	if r.status != http.StatusOK || !strings.Contains(r.body, "Nothing new for reader@example.org") {
+		t.Fatalf("preview with nothing new: %d\n%s", r.status, r.body)
+	}
+	e.addPosts(2)
+	r = b.get("/admin/preview?email=reader@example.org")
+	if !strings.Contains(r.body, `<iframe class="preview" id="preview-frame" sandbox src="/admin/preview/frame?email=reader%40example.org"`) {
+		t.Fatalf("preview page:\n%s", r.body)
+	}
+	if !strings.Contains(r.body, `<option value="reader@example.org">`) {
+		t.Error("no reader to pick")
+	}
+	r = b.get("/admin/preview/frame?email=reader@example.org")
+	if r.status != http.StatusOK || !strings.Contains(r.body, "Post number 2") {
+		t.Fatalf("preview frame: %d\n%s", r.status, r.body)
+	}
+	r = b.get("/admin/preview/frame?email=nobody@example.org")
+	if r.status != http.StatusNotFound {
+		t.Fatalf("preview of an unknown reader: %d", r.status)
+	}
+	r = b.form("/admin/preview/test", url.Values{"to": {"me@example.org"}, "email": {"reader@example.org"}})
+	if r.status != http.StatusSeeOther || r.location() != "/admin/preview?email=reader%40example.org" {
+		t.Fatalf("test email: %d %q", r.status, r.location())
+	}
+	if r = b.get(r.location()); !strings.Contains(r.body, "A test digest is on its way to me@example.org.") {
+		t.Fatal("no confirmation of the test email")
+	}
+	msgs := e.smtp.WaitFor(t, 1, 10*time.Second)
+	if !strings.Contains(string(msgs[len(msgs)-1].Data), "[Test]") {
+		t.Fatal("the test email is not marked")
+	}
+	r = b.form("/admin/preview/test", url.Values{"to": {"nope"}})
+	if r = b.get(r.location()); !strings.Contains(r.body, "Could not send a test to nope") {
+		t.Fatalf("bad test address:\n%s", r.body)
+	}
+}
+
+func TestDashboard(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.addConfirmed("a@example.org", "", "daily")
+	e.addConfirmed("b@example.org", "", "weekly")
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/")
+	if r.status != http.StatusOK {
+		t.Fatalf("dashboard: %d", r.status)
+	}
+	for _, want := range []string{`<svg class="chart"`, "2 confirmed readers", "Last runs", "Feeds"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+	// Changes made in the UI show at once, past the chart's cache.
+	b.form("/admin/subscribers", url.Values{"email": {"c@example.org"}, "frequency": {"daily"}, "confirmed": {"1"}})
+	if r := b.get("/admin/"); !strings.Contains(r.body, "3 confirmed readers") {
+		t.Error("dashboard chart stale after an add")
+	}
+}
+
+func TestBuildChart(t *testing.T) {
+	now := time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC)
+	day := func(daysAgo int) time.Time { return now.AddDate(0, 0, -daysAgo) }
+	times := []time.Time{day(400), day(200), day(89), day(30), day(30), day(0), now.Add(time.Hour)}
+	c := buildChart(times, now, 90, false)
+	if c.Total != 7 || c.Gained != 5 {
+		t.Fatalf("total %d gained %d", c.Total, c.Gained)
+	}
+	if !strings.HasPrefix(c.Line, "M6.0 ") || strings.Count(c.Line, "L") != 89 {
+		t.Fatalf("line: %q", c.Line)
+	}
+	// The line never falls.
+	ys := regexp.MustCompile(`[ML][\d.]+ ([\d.]+)`).FindAllStringSubmatch(c.Line, -1)
+	prev := 1e9
+	for _, y := range ys {
+		v, _ := strconv.ParseFloat(y[1], 64)
+		if v > prev {
+			t.Fatalf("cumulative line falls: %q", c.Line)
+		}
+		prev = v
+	}
+	if c.YTicks[len(c.YTicks)-1].Label != "8" {
+		t.Errorf("top tick %q, want 8", c.YTicks[len(c.YTicks)-1].Label)
+	}
+	empty := buildChart(nil, now, 90, false)
+	if empty.Total != 0 || empty.Line == "" {
+		t.Fatalf("empty chart: %+v", empty)
+	}
+	for n, want := range map[int]int{0: 4, 3: 4, 5: 6, 9: 10, 11: 20, 99: 100, 100: 100, 101: 200, 4999: 5000, 120000: 200000} {
+		if got := niceCeil(n); got != want {
+			t.Errorf("niceCeil(%d) = %d, want %d", n, got, want)
+		}
+	}
+}
+
+func TestParseStats(t *testing.T) {
+	var raw map[string]any
+	_ = json.Unmarshal([]byte(`{"subscribers":{"confirmed":{"daily":3,"weekly":2},"pending":{"daily":1}},"posts":9,"outbox":{"depth":4},"emails":{"sent":10,"failed":1}}`), &raw)
+	s := parseStats(raw)
+	if !s.HasGrid() || s.Count("confirmed", "daily") != 3 || s.ByStatus["confirmed"] != 5 || s.ByStatus["pending"] != 1 || s.Total != 6 {
+		t.Fatalf("grid: %+v", s)
+	}
+	if s.Outbox == nil || *s.Outbox != 4 {
+		t.Fatalf("outbox: %v", s.Outbox)
+	}
+	labels := []string{}
+	for _, f := range s.Figures {
+		labels = append(labels, f.Label)
+	}
+	if strings.Join(labels, "|") != "Emails failed|Emails sent|Outbox depth|Posts" {
+		t.Fatalf("figures: %v", labels)
+	}
+	// GET /api/v1/stats as handlers/ops.go answers it.
+	raw = nil
+	_ = json.Unmarshal([]byte(`{"subscribers":{"total":6,"by_status":{"confirmed":4,"pending":1,"unsubscribed":1,"bounced":0},
+		"by_frequency":{"instant":0,"daily":5,"weekly":1},"confirmed_by_frequency":{"instant":0,"daily":4,"weekly":0},
+		"by_status_and_frequency":{"confirmed":{"daily":4},"pending":{"daily":1},"unsubscribed":{"weekly":1}}},
+		"posts":3,"runs":2,"emails":{"sent":7,"failed":1},"outbox":5}`), &raw)
+	s = parseStats(raw)
+	if !s.HasGrid() || s.Count("confirmed", "daily") != 4 || s.Count("unsubscribed", "weekly") != 1 || s.ByStatus["confirmed"] != 4 ||
+		s.Total != 6 || s.Outbox == nil || *s.Outbox != 5 || len(s.Figures) != 4 {
+		t.Fatalf("ops.go stats: %+v", s)
+	}
+	raw = nil
+	_ = json.Unmarshal([]byte(`{"subscribers":{"by_status":{"confirmed":7},"by_frequency":{"daily":7},"total":9},"outbox_depth":2}`), &raw)
+	s = parseStats(raw)
+	if s.HasGrid() || s.ByStatus["confirmed"] != 7 || s.ByFreq["daily"] != 7 || s.Total != 9 || s.Outbox == nil || *s.Outbox != 2 {
+		t.Fatalf("flat: %+v", s)
+	}
+}
