@@ -85,7 +85,8 @@ type Service struct {
 	active  map[herald.Frequency]uint64 // run id in progress per frequency
 	done    map[uint64]chan struct{}    // closed when that run's execution ends
 	baseCtx context.Context             // set by Run; runs started before it use context.Background
-	wg      sync.WaitGroup
+	wg      sync.WaitGroup                // background loops
+	runs    sync.WaitGroup                // run executions
 
 	instant chan struct{}
 }
@@ -217,7 +218,7 @@ func (s *Service) launch(run *herald.Run) {
 	s.active[run.Frequency] = run.ID
 	s.done[run.ID] = done
 	s.mu.Unlock()
-	s.wg.Go(func() {
+	s.runs.Go(func() {
 		defer func() {
 			s.mu.Lock()
 			if s.active[run.Frequency] == run.ID {
@@ -246,7 +247,7 @@ func (s *Service) wait(ctx context.Context, id uint64) {
 }
 
 // Wait blocks until every run started in this process has ended.
-func (s *Service) Wait() { s.wg.Wait() }
+func (s *Service) Wait() { s.runs.Wait() }
 
 // NewPosts asks for an instant run soon.
 func (s *Service) NewPosts() {
@@ -278,6 +279,7 @@ func (s *Service) Run(ctx context.Context) error {
 	<-ctx.Done()
 	sched.stop()
 	s.wg.Wait()
+	s.runs.Wait()
 	return nil
 }
 

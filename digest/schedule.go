@@ -13,9 +13,27 @@ import (
 // CronParser parses the schedules: five fields or a descriptor (@daily).
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseSchedule checks a cron expression the way the scheduler reads it.
+// ParseSchedule reads a cron expression the way the scheduler does. When
+// clocks go back, a time like 01:30 happens twice; robfig/cron fires at
+// both, so the schedule skips a firing that repeats the last one's local
+// date and wall-clock minute: one digest a day, DST or not.
 func ParseSchedule(expr string) (cron.Schedule, error) {
-	return cronParser.Parse(expr)
+	sch, err := cronParser.Parse(expr)
+	if err != nil {
+		return nil, err
+	}
+	return onceSchedule{sch}, nil
+}
+
+type onceSchedule struct{ inner cron.Schedule }
+
+func (o onceSchedule) Next(t time.Time) time.Time {
+	n := o.inner.Next(t)
+	const wall = "2006-01-02 15:04"
+	if !n.IsZero() && n.In(t.Location()).Format(wall) == t.Format(wall) {
+		n = o.inner.Next(n)
+	}
+	return n
 }
 
 type schedule struct {
@@ -41,7 +59,7 @@ func newScheduler(s *Service) (*scheduler, error) {
 		if it.expr == "" {
 			continue
 		}
-		sch, err := cronParser.Parse(it.expr)
+		sch, err := ParseSchedule(it.expr)
 		if err != nil {
 			return nil, fmt.Errorf("digest: schedule %s %q: %w", it.f, it.expr, err)
 		}
@@ -56,10 +74,7 @@ func newScheduler(s *Service) (*scheduler, error) {
 		cron.WithLogger(logger),
 	)
 	for _, it := range sc.items {
-		it := it
-		if _, err := sc.cron.AddFunc(it.expr, func() { sc.fire(it) }); err != nil {
-			return nil, fmt.Errorf("digest: schedule %s: %w", it.freq, err)
-		}
+		sc.cron.Schedule(it.sch, cron.FuncJob(func() { sc.fire(it) }))
 	}
 	return sc, nil
 }

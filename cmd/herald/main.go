@@ -37,6 +37,13 @@ Usage:
   herald check-config [--config FILE]   validate the config and print the effective values
   herald version                        print version, commit and Go version
 
+Clients of a running server (admin API; token from admin.token or
+HERALD_ADMIN_TOKEN, address from server.base_url or --server URL):
+  herald send [--frequency F] [--dry-run] [--wait]    start a digest run now
+  herald subscribers export [--out FILE]              subscribers as CSV
+  herald subscribers import FILE [--confirmed]        add or update from CSV
+  herald backup FILE                                  a consistent copy of the database
+
 The config file may also be named by HERALD_CONFIG; without one, herald runs
 on built-in defaults (127.0.0.1:8080, ./data/herald.db, mail to ./data/outbox).
 `
@@ -59,7 +66,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 	case "help", "--help", "-h":
 		fmt.Fprint(stdout, usage)
 	default:
-		if c, ok := clientCommands[cmd]; ok {
+		if c, ok := clientCommand(cmd); ok {
 			err = c(ctx, rest, stdout, stderr, getenv)
 			break
 		}

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/digest"
+	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
 	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/store"
@@ -41,6 +43,8 @@ type app struct {
 	tr     herald.Transport
 	sender *mailer.Sender
 	subs   *subscription.Service
+	digest *digest.Service
+	poller *feed.Poller
 	http   *handlers.Server
 	ln     net.Listener
 }
@@ -126,6 +130,27 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
+	a.digest, err = digest.New(a.db, a.tr, a.subs, tpl, digest.Options{
+		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL, From: cfg.Mail.From,
+		MaxPosts: cfg.Digest.MaxPosts, Workers: cfg.SMTP.Connections, BounceLimit: cfg.Mail.BounceLimit,
+		RetryBackoff: cfg.Mail.RetryBackoff.Duration,
+		Location:     cfg.Location(), Daily: cfg.Digest.Daily, Weekly: cfg.Digest.Weekly,
+		Logger: log, Enqueued: a.sender.Notify,
+	})
+	if err != nil {
+		return nil, err
+	}
+	parser := feed.NewParser()
+	var feeds []feed.FeedConfig
+	for _, f := range cfg.Feeds {
+		feeds = append(feeds, feed.FeedConfig{URL: f.URL, Interval: f.PollInterval.Duration})
+	}
+	a.poller = feed.NewPoller(a.db, feed.NewFetcher(feed.FetcherOptions{
+		UserAgent: fmt.Sprintf("herald/%s (+%s)", version, cfg.Server.BaseURL),
+	}), parser, feed.PollerOptions{
+		Logger: log, Feeds: feeds,
+		OnNewPosts: func(ctx context.Context, feedURL string, n int) { a.digest.NewPosts() },
+	})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
 	var proxies []netip.Prefix
 	for _, p := range cfg.Server.TrustedProxies {
@@ -141,7 +166,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
-	}, handlers.Deps{Subs: a.subs, Store: a.db, Templates: tpl, Health: a.db.Ping})
+	}, handlers.Deps{
+		Subs: a.subs, Store: a.db, Templates: tpl, Health: a.db.Ping,
+		Posts: a.db, Runs: a.db, Outbox: a.db, Counters: a.db, Backup: a.db,
+		Digests:   a.digest,
+		CleanPost: parser.Clean,
+		PollFeeds: func(ctx context.Context) any { return a.poller.PollAll(ctx) },
+	})
 	a.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server.listen: %w", err)
@@ -217,6 +248,16 @@ func (a *app) serve(ctx context.Context) error {
 	wg.Go(func() {
 		if err := a.sender.Run(workCtx); err != nil && !errors.Is(err, context.Canceled) {
 			a.log.Error("sender stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := a.digest.Run(workCtx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("digest scheduler stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := a.poller.Run(workCtx); err != nil && !errors.Is(err, context.Canceled) {
+			a.log.Error("feed poller stopped", "err", err)
 		}
 	})
 	httpErr := make(chan error, 1)

@@ -71,7 +71,7 @@ func Parse(raw []byte) (*Parsed, error) {
 		}
 		switch pt {
 		case "text/plain":
-			p.Text = string(body)
+			p.Text = strings.ReplaceAll(string(body), "\r\n", "\n")
 		case "text/html":
 			p.HTML = string(body)
 		}

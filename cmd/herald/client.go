@@ -1,0 +1,591 @@
+package main
+
+// The client commands: they talk to a running herald through its admin
+// API (SPEC §1), with the token and address from the same config as the
+// server, or --server and HERALD_ADMIN_TOKEN.
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+	bolt "go.etcd.io/bbolt"
+)
+
+type commandFunc = func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error
+
+// clientCommand returns the client command called name.
+func clientCommand(name string) (commandFunc, bool) {
+	switch name {
+	case "subscribers":
+		return cmdSubscribers, true
+	case "backup":
+		return cmdBackup, true
+	case "send":
+		return cmdSend, true
+	}
+	c, ok := clientCommands[name]
+	return c, ok
+}
+
+// clientFlags are the flags every client command has.
+type clientFlags struct {
+	config *string
+	server *string
+}
+
+func addClientFlags(fs *flag.FlagSet, getenv func(string) string) *clientFlags {
+	return &clientFlags{
+		config: configFile(fs, getenv),
+		server: fs.String("server", "", "herald's address (default: server.base_url from the config)"),
+	}
+}
+
+// parseArgs parses flags that may come before, between or after the
+// positional arguments, and returns the positional ones.
+func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError{err}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// client calls the admin API.
+type client struct {
+	base  string // no trailing slash
+	token string
+	http  *http.Client
+}
+
+func (cf *clientFlags) client(getenv func(string) string) (*client, error) {
+	cfg, err := LoadConfig(*cf.config, getenv)
+	if err != nil {
+		return nil, err
+	}
+	base := cfg.Server.BaseURL
+	if *cf.server != "" {
+		base = *cf.server
+		if !strings.Contains(base, "://") {
+			base = "http://" + base
+		}
+		if u, err := url.Parse(base); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, usageError{fmt.Errorf("--server: want an http(s) URL like http://127.0.0.1:8080, got %q", *cf.server)}
+		}
+	}
+	if cfg.Admin.Token == "" {
+		return nil, errors.New("no admin token: set admin.token in the config (--config) or HERALD_ADMIN_TOKEN")
+	}
+	return &client{
+		base:  strings.TrimRight(base, "/"),
+		token: cfg.Admin.Token,
+		http: &http.Client{Transport: &http.Transport{
+			Proxy:               http.ProxyFromEnvironment,
+			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			TLSHandshakeTimeout: 10 * time.Second,
+			IdleConnTimeout:     90 * time.Second,
+			// No response header timeout: an import answers when it is done.
+		}},
+	}, nil
+}
+
+// apiError is an answer of the server that is not a success.
+type apiError struct {
+	Status int
+	Msg    string
+	Body   []byte
+}
+
+func (e *apiError) Error() string { return e.Msg }
+
+// do sends a request and returns the response when its status is 2xx;
+// otherwise it reads the answer and returns a clear error.
+func (c *client) do(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
+	if err != nil {
+		return nil, fmt.Errorf("client: %w", err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	req.Header.Set("Accept", "application/json")
+	req.Header.Set("User-Agent", "herald/"+version)
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	if f, ok := body.(*os.File); ok {
+		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
+			req.ContentLength = st.Size()
+		}
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("cannot reach herald at %s: is `herald serve` running? (%v)", c.base, err)
+	}
+	if res.StatusCode/100 == 2 {
+		return res, nil
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	return nil, statusError(res.StatusCode, b)
+}
+
+func statusError(status int, body []byte) error {
+	switch status {
+	case http.StatusUnauthorized:
+		return &apiError{status, "the admin token was refused (check admin.token / HERALD_ADMIN_TOKEN)", body}
+	case http.StatusForbidden:
+		return &apiError{status, "the admin API is disabled on the server: set admin.token", body}
+	}
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return &apiError{status, e.Error, body}
+	}
+	return &apiError{status, fmt.Sprintf("the server answered %d %s", status, http.StatusText(status)), body}
+}
+
+// getJSON GETs path into v, with a timeout.
+func (c *client) getJSON(ctx context.Context, path string, v any) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := c.do(ctx, http.MethodGet, path, "", nil)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
+		return fmt.Errorf("client: unreadable answer from %s: %w", path, err)
+	}
+	return nil
+}
+
+const subscribersUsage = `usage:
+  herald subscribers export [--out FILE]
+  herald subscribers import FILE [--confirmed] [--json]`
+
+func cmdSubscribers(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	if len(args) == 0 {
+		return usageError{errors.New("want export or import\n" + subscribersUsage)}
+	}
+	switch args[0] {
+	case "export":
+		return cmdExport(ctx, args[1:], stdout, stderr, getenv)
+	case "import":
+		return cmdImport(ctx, args[1:], stdout, stderr, getenv)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, subscribersUsage)
+		return nil
+	}
+	return usageError{fmt.Errorf("unknown subcommand %q\n%s", args[0], subscribersUsage)}
+}
+
+func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("subscribers export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs, getenv)
+	out := fs.String("out", "", "write the CSV to FILE (default: standard output)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q (write to a file with --out FILE)", pos[0])}
+	}
+	c, err := cf.client(getenv)
+	if err != nil {
+		return err
+	}
+	res, err := c.do(ctx, http.MethodGet, "/api/v1/subscribers.csv", "", nil)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	if *out == "" || *out == "-" {
+		if _, err := io.Copy(stdout, res.Body); err != nil {
+			return fmt.Errorf("the export was cut off: %w", err)
+		}
+		return nil
+	}
+	lines := &lineCounter{}
+	n, err := writeAtomic(*out, io.TeeReader(res.Body, lines), nil)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "exported %d subscribers to %s (%d bytes)\n", max(lines.n-1, 0), *out, n)
+	return nil
+}
+
+type lineCounter struct{ n int }
+
+func (l *lineCounter) Write(p []byte) (int, error) {
+	l.n += bytes.Count(p, []byte{'\n'})
+	return len(p), nil
+}
+
+// importReport is the server's answer to an import.
+type importReport struct {
+	Error   string `json:"error"`
+	Added   int    `json:"added"`
+	Updated int    `json:"updated"`
+	Skipped int    `json:"skipped"`
+	Invalid []struct {
+		Line  int    `json:"line"`
+		Error string `json:"error"`
+	} `json:"invalid"`
+	InvalidTotal  int `json:"invalid_total"`
+	Confirmations int `json:"confirmations"`
+	Rows          int `json:"rows"`
+}
+
+func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("subscribers import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs, getenv)
+	confirmed := fs.Bool("confirmed", false, "new readers are confirmed at once, without the opt-in email (they opted in elsewhere)")
+	asJSON := fs.Bool("json", false, "print the server's report as JSON")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("want one FILE (\"-\" for standard input)\n" + subscribersUsage)}
+	}
+	var body io.Reader
+	name := pos[0]
+	if name == "-" {
+		body = os.Stdin
+	} else {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if st, err := f.Stat(); err == nil && st.IsDir() {
+			return fmt.Errorf("%s is a directory, not a CSV file", name)
+		}
+		body = f
+	}
+	c, err := cf.client(getenv)
+	if err != nil {
+		return err
+	}
+	path := "/api/v1/subscribers.csv"
+	if *confirmed {
+		path += "?confirmed=true"
+	}
+	res, err := c.do(ctx, http.MethodPost, path, "text/csv", body)
+	var ae *apiError
+	var rep importReport
+	if errors.As(err, &ae) {
+		// An import stopped part-way says what it did before it stopped.
+		if json.Unmarshal(ae.Body, &rep) == nil && rep.Rows > 0 {
+			if *asJSON {
+				_, _ = stdout.Write(ae.Body)
+			} else {
+				printReport(stdout, name, &rep)
+			}
+		}
+		return err
+	} else if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("reading the import report: %w", err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		return fmt.Errorf("unreadable import report: %w", err)
+	}
+	if *asJSON {
+		_, _ = stdout.Write(raw)
+	} else {
+		printReport(stdout, name, &rep)
+	}
+	if rep.InvalidTotal > 0 {
+		return fmt.Errorf("%d of %d rows were not imported", rep.InvalidTotal, rep.Rows)
+	}
+	return nil
+}
+
+func printReport(w io.Writer, name string, rep *importReport) {
+	fmt.Fprintf(w, "%s: %d rows: %d added", name, rep.Rows, rep.Added)
+	if rep.Confirmations > 0 {
+		fmt.Fprintf(w, " (%d sent a confirmation email)", rep.Confirmations)
+	}
+	fmt.Fprintf(w, ", %d updated, %d skipped, %d invalid\n", rep.Updated, rep.Skipped, rep.InvalidTotal)
+	for _, p := range rep.Invalid {
+		fmt.Fprintf(w, "  line %d: %s\n", p.Line, p.Error)
+	}
+	if more := rep.InvalidTotal - len(rep.Invalid); more > 0 {
+		fmt.Fprintf(w, "  … and %d more\n", more)
+	}
+}
+
+func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs, getenv)
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("want the FILE to write: herald backup FILE")}
+	}
+	c, err := cf.client(getenv)
+	if err != nil {
+		return err
+	}
+	res, err := c.do(ctx, http.MethodGet, "/api/v1/backup", "", nil)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	n, err := writeAtomic(pos[0], res.Body, checkBolt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "backup written to %s (%d bytes)\n", pos[0], n)
+	return nil
+}
+
+// checkBolt opens a file as a bbolt database, read-only, and checks it.
+func checkBolt(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
+	if err != nil {
+		return fmt.Errorf("the backup is not a valid database: %w", err)
+	}
+	defer db.Close()
+	return db.View(func(tx *bolt.Tx) error {
+		if tx.Bucket([]byte("meta")) == nil || tx.Bucket([]byte("subscribers")) == nil {
+			return errors.New("the backup is not a herald database (no meta or subscribers bucket)")
+		}
+		for err := range tx.Check() {
+			return fmt.Errorf("the backup is damaged: %w", err)
+		}
+		return nil
+	})
+}
+
+// writeAtomic writes r to a temporary file beside path, syncs it, runs
+// check on it, and only then renames it into place: path is either the
+// old file or the whole new one, never half of one.
+func writeAtomic(path string, r io.Reader, check func(string) error) (int64, error) {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return 0, err
+	}
+	tmp := f.Name()
+	ok := false
+	defer func() {
+		if !ok {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	n, err := io.Copy(f, r)
+	if err != nil {
+		return n, fmt.Errorf("the download was cut off after %d bytes: %w", n, err)
+	}
+	if err := f.Sync(); err != nil {
+		return n, err
+	}
+	if err := f.Close(); err != nil {
+		return n, err
+	}
+	if check != nil {
+		if err := check(tmp); err != nil {
+			return n, err
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return n, err
+	}
+	ok = true
+	if d, err := os.Open(dir); err == nil {
+		_ = d.Sync() // make the rename durable
+		d.Close()
+	}
+	return n, nil
+}
+
+// runView is what the client reads of a run.
+type runView struct {
+	ID        uint64 `json:"id"`
+	Frequency string `json:"frequency"`
+	DryRun    bool   `json:"dry_run"`
+	State     string `json:"state"`
+	Total     int    `json:"total"`
+	Sent      int    `json:"sent"`
+	Failed    int    `json:"failed"`
+	Skipped   int    `json:"skipped"`
+	Error     string `json:"error"`
+	Failures  []struct {
+		Email string `json:"email"`
+		Error string `json:"error"`
+	} `json:"failures"`
+}
+
+func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs, getenv)
+	freq := fs.String("frequency", "", "instant, daily or weekly (default: the server's digest.default_frequency)")
+	dryRun := fs.Bool("dry-run", false, "go through the readers without sending")
+	wait := fs.Bool("wait", false, "show a progress bar until the run ends; exit 1 if it failed")
+	interval := 500 * time.Millisecond
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", pos[0])}
+	}
+	switch *freq {
+	case "", "instant", "daily", "weekly":
+	default:
+		return usageError{fmt.Errorf("--frequency: want instant, daily or weekly, got %q", *freq)}
+	}
+	c, err := cf.client(getenv)
+	if err != nil {
+		return err
+	}
+	in := map[string]any{"dry_run": *dryRun}
+	if *freq != "" {
+		in["frequency"] = *freq
+	}
+	b, _ := json.Marshal(in)
+	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := c.do(rctx, http.MethodPost, "/api/v1/runs", "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	var started struct {
+		ID  uint64  `json:"id"`
+		Run runView `json:"run"`
+	}
+	err = json.NewDecoder(res.Body).Decode(&started)
+	res.Body.Close()
+	if err != nil || started.ID == 0 {
+		return fmt.Errorf("unreadable answer to POST /api/v1/runs: %v", err)
+	}
+	label := fmt.Sprintf("run %d", started.ID)
+	if f := started.Run.Frequency; f != "" {
+		label += " (" + f
+		if *dryRun {
+			label += ", dry run"
+		}
+		label += ")"
+	}
+	if !*wait {
+		fmt.Fprintf(stdout, "started %s; follow it with GET /api/v1/runs/%d\n", label, started.ID)
+		return nil
+	}
+	return waitRun(ctx, c, started.ID, label, interval, stdout, stderr)
+}
+
+// waitRun polls a run until it ends, with a progress bar on stderr.
+func waitRun(ctx context.Context, c *client, id uint64, label string, interval time.Duration, stdout, stderr io.Writer) error {
+	bar := progressbar.NewOptions64(-1,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetDescription(label),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetElapsedTime(true),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionSetRenderBlankState(true),
+		progressbar.OptionSetWidth(30),
+	)
+	path := "/api/v1/runs/" + strconv.FormatUint(id, 10)
+	var lastErr error
+	var failingSince time.Time
+	for {
+		var run runView
+		err := c.getJSON(ctx, path, &run)
+		var ae *apiError
+		switch {
+		case ctx.Err() != nil:
+			_ = bar.Exit()
+			fmt.Fprintln(stderr)
+			return fmt.Errorf("stopped waiting; %s goes on on the server", label)
+		case errors.As(err, &ae):
+			_ = bar.Exit()
+			fmt.Fprintln(stderr)
+			return err
+		case err != nil:
+			// The server may be restarting; the run resumes when it is back.
+			if failingSince.IsZero() {
+				failingSince = time.Now()
+			}
+			lastErr = err
+			if time.Since(failingSince) > 30*time.Second {
+				_ = bar.Exit()
+				fmt.Fprintln(stderr)
+				return lastErr
+			}
+		default:
+			failingSince = time.Time{}
+			if run.Total > 0 && bar.GetMax64() != int64(run.Total) {
+				bar.ChangeMax64(int64(run.Total))
+			}
+			_ = bar.Set64(int64(run.Sent + run.Failed + run.Skipped))
+			switch run.State {
+			case "done", "failed":
+				if run.State == "done" {
+					_ = bar.Finish()
+				} else {
+					_ = bar.Exit()
+				}
+				fmt.Fprintln(stderr)
+				fmt.Fprintf(stdout, "%s %s: %d sent, %d failed, %d skipped of %d\n", label, run.State, run.Sent, run.Failed, run.Skipped, run.Total)
+				for _, f := range run.Failures {
+					fmt.Fprintf(stdout, "  %s: %s\n", f.Email, f.Error)
+				}
+				if run.State == "failed" {
+					msg := run.Error
+					if msg == "" {
+						msg = "see the server's log"
+					}
+					return fmt.Errorf("%s failed: %s", label, msg)
+				}
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(interval):
+		}
+	}
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/digest"
+	"github.com/herald-dev/herald/handlers"
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/subscription"
+	"github.com/herald-dev/herald/templates"
+)
+
+const cliToken = "cli-test-admin-token-0123"
+
+// cliTransport records what a digest run sends.
+type cliTransport struct {
+	mu  sync.Mutex
+	got []string
+}
+
+func (c *cliTransport) Send(_ context.Context, m *herald.Message) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.got = append(c.got, m.To)
+	return nil
+}
+
+func (c *cliTransport) Close() error { return nil }
+
+func (c *cliTransport) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.got)
+}
+
+type cliEnv struct {
+	t   *testing.T
+	db  *store.DB
+	srv *httptest.Server
+	tr  *cliTransport
+}
+
+// newCLIEnv runs the real HTTP layer over a real store, with the digest
+// service sending through a recording transport. token "" disables admin.
+func newCLIEnv(t *testing.T, token string) *cliEnv {
+	t.Helper()
+	ctx := context.Background()
+	log := slog.New(slog.DiscardHandler)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := templates.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, _ := subscription.LoadSecret(ctx, db, "")
+	tokens, _ := subscription.NewTokens(secret, nil)
+	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
+		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
+		From: "Test Blog <digest@example.org>",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := &cliTransport{}
+	dig, err := digest.New(db, tr, subs, tpl, digest.Options{
+		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
+		From: "Test Blog <digest@example.org>", Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := handlers.New(handlers.Options{
+		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
+		AdminToken: token, Logger: log,
+	}, handlers.Deps{
+		Subs: subs, Store: db, Templates: tpl, Health: db.Ping,
+		Posts: db, Runs: db, Outbox: db, Counters: db, Backup: db, Digests: dig,
+	})
+	srv := httptest.NewServer(h)
+	t.Cleanup(func() {
+		srv.Close()
+		dig.Wait()
+		db.Close()
+	})
+	return &cliEnv{t: t, db: db, srv: srv, tr: tr}
+}
+
+// cli runs the herald command line with the token in the environment and
+// --server pointing at url.
+func cli(t *testing.T, url, token string, args ...string) (int, string, string) {
+	t.Helper()
+	env := func(k string) string {
+		if k == "HERALD_ADMIN_TOKEN" {
+			return token
+		}
+		return ""
+	}
+	if url != "" {
+		args = append(args, "--server", url)
+	}
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb, env)
+	return code, out.String(), errb.String()
+}
+
+func (e *cliEnv) cli(args ...string) (int, string, string) {
+	e.t.Helper()
+	return cli(e.t, e.srv.URL, cliToken, args...)
+}
+
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestClientImportExport(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	in := writeFile(t, "in.csv", "email,name,frequency,status\nann@example.org,\"Ann, A.\",weekly,\nbob@example.org,Bob,,confirmed\ncat@example.org,Cat,,unsubscribed\n")
+	// Flags may follow the file.
+	code, out, errs := e.cli("subscribers", "import", in, "--confirmed")
+	if code != 0 || !strings.Contains(out, "3 rows: 3 added, 0 updated, 0 skipped, 0 invalid") {
+		t.Fatalf("import: %d\n%s\n%s", code, out, errs)
+	}
+	if s, _ := e.db.SubscriberByEmail(context.Background(), "ann@example.org"); s == nil || s.Status != herald.StatusConfirmed || s.Frequency != herald.Weekly {
+		t.Fatalf("ann: %+v", s)
+	}
+
+	dir := t.TempDir()
+	outFile := filepath.Join(dir, "subscribers.csv")
+	code, _, errs = e.cli("subscribers", "export", "--out", outFile)
+	if code != 0 || !strings.Contains(errs, "exported 3 subscribers") {
+		t.Fatalf("export: %d %s", code, errs)
+	}
+	b, _ := os.ReadFile(outFile)
+	recs, err := csv.NewReader(bytes.NewReader(b)).ReadAll()
+	if err != nil || len(recs) != 4 || strings.Join(recs[0][:4], ",") != "email,name,frequency,status" {
+		t.Fatalf("export file: %v\n%s", err, b)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+	// To standard output.
+	code, out, _ = e.cli("subscribers", "export")
+	if code != 0 || out != string(b) {
+		t.Fatalf("export to stdout: %d\n%s", code, out)
+	}
+
+	// Bad rows: listed by line, the good ones imported, exit 1.
+	bad := writeFile(t, "bad.csv", "email,name\ndan@example.org,Dan\nnot-an-address,X\nann@example.org,Ann B.\n")
+	code, out, errs = e.cli("subscribers", "import", bad)
+	if code != 1 || !strings.Contains(out, "1 added") || !strings.Contains(out, "1 updated") ||
+		!strings.Contains(out, `line 3: "not-an-address" is not a valid email address`) || !strings.Contains(errs, "1 of 3 rows were not imported") {
+		t.Fatalf("bad rows: %d\n%s\n%s", code, out, errs)
+	}
+	// --json prints the server's report.
+	code, out, _ = e.cli("subscribers", "import", "--json", bad)
+	var rep handlers.ImportReport
+	if code != 1 || json.Unmarshal([]byte(out), &rep) != nil || rep.InvalidTotal != 1 || rep.Skipped != 2 {
+		t.Fatalf("--json: %d %s", code, out)
+	}
+	// The server's message for a file it refuses.
+	noEmail := writeFile(t, "noemail.csv", "name\nX\n")
+	if code, _, errs := e.cli("subscribers", "import", noEmail); code != 1 || !strings.Contains(errs, "no email column") {
+		t.Fatalf("no email column: %d %s", code, errs)
+	}
+	if code, _, errs := e.cli("subscribers", "import", filepath.Join(dir, "missing.csv")); code != 1 || !strings.Contains(errs, "no such file") {
+		t.Fatalf("missing file: %d %s", code, errs)
+	}
+}
+
+func TestClientBackup(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	in := writeFile(t, "in.csv", "email\na@example.org\nb@example.org\n")
+	if code, out, errs := e.cli("subscribers", "import", "--confirmed", in); code != 0 {
+		t.Fatalf("import: %s %s", out, errs)
+	}
+	dir := t.TempDir()
+	path := filepath.Join(dir, "herald-backup.db")
+	code, out, errs := e.cli("backup", path)
+	if code != 0 || !strings.Contains(out, "backup written to "+path) {
+		t.Fatalf("backup: %d %s %s", code, out, errs)
+	}
+	if err := checkBolt(path); err != nil {
+		t.Fatal(err)
+	}
+	// Restore: herald opens the copy as its database.
+	db, err := store.Open(context.Background(), path, store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, err := db.SubscriberByEmail(context.Background(), "b@example.org"); err != nil || s.Status != herald.StatusConfirmed {
+		t.Fatalf("restored: %+v %v", s, err)
+	}
+	db.Close()
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+	if code, _, errs := e.cli("backup", filepath.Join(dir, "no", "such", "dir", "x.db")); code != 1 || !strings.Contains(errs, "no such file") {
+		t.Fatalf("backup into a missing directory: %d %s", code, errs)
+	}
+
+	// A server that answers with something that is not a database: the
+	// file is not written, an old one stays.
+	junk := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		_, _ = w.Write(bytes.Repeat([]byte("not a database "), 1000))
+	}))
+	defer junk.Close()
+	code, _, errs = cli(t, junk.URL, cliToken, "backup", path)
+	if code != 1 || !strings.Contains(errs, "not a valid database") {
+		t.Fatalf("junk backup: %d %s", code, errs)
+	}
+	if err := checkBolt(path); err != nil {
+		t.Fatalf("the good backup was replaced: %v", err)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Fatalf("temporary files left: %v", ents)
+	}
+}
+
+func TestClientSend(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	ctx := context.Background()
+	in := writeFile(t, "in.csv", "email,frequency\na@example.org,daily\nb@example.org,daily\nc@example.org,daily\nw@example.org,weekly\n")
+	if code, out, errs := e.cli("subscribers", "import", "--confirmed", in); code != 0 {
+		t.Fatalf("import: %s %s", out, errs)
+	}
+	// A post that arrives after they confirmed.
+	if _, err := e.db.UpsertPost(ctx, &herald.Post{GUID: "p1", URL: "https://blog.example.org/p1", Title: "Hello", Feed: "api", PublishedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := e.cli("send", "--frequency", "daily", "--wait")
+	if code != 0 || !strings.Contains(out, "(daily) done: 3 sent, 0 failed, 0 skipped of 3") {
+		t.Fatalf("send --wait: %d\n%s\n%s", code, out, errs)
+	}
+	if e.tr.count() != 3 {
+		t.Fatalf("%d emails sent", e.tr.count())
+	}
+	// Without --wait: the run id; a dry run sends nothing.
+	code, out, errs = e.cli("send", "--frequency", "weekly", "--dry-run")
+	if code != 0 || !strings.Contains(out, "started run") || !strings.Contains(out, "weekly, dry run") {
+		t.Fatalf("send: %d %s %s", code, out, errs)
+	}
+	if code, _, errs := e.cli("send", "--frequency", "hourly"); code != 2 || !strings.Contains(errs, "want instant, daily or weekly") {
+		t.Fatalf("bad frequency: %d %s", code, errs)
+	}
+}
+
+// TestClientSendFailedRun: a run that fails makes --wait exit 1 with its
+// error (a fake runs API, to get a failure on cue).
+func TestClientSendFailedRun(t *testing.T) {
+	var polls int
+	var mu sync.Mutex
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /api/v1/runs", func(w http.ResponseWriter, r *http.Request) {
+		var in map[string]any
+		_ = json.NewDecoder(r.Body).Decode(&in)
+		if in["frequency"] != "daily" || in["dry_run"] != false {
+			http.Error(w, `{"error":"bad body"}`, http.StatusBadRequest)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprint(w, `{"id":7,"run":{"id":7,"frequency":"daily","state":"queued"}}`)
+	})
+	mux.HandleFunc("GET /api/v1/runs/7", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		polls++
+		n := polls
+		mu.Unlock()
+		if n < 3 {
+			fmt.Fprintf(w, `{"id":7,"frequency":"daily","state":"running","total":10,"sent":%d}`, 3*n)
+			return
+		}
+		fmt.Fprint(w, `{"id":7,"frequency":"daily","state":"failed","total":10,"sent":6,"failed":4,"error":"smtp relay refused us","failures":[{"email":"x@example.org","error":"550 no such user"}]}`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	code, out, errs := cli(t, srv.URL, cliToken, "send", "--wait", "--frequency", "daily")
+	if code != 1 || !strings.Contains(errs, "run 7 (daily) failed: smtp relay refused us") || !strings.Contains(out, "x@example.org: 550 no such user") {
+		t.Fatalf("failed run: %d\n%s\n%s", code, out, errs)
+	}
+	if !strings.Contains(errs, "6/10") && !strings.Contains(errs, "10/10") {
+		t.Errorf("no progress shown: %q", errs)
+	}
+}
+
+func TestClientErrors(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	off := newCLIEnv(t, "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "http://" + ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	f := writeFile(t, "in.csv", "email\na@example.org\n")
+	cmds := [][]string{
+		{"subscribers", "export"},
+		{"subscribers", "import", f},
+		{"backup", filepath.Join(dir, "b.db")},
+		{"send"},
+	}
+	for _, c := range cmds {
+		name := strings.Join(c, " ")
+		if code, _, errs := cli(t, down, cliToken, c...); code != 1 || !strings.Contains(errs, "cannot reach herald at "+down+": is `herald serve` running?") {
+			t.Errorf("%s, server down: %d %s", name, code, errs)
+		}
+		if code, _, errs := cli(t, e.srv.URL, cliToken+"-wrong", c...); code != 1 || !strings.Contains(errs, "the admin token was refused (check admin.token / HERALD_ADMIN_TOKEN)") {
+			t.Errorf("%s, wrong token: %d %s", name, code, errs)
+		}
+		if code, _, errs := cli(t, off.srv.URL, cliToken, c...); code != 1 || !strings.Contains(errs, "the admin API is disabled on the server: set admin.token") {
+			t.Errorf("%s, admin disabled: %d %s", name, code, errs)
+		}
+		if code, _, errs := cli(t, e.srv.URL, "", c...); code != 1 || !strings.Contains(errs, "no admin token") {
+			t.Errorf("%s, no token: %d %s", name, code, errs)
+		}
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 0 {
+		t.Fatalf("failed backups left files: %v", ents)
+	}
+	// Mistakes on the command line exit 2.
+	for _, c := range [][]string{
+		{"subscribers"},
+		{"subscribers", "delete"},
+		{"subscribers", "import"},
+		{"subscribers", "export", "extra"},
+		{"backup"},
+		{"send", "--bogus"},
+	} {
+		if code, _, errs := cli(t, e.srv.URL, cliToken, c...); code != 2 || errs == "" {
+			t.Errorf("%v: exit %d %s", c, code, errs)
+		}
+	}
+	if code, _, errs := cli(t, "ftp://x", cliToken, "send"); code != 2 || !strings.Contains(errs, "--server") {
+		t.Errorf("bad --server: %d %s", code, errs)
+	}
+	var help bytes.Buffer
+	if code := run(context.Background(), []string{"help"}, &help, &help, noenv); code != 0 ||
+		!strings.Contains(help.String(), "herald subscribers import FILE [--confirmed]") || !strings.Contains(help.String(), "herald backup FILE") {
+		t.Errorf("usage lacks the client commands:\n%s", help.String())
+	}
+}
+
+// TestClientConfigFile: the address and token come from the config file,
+// HERALD_ADMIN_TOKEN overrides the token, --server the address.
+func TestClientConfigFile(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	p := writeConfig(t, fmt.Sprintf("[server]\nbase_url = %q\n[admin]\ntoken = %q\n", e.srv.URL, cliToken))
+	var out, errb bytes.Buffer
+	if code := run(context.Background(), []string{"subscribers", "export", "--config", p}, &out, &errb, noenv); code != 0 || !strings.HasPrefix(out.String(), "email,name") {
+		t.Fatalf("from the config: %d %s %s", code, out.String(), errb.String())
+	}
+	errb.Reset()
+	wrong := func(k string) string {
+		if k == "HERALD_ADMIN_TOKEN" {
+			return "another-token-0123456789"
+		}
+		return ""
+	}
+	if code := run(context.Background(), []string{"subscribers", "export", "--config", p}, &out, &errb, wrong); code != 1 || !strings.Contains(errb.String(), "token was refused") {
+		t.Fatalf("HERALD_ADMIN_TOKEN did not override: %d %s", code, errb.String())
+	}
+}
