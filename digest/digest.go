@@ -85,8 +85,8 @@ type Service struct {
 	active  map[herald.Frequency]uint64 // run id in progress per frequency
 	done    map[uint64]chan struct{}    // closed when that run's execution ends
 	baseCtx context.Context             // set by Run; runs started before it use context.Background
-	wg      sync.WaitGroup                // background loops
-	runs    sync.WaitGroup                // run executions
+	wg      sync.WaitGroup              // background loops
+	runs    sync.WaitGroup              // run executions
 
 	instant chan struct{}
 }
@@ -128,12 +128,12 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	return &Service{
 		store: store, tr: tr, links: links, opt: opt,
-		render: NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
-		log:    opt.Logger.With("component", "digest"),
-		from:   from,
-		listID: listID(opt.SiteName, domain),
-		active: map[herald.Frequency]uint64{},
-		done:   map[uint64]chan struct{}{},
+		render:  NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
+		log:     opt.Logger.With("component", "digest"),
+		from:    from,
+		listID:  listID(opt.SiteName, domain),
+		active:  map[herald.Frequency]uint64{},
+		done:    map[uint64]chan struct{}{},
 		instant: make(chan struct{}, 1),
 	}, nil
 }

@@ -31,7 +31,7 @@ type execution struct {
 	mu       sync.Mutex
 	posts    map[uint64][]*herald.Post // new posts by the reader's cursor
 	rendered map[uint64]*Rendered      // digest bodies by the reader's cursor
-	single   map[uint64]*Rendered // instant bodies by post id
+	single   map[uint64]*Rendered      // instant bodies by post id
 	retry    []*job
 
 	skipped atomic.Int64
