@@ -136,6 +136,8 @@ func New(opt Options, deps Deps) *Server {
 	api.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
 	api.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
 	api.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
+	s.registerCSV(api)
+	s.registerOps(r, api)
 	s.registerDigest(api)
 	s.router = r
 	return s
@@ -157,6 +159,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nonce := newNonce()
 	setSecurityHeaders(rec.Header(), nonce)
 	r = r.WithContext(context.WithValue(r.Context(), nonceKey{}, nonce))
+	r, route := withRouteBox(r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
@@ -167,6 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				s.error(rec, r, errors.New("panic"))
 			}
 		}
+		s.observe(route, rec.status, time.Since(start))
 		s.log.Info("http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 			"bytes", rec.bytes, "dur", time.Since(start).Round(time.Microsecond), "ip", s.clientIP(r).String())
 	}()

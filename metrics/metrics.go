@@ -1,0 +1,243 @@
+// Package metrics exposes herald's Prometheus metrics: gauges read from
+// the store at scrape time, and counters and histograms fed by hooks in
+// the HTTP layer, the sender, the feed poller and the digest runs. It uses
+// its own registry, never the global default one.
+package metrics
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/herald-dev/herald"
+)
+
+// Options configure Metrics.
+type Options struct {
+	// The stores the scrape-time collector reads (*store.DB is all four);
+	// a nil one leaves its metrics out.
+	Subscribers herald.SubscriberStore
+	Outbox      herald.OutboxStore
+	Counters    herald.CounterStore
+	Posts       herald.PostStore
+	Logger      *slog.Logger
+	// ScrapeTimeout bounds the store reads of one scrape (default 5s).
+	ScrapeTimeout time.Duration
+	// NoRuntime leaves out the Go runtime and process collectors.
+	NoRuntime bool
+}
+
+// Metrics holds herald's metrics and their registry.
+type Metrics struct {
+	reg *prometheus.Registry
+	log *slog.Logger
+
+	httpRequests *prometheus.CounterVec
+	httpDuration *prometheus.HistogramVec
+	emailsSent   *prometheus.CounterVec
+	emailsFailed *prometheus.CounterVec
+	emailRetries *prometheus.CounterVec
+	feedPolls    *prometheus.CounterVec
+	runDuration  *prometheus.HistogramVec
+	runs         *prometheus.CounterVec
+}
+
+// New builds the metrics and registers them (and the store collector) in
+// a registry of their own.
+func New(opt Options) *Metrics {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.ScrapeTimeout <= 0 {
+		opt.ScrapeTimeout = 5 * time.Second
+	}
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		log: opt.Logger,
+		httpRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_http_requests_total",
+			Help: "HTTP requests answered, by route template and status code.",
+		}, []string{"route", "code"}),
+		httpDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_http_request_duration_seconds",
+			Help:    "Time to answer HTTP requests, by route template.",
+			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
+		}, []string{"route"}),
+		emailsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_emails_sent_total",
+			Help: "Emails delivered since start, by kind (confirm, welcome, test, digest, instant).",
+		}, []string{"kind"}),
+		emailsFailed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_emails_failed_total",
+			Help: "Emails given up on since start (permanent failure, expired or dropped), by kind.",
+		}, []string{"kind"}),
+		emailRetries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_email_retries_total",
+			Help: "Temporary delivery failures that will be retried, by kind.",
+		}, []string{"kind"}),
+		feedPolls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_feed_polls_total",
+			Help: "Feed polls, by result.",
+		}, []string{"result"}),
+		runDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "herald_run_duration_seconds",
+			Help:    "How long finished digest runs took, by frequency.",
+			Buckets: []float64{1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200},
+		}, []string{"frequency"}),
+		runs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_runs_total",
+			Help: "Digest runs finished since start, by frequency and final state (done, failed).",
+		}, []string{"frequency", "state"}),
+	}
+	m.reg.MustRegister(m.httpRequests, m.httpDuration, m.emailsSent, m.emailsFailed, m.emailRetries,
+		m.feedPolls, m.runDuration, m.runs)
+	m.reg.MustRegister(newStoreCollector(opt))
+	if !opt.NoRuntime {
+		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	// Series that should read 0 rather than be missing before the first event.
+	for _, k := range []herald.MessageKind{herald.KindConfirm, herald.KindWelcome, herald.KindTest, herald.KindDigest, herald.KindInstant} {
+		m.emailsSent.WithLabelValues(string(k))
+		m.emailsFailed.WithLabelValues(string(k))
+	}
+	for _, f := range herald.Frequencies {
+		for _, st := range []herald.RunState{herald.RunDone, herald.RunFailed} {
+			m.runs.WithLabelValues(string(f), string(st))
+		}
+	}
+	return m
+}
+
+// Registry returns the registry, for tests and for adding collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus text format. It carries no
+// authentication: mount it behind the admin token.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{
+		ErrorLog:      slog.NewLogLogger(m.log.Handler(), slog.LevelWarn),
+		ErrorHandling: promhttp.ContinueOnError, // one store read failing must not hide the rest
+	})
+}
+
+// ObserveHTTP counts one answered request; it fits handlers.Deps.Observe.
+func (m *Metrics) ObserveHTTP(route string, status int, d time.Duration) {
+	m.httpRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+	m.httpDuration.WithLabelValues(route).Observe(d.Seconds())
+}
+
+// EmailResult counts the outcome of one email: err nil is sent; a
+// temporary *herald.SendError a retry; anything else (a permanent
+// failure, an expired or dropped message) failed. It fits the digest's
+// OnResult and, wrapped, the sender's.
+func (m *Metrics) EmailResult(kind herald.MessageKind, err error) {
+	var se *herald.SendError
+	switch {
+	case err == nil:
+		m.emailsSent.WithLabelValues(string(kind)).Inc()
+	case errors.As(err, &se) && se.Temporary:
+		m.emailRetries.WithLabelValues(string(kind)).Inc()
+	default:
+		m.emailsFailed.WithLabelValues(string(kind)).Inc()
+	}
+}
+
+// FeedPoll counts one feed poll by its result ("ok", "not_modified",
+// "error", ...: the poller's words; keep them few).
+func (m *Metrics) FeedPoll(result string) {
+	m.feedPolls.WithLabelValues(result).Inc()
+}
+
+// RunFinished records a digest run that ended, with how long it took; it
+// fits digest.Options.OnRunFinished.
+func (m *Metrics) RunFinished(r *herald.Run, d time.Duration) {
+	if r == nil {
+		return
+	}
+	m.RunEnded(r.Frequency, r.State, d)
+}
+
+// RunEnded is RunFinished from its parts.
+func (m *Metrics) RunEnded(freq herald.Frequency, state herald.RunState, d time.Duration) {
+	m.runDuration.WithLabelValues(string(freq)).Observe(d.Seconds())
+	m.runs.WithLabelValues(string(freq), string(state)).Inc()
+}
+
+// storeCollector reads the store at scrape time: the counts kept with
+// every write, the outbox size and the durable counters.
+type storeCollector struct {
+	opt                                Options
+	log                                *slog.Logger
+	subscribers, outbox, emails, posts *prometheus.Desc
+}
+
+func newStoreCollector(opt Options) *storeCollector {
+	return &storeCollector{
+		opt: opt, log: opt.Logger,
+		subscribers: prometheus.NewDesc("herald_subscribers",
+			"Subscribers by status and frequency.", []string{"status", "frequency"}, nil),
+		outbox: prometheus.NewDesc("herald_outbox_depth",
+			"Messages waiting in the durable outbox.", nil, nil),
+		emails: prometheus.NewDesc("herald_emails_total",
+			"Emails sent and failed over the database's life (durable counters), by result.", []string{"result"}, nil),
+		posts: prometheus.NewDesc("herald_posts_total",
+			"Posts recorded.", nil, nil),
+	}
+}
+
+func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.subscribers
+	ch <- c.outbox
+	ch <- c.emails
+	ch <- c.posts
+}
+
+func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), c.opt.ScrapeTimeout)
+	defer cancel()
+	if s := c.opt.Subscribers; s != nil {
+		counts, err := s.CountSubscribers(ctx)
+		if err != nil {
+			c.fail(ch, c.subscribers, err)
+		}
+		for st, byFreq := range counts {
+			for f, n := range byFreq {
+				ch <- prometheus.MustNewConstMetric(c.subscribers, prometheus.GaugeValue, float64(n), string(st), string(f))
+			}
+		}
+	}
+	if o := c.opt.Outbox; o != nil {
+		if n, err := o.OutboxDepth(ctx); err != nil {
+			c.fail(ch, c.outbox, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(c.outbox, prometheus.GaugeValue, float64(n))
+		}
+	}
+	if k := c.opt.Counters; k != nil {
+		if m, err := k.Counters(ctx); err != nil {
+			c.fail(ch, c.emails, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(m[herald.CounterEmailsSent]), "sent")
+			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(m[herald.CounterEmailsFailed]), "failed")
+		}
+	}
+	if p := c.opt.Posts; p != nil {
+		if n, err := p.CountPosts(ctx); err != nil {
+			c.fail(ch, c.posts, err)
+		} else {
+			ch <- prometheus.MustNewConstMetric(c.posts, prometheus.CounterValue, float64(n))
+		}
+	}
+}
+
+func (c *storeCollector) fail(ch chan<- prometheus.Metric, d *prometheus.Desc, err error) {
+	c.log.Warn("metrics: store read failed", "metric", d.String(), "err", err)
+	ch <- prometheus.NewInvalidMetric(d, err)
+}
