@@ -460,21 +460,30 @@ func (r *recorder) loop() {
 		}
 		batch = batch[:0]
 	}
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
+	// Group commit: take one outcome, then whatever else is already
+	// waiting, and write them together. While one write's fsync runs, the
+	// next batch gathers, so the window between "accepted" and "recorded"
+	// is one fsync long.
 	for {
-		select {
-		case d, ok := <-r.in:
-			if !ok {
-				flush()
-				return
-			}
-			batch = append(batch, d)
-			if len(batch) >= cap(batch) {
-				flush()
-			}
-		case <-tick.C:
+		d, ok := <-r.in
+		if !ok {
 			flush()
+			return
 		}
+		batch = append(batch, d)
+	drain:
+		for len(batch) < cap(batch) {
+			select {
+			case d, ok := <-r.in:
+				if !ok {
+					flush()
+					return
+				}
+				batch = append(batch, d)
+			default:
+				break drain
+			}
+		}
+		flush()
 	}
 }

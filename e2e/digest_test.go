@@ -1,0 +1,283 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testmail"
+)
+
+// blog serves a WordPress-shaped RSS feed whose items the test controls.
+type blog struct {
+	mu    sync.Mutex
+	items []int
+	srv   *httptest.Server
+}
+
+func newBlog(t *testing.T, items ...int) *blog {
+	b := &blog{items: items}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		var sb strings.Builder
+		sb.WriteString(`<?xml version="1.0" encoding="UTF-8"?>
+<rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">
+<channel><title>E2E Blog</title><link>https://blog.example.org</link><description>test</description>
+`)
+		for i := len(b.items) - 1; i >= 0; i-- {
+			n := b.items[i]
+			fmt.Fprintf(&sb, `<item><title>Post %d</title><link>https://blog.example.org/%d/</link>
+<dc:creator><![CDATA[Writer %d]]></dc:creator><category><![CDATA[news]]></category>
+<guid isPermaLink="false">https://blog.example.org/?p=%d</guid>
+<pubDate>%s</pubDate>
+<description><![CDATA[<p>Summary %d <script>alert(1)</script></p>]]></description>
+<content:encoded><![CDATA[<p>Body of post %d.</p>]]></content:encoded></item>
+`, n, n, n, n, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n)*time.Hour).Format(time.RFC1123Z), n, n)
+		}
+		sb.WriteString("</channel></rss>")
+		w.Header().Set("Content-Type", "application/rss+xml; charset=UTF-8")
+		_, _ = w.Write([]byte(sb.String()))
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *blog) publish(n ...int) {
+	b.mu.Lock()
+	b.items = append(b.items, n...)
+	b.mu.Unlock()
+}
+
+func (in *instance) api(method, path, body string) response {
+	in.t.Helper()
+	ct := ""
+	if body != "" {
+		ct = "application/json"
+	}
+	return in.do(method, path, ct, body, "Authorization", "Bearer "+adminToken)
+}
+
+func (in *instance) runAndWait(freq string) map[string]any {
+	in.t.Helper()
+	r := in.api("POST", "/api/v1/runs", `{"frequency":"`+freq+`"}`)
+	if r.Status != 202 {
+		in.t.Fatalf("start %s run: %d %s", freq, r.Status, r.Body)
+	}
+	var started struct{ ID uint64 }
+	_ = json.Unmarshal([]byte(r.Body), &started)
+	return in.waitRun(started.ID, 60*time.Second)
+}
+
+func (in *instance) waitRun(id uint64, timeout time.Duration) map[string]any {
+	in.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		r := in.api("GET", fmt.Sprintf("/api/v1/runs/%d", id), "")
+		var run map[string]any
+		_ = json.Unmarshal([]byte(r.Body), &run)
+		if run["state"] == "done" || run["state"] == "failed" {
+			return run
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	in.t.Fatalf("run %d did not finish in %v", id, timeout)
+	return nil
+}
+
+func TestWholeProcessDigests(t *testing.T) {
+	sm := smtptest.Start(t)
+	b := newBlog(t, 1, 2)
+	in := newInstance(t, smtpConfig(sm.Port(), fmt.Sprintf(`
+[[feeds]]
+url = "%s/feed/"
+poll_interval = "1h"
+[digest]
+daily = ""
+weekly = ""
+max_posts = 10
+`, b.srv.URL)))
+	p := in.start()
+	defer p.stop()
+
+	for _, r := range []struct{ email, freq string }{{"instant@example.org", "instant"}, {"daily@example.org", "daily"}, {"weekly@example.org", "weekly"}} {
+		if res := in.api("POST", "/api/v1/subscribers", fmt.Sprintf(`{"email":%q,"frequency":%q,"confirmed":true}`, r.email, r.freq)); res.Status != 201 {
+			t.Fatalf("add %s: %d %s", r.email, res.Status, res.Body)
+		}
+	}
+	// The leaver signs up through the form, so it has real links.
+	in.do("POST", "/subscribe", "application/x-www-form-urlencoded", "email=leaver%40example.org&frequency=daily")
+	conf := testmail.MustParse(t, sm.WaitFor(t, 1, 20*time.Second)[0].Data)
+	tok := strings.SplitN(conf.Link("/confirm?token="), "token=", 2)[1]
+	if r := in.do("POST", "/confirm", "application/x-www-form-urlencoded", "token="+tok); r.Status != 200 {
+		t.Fatalf("confirm: %d", r.Status)
+	}
+	welcome := testmail.MustParse(t, sm.WaitFor(t, 2, 20*time.Second)[1].Data)
+	leaverUnsub := strings.TrimPrefix(strings.Trim(welcome.Header.Get("List-Unsubscribe"), "<>"), in.base)
+	sm.Reset()
+
+	// The first poll (at start, or this one) records the backlog and
+	// mails nothing.
+	r := in.api("POST", "/api/v1/feeds/poll", "")
+	if r.Status != 200 || !strings.Contains(r.Body, `"new":0`) {
+		t.Fatalf("first poll: %d %s", r.Status, r.Body)
+	}
+	if f := in.api("GET", "/api/v1/feeds", ""); !strings.Contains(f.Body, `"initialized":true`) || !strings.Contains(f.Body, `"items":2`) {
+		t.Fatalf("feed state: %s", f.Body)
+	}
+	b.publish(3, 4)
+	r = in.api("POST", "/api/v1/feeds/poll", "")
+	if !strings.Contains(r.Body, `"new":2`) {
+		t.Fatalf("second poll: %s", r.Body)
+	}
+	// Instant: each new post on its own, within a minute of the poll.
+	msgs := sm.WaitFor(t, 2, 60*time.Second)
+	subjects := map[string]bool{}
+	for _, m := range msgs {
+		if m.To[0] != "instant@example.org" {
+			t.Fatalf("instant mail went to %v", m.To)
+		}
+		subjects[testmail.MustParse(t, m.Data).Subject] = true
+	}
+	if !subjects["Post 3"] || !subjects["Post 4"] {
+		t.Fatalf("instant subjects %v", subjects)
+	}
+	// The leaver leaves before the daily run: nothing for them.
+	if r := in.do("POST", leaverUnsub, "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"); r.Status != 200 {
+		t.Fatalf("unsubscribe: %d", r.Status)
+	}
+	run := in.runAndWait("daily")
+	if run["state"] != "done" || run["sent"] != float64(1) {
+		t.Fatalf("daily run %v", run)
+	}
+	msgs = sm.WaitFor(t, 3, 20*time.Second)
+	d := msgs[2]
+	if d.To[0] != "daily@example.org" {
+		t.Fatalf("daily digest went to %v", d.To)
+	}
+	dp := testmail.MustParse(t, d.Data)
+	if dp.Subject != "E2E Blog: 2 new posts" || !strings.Contains(dp.Text, "Post 3") || !strings.Contains(dp.Text, "Post 4") ||
+		strings.Contains(dp.Text, "Post 1\n") || strings.Contains(dp.Text, "Post 2\n") {
+		t.Fatalf("daily digest %q:\n%s", dp.Subject, dp.Text)
+	}
+	if strings.Contains(dp.HTML, "<script") || !strings.Contains(dp.HTML, `href="https://blog.example.org/4/"`) || !strings.Contains(dp.Text, "Writer 4") {
+		t.Fatalf("daily digest HTML:\n%s", dp.HTML)
+	}
+	for _, h := range []string{"List-Unsubscribe", "List-Unsubscribe-Post", "List-Id", "Precedence", "Message-Id", "Date"} {
+		if dp.Header.Get(h) == "" {
+			t.Errorf("digest lacks %s", h)
+		}
+	}
+	// Nothing new: nothing sent.
+	if run := in.runAndWait("daily"); run["sent"] != float64(0) {
+		t.Fatalf("second daily run %v", run)
+	}
+	run = in.runAndWait("weekly")
+	msgs = sm.WaitFor(t, 4, 20*time.Second)
+	if run["sent"] != float64(1) || msgs[3].To[0] != "weekly@example.org" {
+		t.Fatalf("weekly run %v to %v", run, msgs[3].To)
+	}
+	time.Sleep(300 * time.Millisecond)
+	if n := sm.Count(); n != 4 {
+		t.Fatalf("%d emails in all, want 4", n)
+	}
+	// A post seen again with a new title is updated, never sent again.
+	b.mu.Lock()
+	b.items = append(b.items[:0:0], b.items...)
+	b.mu.Unlock()
+	in.api("POST", "/api/v1/feeds/poll", "")
+	if run := in.runAndWait("daily"); run["sent"] != float64(0) {
+		t.Fatalf("a re-polled post was sent again: %v", run)
+	}
+}
+
+// TestCrashDuringRun kills herald with SIGKILL at several points of a run
+// to a few thousand readers through a slowed SMTP server, and starts it
+// again each time: every reader ends with exactly one distinct Message-ID
+// for the run, and resends stay within what was in flight.
+func TestCrashDuringRun(t *testing.T) {
+	readers := 2000
+	kills := 3
+	if testing.Short() {
+		readers, kills = 600, 2
+	}
+	sm := smtptest.Start(t)
+	in := newInstance(t, smtpConfig(sm.Port(), "[digest]\ndaily = \"\"\nweekly = \"\"\n"))
+	p := in.start()
+	var csv strings.Builder
+	csv.WriteString("email,name,frequency,status\n")
+	for i := 0; i < readers; i++ {
+		fmt.Fprintf(&csv, "r%05d@example.org,Reader %d,daily,confirmed\n", i, i)
+	}
+	r := in.do("POST", "/api/v1/subscribers.csv?confirmed=true", "text/csv", csv.String(), "Authorization", "Bearer "+adminToken)
+	if r.Status != 200 {
+		// The CSV import may not exist yet: add them one by one.
+		for i := 0; i < readers; i++ {
+			res := in.api("POST", "/api/v1/subscribers", fmt.Sprintf(`{"email":"r%05d@example.org","frequency":"daily","confirmed":true}`, i))
+			if res.Status != 201 {
+				t.Fatalf("add reader: %d %s", res.Status, res.Body)
+			}
+		}
+	}
+	if res := in.api("POST", "/api/v1/posts", `{"guid":"crash-1","url":"https://blog.example.org/crash/","title":"The crash test post"}`); res.Status != 201 {
+		t.Fatalf("add post: %d %s", res.Status, res.Body)
+	}
+	sm.SetDelay(2 * time.Millisecond)
+	res := in.api("POST", "/api/v1/runs", `{"frequency":"daily"}`)
+	if res.Status != 202 {
+		t.Fatalf("start run: %d %s", res.Status, res.Body)
+	}
+	var started struct{ ID uint64 }
+	_ = json.Unmarshal([]byte(res.Body), &started)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for k := 0; k < kills; k++ {
+		// Kill somewhere in the next stretch of the run.
+		target := sm.Count() + 50 + rng.IntN(readers/(kills+1))
+		for sm.Count() < target && sm.Count() < readers-50 {
+			time.Sleep(2 * time.Millisecond)
+		}
+		before := sm.Count()
+		p.kill()
+		t.Logf("kill %d: SIGKILL after %d emails", k+1, before)
+		p = in.start()
+	}
+	run := in.waitRun(started.ID, 120*time.Second)
+	p.stop()
+	if run["state"] != "done" || run["sent"] != float64(readers) || run["failed"] != float64(0) {
+		t.Fatalf("run after %d kills: %v", kills, run)
+	}
+	got := map[string]map[string]int{}
+	for _, m := range sm.Messages() {
+		id := testmail.MustParse(t, m.Data).Header.Get("Message-Id")
+		if got[m.To[0]] == nil {
+			got[m.To[0]] = map[string]int{}
+		}
+		got[m.To[0]][id]++
+	}
+	if len(got) != readers {
+		t.Fatalf("%d readers got mail, want %d", len(got), readers)
+	}
+	resends := 0
+	for to, ids := range got {
+		if len(ids) != 1 {
+			t.Fatalf("%s got %d different digests for one run", to, len(ids))
+		}
+		for _, n := range ids {
+			resends += n - 1
+		}
+	}
+	// In flight at a kill: one per SMTP connection, plus outcomes accepted
+	// during the last group commit's fsync.
+	limit := kills * 2 * 16
+	t.Logf("readers %d, kills %d, resends %d (bound %d)", readers, kills, resends, limit)
+	if resends > limit {
+		t.Fatalf("%d resends after %d kills, more than in flight (%d)", resends, kills, limit)
+	}
+}
