@@ -47,6 +47,8 @@ type PollerOptions struct {
 	// how many. It runs on the polling goroutine: keep it short.
 	OnNewPosts func(ctx context.Context, feedURL string, n int)
 	MaxBackoff time.Duration // cap on the failure backoff; default 6h
+	// OnPoll hears every poll's result (for metrics); it may be nil.
+	OnPoll func(res *PollResult)
 }
 
 // PollResult says what one poll found.
@@ -73,6 +75,7 @@ type Poller struct {
 	now        func() time.Time
 	feeds      []FeedConfig
 	onNew      func(ctx context.Context, feedURL string, n int)
+	onPoll     func(res *PollResult)
 	maxBackoff time.Duration
 
 	mu    sync.Mutex
@@ -88,6 +91,7 @@ func NewPoller(store herald.PostStore, fetcher *Fetcher, parser *Parser, opts Po
 		log:        opts.Logger,
 		now:        opts.Now,
 		onNew:      opts.OnNewPosts,
+		onPoll:     opts.OnPoll,
 		maxBackoff: opts.MaxBackoff,
 		locks:      make(map[string]*sync.Mutex),
 	}
@@ -134,9 +138,14 @@ func (p *Poller) lock(url string) func() {
 // On failure the last good state is kept, the error recorded and the next
 // poll backed off; the error is returned as well as described in the
 // result.
-func (p *Poller) PollOne(ctx context.Context, url string) (*PollResult, error) {
+func (p *Poller) PollOne(ctx context.Context, url string) (res *PollResult, err error) {
 	defer p.lock(url)()
-	res := &PollResult{Feed: url}
+	defer func() {
+		if p.onPoll != nil && res != nil {
+			p.onPoll(res)
+		}
+	}()
+	res = &PollResult{Feed: url}
 
 	st, err := p.store.FeedState(ctx, url)
 	if err != nil {

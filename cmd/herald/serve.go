@@ -16,10 +16,12 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/adminui"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
 	"github.com/herald-dev/herald/mailer"
+	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -108,13 +110,18 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 			return nil, err
 		}
 	}
-	from, _ := mail.ParseAddress(cfg.Mail.From)
+	m := metrics.New(metrics.Options{Subscribers: a.db, Outbox: a.db, Counters: a.db, Posts: a.db, Logger: log})
+	from, err := mail.ParseAddress(cfg.Mail.From)
+	if err != nil {
+		return nil, fmt.Errorf("mail.from: %w", err)
+	}
 	a.sender = mailer.NewSender(a.db, a.tr, mailer.SenderOptions{
 		Logger:       log,
 		Workers:      cfg.SMTP.Connections,
 		EnvelopeFrom: from.Address,
 		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
 		Drop:         a.dropMessage,
+		OnResult:     func(k herald.MessageKind, _ string, err error) { m.EmailResult(k, err) },
 	})
 	perAddr, _ := ParseRate(cfg.Security.ConfirmationsPerAddress)
 	a.subs, err = subscription.New(a.db, tokens, tpl, subscription.Options{
@@ -136,6 +143,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		RetryBackoff: cfg.Mail.RetryBackoff.Duration,
 		Location:     cfg.Location(), Daily: cfg.Digest.Daily, Weekly: cfg.Digest.Weekly,
 		Logger: log, Enqueued: a.sender.Notify,
+		OnResult: m.EmailResult, OnRunFinished: m.RunFinished,
 	})
 	if err != nil {
 		return nil, err
@@ -150,6 +158,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}), parser, feed.PollerOptions{
 		Logger: log, Feeds: feeds,
 		OnNewPosts: func(ctx context.Context, feedURL string, n int) { a.digest.NewPosts() },
+		OnPoll:     func(res *feed.PollResult) { m.FeedPoll(res.Status) },
 	})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
 	var proxies []netip.Prefix
@@ -172,7 +181,17 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Digests:   a.digest,
 		CleanPost: parser.Clean,
 		PollFeeds: func(ctx context.Context) any { return a.poller.PollAll(ctx) },
+		Metrics:   m.Handler(),
+		Observe:   m.ObserveHTTP,
 	})
+	ui, err := adminui.New(adminui.Options{
+		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
+		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log,
+	})
+	if err != nil {
+		return nil, err
+	}
+	a.http.MountAdmin(ui)
 	a.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server.listen: %w", err)
