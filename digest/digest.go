@@ -68,6 +68,9 @@ type Options struct {
 	// OnRunFinished and OnResult feed metrics; both may be nil.
 	OnRunFinished func(r *herald.Run, d time.Duration)
 	OnResult      func(kind herald.MessageKind, err error)
+	// Archive, when set, gets a web copy of every finished daily and
+	// weekly run that mailed someone (see archive.go).
+	Archive Archive
 }
 
 // Service runs digests.

@@ -99,6 +99,7 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 	if s.opt.OnRunFinished != nil {
 		s.opt.OnRunFinished(run, time.Since(started))
 	}
+	s.archive(ctx, run)
 }
 
 // pass goes through every reader once, in id order, a page at a time.

@@ -79,6 +79,8 @@ var (
 	bucketRunsOpen   = []byte("runs_open") // id of a queued or running run → nil
 	bucketSettings   = []byte("settings")
 	bucketCounters   = []byte("counters")
+	bucketArchive    = []byte("archive")      // run id → archive entry
+	bucketArchFreq   = []byte("archive_freq") // frequency \x00 run id → nil
 	keySchemaVersion = []byte("schema_version")
 )
 
@@ -93,6 +95,15 @@ var migrations = []func(tx *bolt.Tx) error{
 			bucketPosts, bucketPostGUID, bucketPostURL, bucketFeeds,
 			bucketRuns, bucketRunsOpen, bucketSettings, bucketCounters,
 		} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	// 1 → 2: the archive of past digests.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketArchive, bucketArchFreq} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}
