@@ -3,7 +3,6 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -198,86 +197,15 @@ max_posts = 10
 	}
 }
 
-// TestCrashDuringRun kills herald with SIGKILL at several points of a run
-// to a few thousand readers through a slowed SMTP server, and starts it
-// again each time: every reader ends with exactly one distinct Message-ID
-// for the run, and resends stay within what was in flight.
+// TestCrashDuringRun kills herald with SIGKILL at random points of a run
+// and starts it again each time: every reader ends with exactly one
+// distinct Message-ID for the run, and resends stay within what was in
+// flight (see crashDuringRun). Short: 800 readers, 3 kills; HERALD_LONG=1:
+// 10,000 readers, 20 kills.
 func TestCrashDuringRun(t *testing.T) {
-	readers := 2000
-	kills := 3
+	readers, kills := scale(800, 10000), scale(3, 20)
 	if testing.Short() {
 		readers, kills = 600, 2
 	}
-	sm := smtptest.Start(t)
-	in := newInstance(t, smtpConfig(sm.Port(), "[digest]\ndaily = \"\"\nweekly = \"\"\n"))
-	p := in.start()
-	var csv strings.Builder
-	csv.WriteString("email,name,frequency,status\n")
-	for i := 0; i < readers; i++ {
-		fmt.Fprintf(&csv, "r%05d@example.org,Reader %d,daily,confirmed\n", i, i)
-	}
-	r := in.do("POST", "/api/v1/subscribers.csv?confirmed=true", "text/csv", csv.String(), "Authorization", "Bearer "+adminToken)
-	if r.Status != 200 {
-		// The CSV import may not exist yet: add them one by one.
-		for i := 0; i < readers; i++ {
-			res := in.api("POST", "/api/v1/subscribers", fmt.Sprintf(`{"email":"r%05d@example.org","frequency":"daily","confirmed":true}`, i))
-			if res.Status != 201 {
-				t.Fatalf("add reader: %d %s", res.Status, res.Body)
-			}
-		}
-	}
-	if res := in.api("POST", "/api/v1/posts", `{"guid":"crash-1","url":"https://blog.example.org/crash/","title":"The crash test post"}`); res.Status != 201 {
-		t.Fatalf("add post: %d %s", res.Status, res.Body)
-	}
-	sm.SetDelay(2 * time.Millisecond)
-	res := in.api("POST", "/api/v1/runs", `{"frequency":"daily"}`)
-	if res.Status != 202 {
-		t.Fatalf("start run: %d %s", res.Status, res.Body)
-	}
-	var started struct{ ID uint64 }
-	_ = json.Unmarshal([]byte(res.Body), &started)
-	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
-	for k := 0; k < kills; k++ {
-		// Kill somewhere in the next stretch of the run.
-		target := sm.Count() + 50 + rng.IntN(readers/(kills+1))
-		for sm.Count() < target && sm.Count() < readers-50 {
-			time.Sleep(2 * time.Millisecond)
-		}
-		before := sm.Count()
-		p.kill()
-		t.Logf("kill %d: SIGKILL after %d emails", k+1, before)
-		p = in.start()
-	}
-	run := in.waitRun(started.ID, 120*time.Second)
-	p.stop()
-	if run["state"] != "done" || run["sent"] != float64(readers) || run["failed"] != float64(0) {
-		t.Fatalf("run after %d kills: %v", kills, run)
-	}
-	got := map[string]map[string]int{}
-	for _, m := range sm.Messages() {
-		id := testmail.MustParse(t, m.Data).Header.Get("Message-Id")
-		if got[m.To[0]] == nil {
-			got[m.To[0]] = map[string]int{}
-		}
-		got[m.To[0]][id]++
-	}
-	if len(got) != readers {
-		t.Fatalf("%d readers got mail, want %d", len(got), readers)
-	}
-	resends := 0
-	for to, ids := range got {
-		if len(ids) != 1 {
-			t.Fatalf("%s got %d different digests for one run", to, len(ids))
-		}
-		for _, n := range ids {
-			resends += n - 1
-		}
-	}
-	// In flight at a kill: one per SMTP connection, plus outcomes accepted
-	// during the last group commit's fsync.
-	limit := kills * 2 * 16
-	t.Logf("readers %d, kills %d, resends %d (bound %d)", readers, kills, resends, limit)
-	if resends > limit {
-		t.Fatalf("%d resends after %d kills, more than in flight (%d)", resends, kills, limit)
-	}
+	crashDuringRun(t, readers, kills)
 }
