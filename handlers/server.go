@@ -54,6 +54,9 @@ type Options struct {
 	DefaultFrequency herald.Frequency
 	Logger           *slog.Logger
 	Now              func() time.Time
+	// ArchiveEnabled serves /archive, /archive/{id} and /archive.xml
+	// (with Deps.Archive); off, they are 404.
+	ArchiveEnabled bool
 }
 
 // Deps are the services behind the routes. Subs, Store and Templates are
@@ -84,6 +87,10 @@ type Deps struct {
 	// Observe is called once per request with the route's path template
 	// and the status, for metrics.
 	Observe func(route string, status int, d time.Duration)
+	// Bounces backs the bounce webhook and reactivation.
+	Bounces Bounces
+	// Archive backs the public archive of past digests.
+	Archive Archive
 }
 
 // Server is the http.Handler for every route.
@@ -139,6 +146,9 @@ func New(opt Options, deps Deps) *Server {
 	s.registerCSV(api)
 	s.registerOps(r, api)
 	s.registerDigest(api)
+	s.registerBounces(api)
+	s.registerArchive(r)
+	s.registerData(r)
 	s.router = r
 	return s
 }

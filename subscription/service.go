@@ -40,6 +40,9 @@ type Options struct {
 	// Enqueued is called after messages were committed to the outbox, to
 	// wake the sender.
 	Enqueued func()
+	// BounceLimit is how many consecutive hard bounces make a confirmed
+	// reader bounced (default 3); see bounces.go.
+	BounceLimit int
 }
 
 // Service applies the subscription rules on a store.
@@ -75,6 +78,9 @@ func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt O
 	}
 	if opt.Enqueued == nil {
 		opt.Enqueued = func() {}
+	}
+	if opt.BounceLimit <= 0 {
+		opt.BounceLimit = 3
 	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	return &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}, nil

@@ -36,6 +36,8 @@ func clientCommand(name string) (commandFunc, bool) {
 		return cmdBackup, true
 	case "send":
 		return cmdSend, true
+	case "dkim-keygen": // not a client, but dispatched with them
+		return cmdDKIMKeygen, true
 	}
 	c, ok := clientCommands[name]
 	return c, ok

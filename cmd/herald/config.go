@@ -351,8 +351,8 @@ func (c *Config) Validate() error {
 		}
 		if c.DKIM.PrivateKey == "" {
 			bad("dkim.private_key", "must name a PEM file when dkim.domain is set")
-		} else if _, err := os.Stat(c.DKIM.PrivateKey); err != nil {
-			bad("dkim.private_key", "cannot read %q: %v", c.DKIM.PrivateKey, errors.Unwrap(err))
+		} else if _, err := dkimSigner(c.DKIM); err != nil && c.DKIM.Selector != "" {
+			errs = append(errs, err.Error()) // names dkim.private_key
 		}
 	}
 	switch c.Log.Format {

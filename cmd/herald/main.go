@@ -36,6 +36,8 @@ Usage:
   herald serve [--config FILE]          run the server, poller, scheduler and sender
   herald check-config [--config FILE]   validate the config and print the effective values
   herald version                        print version, commit and Go version
+  herald dkim-keygen [--domain D] [--selector S] [--type rsa|ed25519] [--out FILE]
+                                        write a DKIM key; print the DNS records to publish
 
 Clients of a running server (admin API; token from admin.token or
 HERALD_ADMIN_TOKEN, address from server.base_url or --server URL):

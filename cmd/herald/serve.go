@@ -49,6 +49,8 @@ type app struct {
 	poller *feed.Poller
 	http   *handlers.Server
 	ln     net.Listener
+	// janitor erases sign-ups that can no longer be confirmed.
+	janitor *subscription.Janitor
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -110,6 +112,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 			return nil, err
 		}
 	}
+	// DKIM signs at send time, so queued mail is signed with the key in force.
+	if signer, err := dkimSigner(cfg.DKIM); err != nil {
+		return nil, err
+	} else if signer != nil {
+		a.tr = mailer.NewSigningTransport(a.tr, signer)
+		log.Info("dkim signing on", "domain", signer.Domain(), "selector", signer.Selector())
+	}
 	m := metrics.New(metrics.Options{Subscribers: a.db, Outbox: a.db, Counters: a.db, Posts: a.db, Logger: log})
 	from, err := mail.ParseAddress(cfg.Mail.From)
 	if err != nil {
@@ -121,7 +130,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		EnvelopeFrom: from.Address,
 		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
 		Drop:         a.dropMessage,
-		OnResult:     func(k herald.MessageKind, _ string, err error) { m.EmailResult(k, err) },
+		OnResult: func(k herald.MessageKind, to string, err error) {
+			m.EmailResult(k, err)
+			a.subs.MessageResult(k, to, err) // bounces of confirmations and welcomes
+		},
 	})
 	perAddr, _ := ParseRate(cfg.Security.ConfirmationsPerAddress)
 	a.subs, err = subscription.New(a.db, tokens, tpl, subscription.Options{
@@ -133,6 +145,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
 		Enqueued:         a.sender.Notify,
+		BounceLimit:      cfg.Mail.BounceLimit,
 	})
 	if err != nil {
 		return nil, err
@@ -144,6 +157,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Location:     cfg.Location(), Daily: cfg.Digest.Daily, Weekly: cfg.Digest.Weekly,
 		Logger: log, Enqueued: a.sender.Notify,
 		OnResult: m.EmailResult, OnRunFinished: m.RunFinished,
+		Archive: archiveStore(cfg, a.db),
 	})
 	if err != nil {
 		return nil, err
@@ -175,6 +189,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
+		ArchiveEnabled:   cfg.Archive.Enabled,
 	}, handlers.Deps{
 		Subs: a.subs, Store: a.db, Templates: tpl, Health: a.db.Ping,
 		Posts: a.db, Runs: a.db, Outbox: a.db, Counters: a.db, Backup: a.db,
@@ -183,7 +198,10 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		PollFeeds: func(ctx context.Context) any { return a.poller.PollAll(ctx) },
 		Metrics:   m.Handler(),
 		Observe:   m.ObserveHTTP,
+		Bounces:   a.subs,
+		Archive:   a.db,
 	})
+	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log})
 	ui, err := adminui.New(adminui.Options{
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
 		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log,
@@ -279,6 +297,7 @@ func (a *app) serve(ctx context.Context) error {
 			a.log.Error("feed poller stopped", "err", err)
 		}
 	})
+	wg.Go(func() { _ = a.janitor.Run(workCtx) })
 	httpErr := make(chan error, 1)
 	go func() { httpErr <- srv.Serve(a.ln) }()
 	a.log.Info("herald serving", "listen", a.ln.Addr().String(), "base_url", a.cfg.Server.BaseURL,
@@ -305,4 +324,13 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// archiveStore is where finished digests are archived: nowhere when
+// archive.enabled is false.
+func archiveStore(cfg *Config, db *store.DB) digest.Archive {
+	if !cfg.Archive.Enabled {
+		return nil
+	}
+	return db
 }
