@@ -149,6 +149,7 @@ func New(opt Options, deps Deps) *Server {
 	s.registerBounces(api)
 	s.registerArchive(r)
 	s.registerData(r)
+	s.registerPprof(r)
 	s.router = r
 	return s
 }
