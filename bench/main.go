@@ -1,0 +1,502 @@
+// Command bench is herald's performance harness: it builds herald, runs
+// it on a temp dir against an in-process SMTP sink, drives it over HTTP
+// like an admin and a crowd of visitors would, and prints a table where
+// every figure stands beside a limit measured in the same run on the same
+// machine, as a ratio, so the machine's speed cancels out.
+//
+//	go run ./bench                 # the defaults: 100k readers, 1M for P2
+//	go run ./bench -skip-big       # leave out the 1M-reader part
+//
+// See docs/performance.md for what each figure means.
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"runtime"
+	"strings"
+	"time"
+)
+
+type options struct {
+	readers     int
+	big         int
+	skipBig     bool
+	connections int
+	p3Duration  time.Duration
+	clients     int
+	rawDuration time.Duration
+	keep        bool
+}
+
+func main() {
+	var o options
+	flag.IntVar(&o.readers, "readers", 100000, "confirmed readers for P1 (and the small side of P2)")
+	flag.IntVar(&o.big, "big", 1000000, "readers for the large side of P2, the 1M import and the startup figure")
+	flag.BoolVar(&o.skipBig, "skip-big", false, "skip the large run (P2's second half, import, startup)")
+	flag.IntVar(&o.connections, "connections", 4, "SMTP connections: herald's smtp.connections and the raw client's")
+	flag.DurationVar(&o.p3Duration, "p3-duration", 20*time.Second, "how long each side of P3 is driven")
+	flag.IntVar(&o.clients, "clients", 64, "concurrent clients for P3")
+	flag.DurationVar(&o.rawDuration, "raw-duration", 10*time.Second, "how long the raw SMTP client of P1's limit pushes")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (databases, logs) and print where it is")
+	flag.Parse()
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if err := run(o, log, os.Stdout); err != nil {
+		log.Error("bench failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// row is one line of the table.
+type row struct {
+	figure, herald, limit, ratio, goal, met string
+}
+
+type bench struct {
+	o    options
+	log  *slog.Logger
+	dir  string
+	bin  string
+	sink *sink
+	rows []row
+	// notes are printed under the table.
+	notes []string
+
+	p2small          *memReport
+	dbSmall          int64
+	bareBytesPer100k float64
+}
+
+func (b *bench) add(r row) { b.rows = append(b.rows, r) }
+
+func run(o options, log *slog.Logger, out io.Writer) (err error) {
+	started := time.Now()
+	root, err := moduleRoot()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "herald-bench-")
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	if o.keep {
+		log.Info("keeping the work dir", "dir", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+	b := &bench{o: o, log: log, dir: dir}
+	log.Info("building herald", "root", root)
+	if b.bin, err = buildHerald(root, dir); err != nil {
+		return err
+	}
+	if b.sink, err = newSink(); err != nil {
+		return err
+	}
+	defer b.sink.Close()
+
+	emptyStart, err := b.p1p2Small()
+	if err != nil {
+		return err
+	}
+	if err := b.feedIngest(); err != nil {
+		return err
+	}
+	if err := b.p3(); err != nil {
+		return err
+	}
+	if !o.skipBig {
+		if err := b.big(emptyStart); err != nil {
+			return err
+		}
+	}
+	b.print(out, time.Since(started))
+	return nil
+}
+
+// p1p2Small: P1 at o.readers, and the small side of P2. It returns the
+// startup time on an empty database (the startup figure's limit).
+func (b *bench) p1p2Small() (time.Duration, error) {
+	o := b.o
+	in, err := newInstance("p1", b.bin, b.dir, instanceConfig{SMTPPort: b.sink.port, Connections: o.connections})
+	if err != nil {
+		return 0, err
+	}
+	emptyStart, err := in.start()
+	if err != nil {
+		return 0, err
+	}
+	defer in.kill()
+	b.log.Info("P1: importing readers", "n", o.readers)
+	t0 := time.Now()
+	if _, err := in.importCSV("p1r", o.readers); err != nil {
+		return 0, err
+	}
+	importDur := time.Since(t0)
+	b.log.Info("P1: imported", "n", o.readers, "dur", importDur.Round(time.Millisecond))
+	// A fresh process for the run, so its peak RSS is the run's.
+	if err := in.stop(); err != nil {
+		return 0, err
+	}
+	if _, err := in.start(); err != nil {
+		return 0, err
+	}
+	dbSmall := fileSize(in.dbPath())
+	rate, mem, err := b.digestRun(in, o.readers)
+	if err != nil {
+		return 0, err
+	}
+	sample := b.sink.takeSample()
+	if len(sample) == 0 {
+		return 0, fmt.Errorf("bench: the sink kept no sample message")
+	}
+	if err := in.stop(); err != nil {
+		return 0, err
+	}
+
+	b.log.Info("P1 limit: raw go-smtp client", "connections", o.connections, "message_bytes", len(sample), "dur", o.rawDuration)
+	b.sink.reset()
+	raw, err := rawSMTP(fmt.Sprintf("127.0.0.1:%d", b.sink.port), o.connections, sample, o.rawDuration)
+	if err != nil {
+		return 0, err
+	}
+	ratio := rate / raw
+	b.add(row{
+		figure: fmt.Sprintf("P1 digest throughput, %s readers, %d SMTP connections", count(o.readers), o.connections),
+		herald: fmt.Sprintf("%.0f emails/s", rate),
+		limit:  fmt.Sprintf("%.0f msgs/s (raw go-smtp client, same %d-byte message)", raw, len(sample)),
+		ratio:  fmt.Sprintf("%.2f", ratio), goal: "≥ 0.80", met: yes(ratio >= 0.8),
+	})
+	b.p2small = mem
+	b.add(row{
+		figure: fmt.Sprintf("P2 peak Go heap, %s-reader run", count(o.readers)),
+		herald: fmt.Sprintf("%s (heap_inuse), %s at GC (gctrace)", mb(mem.HeapInuse), mb(mem.GCPeak)),
+		limit:  "—", ratio: "—", goal: "≤ 64 MB", met: yes(mem.HeapInuse <= 64<<20),
+	})
+	b.add(row{
+		figure: fmt.Sprintf("P2 peak RSS (VmHWM), %s-reader run", count(o.readers)),
+		herald: mb(mem.HWM), limit: "—", ratio: "—", goal: "(reported)", met: "",
+	})
+	b.add(row{
+		figure: fmt.Sprintf("CSV import, %s rows (confirmed=true)", count(o.readers)),
+		herald: fmt.Sprintf("%s (%.0f rows/s)", dur(importDur), float64(o.readers)/importDur.Seconds()),
+		limit:  "(see the 1M row)", ratio: "—", goal: "(reported)",
+	})
+	b.dbSmall = dbSmall
+	return emptyStart, nil
+}
+
+// digestRun adds a post, runs a daily digest to n readers while sampling
+// memory, and returns emails per second (trigger to done) and the memory.
+func (b *bench) digestRun(in *instance, n int) (float64, *memReport, error) {
+	if err := in.addPost(n); err != nil {
+		return 0, nil, err
+	}
+	b.sink.reset()
+	mem := in.sampleMemory(100 * time.Millisecond)
+	t0 := time.Now()
+	id, err := in.startRun()
+	if err != nil {
+		return 0, nil, err
+	}
+	b.log.Info("digest run started", "run", id, "readers", n)
+	st, err := in.waitRun(id, 30*time.Minute)
+	el := time.Since(t0)
+	rep, merr := mem.finish()
+	if err != nil {
+		return 0, nil, err
+	}
+	if merr != nil {
+		return 0, nil, merr
+	}
+	if st.Sent != n || int(b.sink.count.Load()) != n {
+		return 0, nil, fmt.Errorf("bench: run %d: sent %d, failed %d, skipped %d, sink got %d; want %d", id, st.Sent, st.Failed, st.Skipped, b.sink.count.Load(), n)
+	}
+	rate := float64(n) / el.Seconds()
+	b.log.Info("digest run done", "run", id, "readers", n, "dur", el.Round(time.Millisecond), "emails_per_s", int(rate),
+		"heap_inuse", mb(rep.HeapInuse), "gc_peak", mb(rep.GCPeak), "hwm", mb(rep.HWM), "connections", b.sink.connections())
+	return rate, rep, nil
+}
+
+func (b *bench) feedIngest() error {
+	const items = 10000
+	bl := newBlog(items)
+	defer bl.srv.Close()
+	in, err := newInstance("feed", b.bin, b.dir, instanceConfig{SMTPPort: b.sink.port, Connections: b.o.connections, FeedURL: bl.url()})
+	if err != nil {
+		return err
+	}
+	if _, err := in.start(); err != nil {
+		return err
+	}
+	defer in.kill()
+	// Let the poll at start meet the 503.
+	time.Sleep(300 * time.Millisecond)
+	bl.armed.Store(true)
+	type pollResult struct {
+		Status  string `json:"status"`
+		Items   int    `json:"items"`
+		New     int    `json:"new"`
+		Updated int    `json:"updated"`
+		Error   string `json:"error"`
+	}
+	var out struct {
+		Results []pollResult `json:"results"`
+	}
+	poll := func() ([]pollResult, error) {
+		out.Results = nil
+		err := in.apiJSON("POST", "/api/v1/feeds/poll", nil, 200, &out)
+		return out.Results, err
+	}
+	t0 := time.Now()
+	res, err := poll()
+	if err != nil {
+		return err
+	}
+	first := time.Since(t0)
+	if len(res) != 1 || res[0].New != items {
+		return fmt.Errorf("bench: first poll of the %d-item feed: %+v", items, res)
+	}
+	t0 = time.Now()
+	if res, err = poll(); err != nil {
+		return err
+	}
+	again := time.Since(t0)
+	if len(res) != 1 || res[0].New != 0 || res[0].Updated != items {
+		return fmt.Errorf("bench: second poll of the %d-item feed: %+v", items, res)
+	}
+	if err := in.stop(); err != nil {
+		return err
+	}
+	parse, n, err := parseOnly(bl.body)
+	if err != nil {
+		return err
+	}
+	if n != items {
+		return fmt.Errorf("bench: gofeed parsed %d items, want %d", n, items)
+	}
+	b.log.Info("feed ingest", "items", items, "first", first, "again", again, "gofeed_parse", parse)
+	b.add(row{
+		figure: fmt.Sprintf("Feed ingest, %s-item RSS (%s), first poll", count(items), mb(float64(len(bl.body)))),
+		herald: dur(first), limit: dur(parse) + " (gofeed parse alone)",
+		ratio: fmt.Sprintf("%.2f", parse.Seconds()/first.Seconds()), goal: "(reported)",
+	})
+	b.add(row{
+		figure: "Feed ingest, same feed polled again (all known)",
+		herald: dur(again), limit: dur(parse) + " (gofeed parse alone)",
+		ratio: fmt.Sprintf("%.2f", parse.Seconds()/again.Seconds()), goal: "(reported)",
+	})
+	return nil
+}
+
+func (b *bench) p3() error {
+	o := b.o
+	bare, err := startBareServer(b.dir)
+	if err != nil {
+		return err
+	}
+	b.log.Info("P3 limit: bare net/http + bbolt", "clients", o.clients, "dur", o.p3Duration)
+	lim := driveSubscribe(bare.url, "bare", o.clients, o.p3Duration)
+	bareSize, bareRows := fileSize(bare.db.Path()), lim.Requests-lim.Errors
+	bare.Close()
+	if lim.Errors > 0 {
+		return fmt.Errorf("bench: the bare server had %d errors: %s", lim.Errors, lim.FirstErr)
+	}
+
+	in, err := newInstance("p3", b.bin, b.dir, instanceConfig{SMTPPort: b.sink.port, Connections: o.connections, Unlimited: true})
+	if err != nil {
+		return err
+	}
+	if _, err := in.start(); err != nil {
+		return err
+	}
+	defer in.kill()
+	b.sink.reset()
+	b.log.Info("P3: herald serve", "clients", o.clients, "dur", o.p3Duration)
+	h := driveSubscribe(in.base+"/subscribe", "p3-", o.clients, o.p3Duration)
+	// The confirmations go out from the outbox while the load runs; give
+	// the sender a moment to finish, for the note.
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && int(b.sink.count.Load()) < h.Requests-h.Errors {
+		time.Sleep(50 * time.Millisecond)
+	}
+	confirmations := b.sink.count.Load()
+	if err := in.stop(); err != nil {
+		return err
+	}
+	ratio := h.rate() / lim.rate()
+	b.add(row{
+		figure: fmt.Sprintf("P3 subscribe, %d clients × %s, JSON POST /subscribe", o.clients, o.p3Duration),
+		herald: fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, %d errors", h.rate(), ms(h.P50), ms(h.P99), h.Errors),
+		limit:  fmt.Sprintf("%.0f req/s, p50 %s, p99 %s (bare net/http + bbolt db.Batch)", lim.rate(), ms(lim.P50), ms(lim.P99)),
+		ratio:  fmt.Sprintf("%.2f", ratio), goal: "≥ 0.50, 0 errors", met: yes(ratio >= 0.5 && h.Errors == 0),
+	})
+	if h.Errors > 0 {
+		b.notes = append(b.notes, fmt.Sprintf("P3: %d errors, the first: %s", h.Errors, h.FirstErr))
+	}
+	b.notes = append(b.notes, fmt.Sprintf("P3: %d confirmation emails reached the SMTP sink by 10s after the load (%d sign-ups answered 202).", confirmations, h.Requests-h.Errors))
+	if bareRows > 0 {
+		b.bareBytesPer100k = float64(bareSize) / float64(bareRows) * 100000
+	}
+	return nil
+}
+
+func (b *bench) big(emptyStart time.Duration) error {
+	o := b.o
+	in, err := newInstance("big", b.bin, b.dir, instanceConfig{SMTPPort: b.sink.port, Connections: o.connections})
+	if err != nil {
+		return err
+	}
+	if _, err := in.start(); err != nil {
+		return err
+	}
+	defer in.kill()
+	b.log.Info("importing readers", "n", o.big)
+	t0 := time.Now()
+	if _, err := in.importCSV("big", o.big); err != nil {
+		return err
+	}
+	importDur := time.Since(t0)
+	b.log.Info("imported", "n", o.big, "dur", importDur.Round(time.Millisecond))
+	if err := in.stop(); err != nil {
+		return err
+	}
+	size := fileSize(in.dbPath())
+	startDur, err := in.start()
+	if err != nil {
+		return err
+	}
+	b.log.Info("started with readers", "n", o.big, "startup", startDur)
+	rate, mem, err := b.digestRun(in, o.big)
+	if err != nil {
+		return err
+	}
+	if err := in.stop(); err != nil {
+		return err
+	}
+	b.log.Info("import limit: bare encoding/csv + bbolt", "n", o.big)
+	bareDur, _, err := bareImport(b.dir, "big", o.big)
+	if err != nil {
+		return err
+	}
+
+	small := b.p2small
+	ratio := mem.HeapInuse / small.HeapInuse
+	b.add(row{
+		figure: fmt.Sprintf("P2 peak Go heap, %s-reader run", count(o.big)),
+		herald: fmt.Sprintf("%s (heap_inuse), %s at GC (gctrace)", mb(mem.HeapInuse), mb(mem.GCPeak)),
+		limit:  fmt.Sprintf("%s (the %s-reader run)", mb(small.HeapInuse), count(o.readers)),
+		ratio:  fmt.Sprintf("%.2f", ratio), goal: "≤ 1.50 and ≤ 64 MB", met: yes(ratio <= 1.5 && mem.HeapInuse <= 64<<20),
+	})
+	b.add(row{
+		figure: fmt.Sprintf("P2 peak RSS (VmHWM), %s-reader run", count(o.big)),
+		herald: mb(mem.HWM), limit: fmt.Sprintf("%s (the %s-reader run)", mb(small.HWM), count(o.readers)),
+		ratio: fmt.Sprintf("%.2f", mem.HWM/small.HWM), goal: "(reported)",
+	})
+	b.add(row{
+		figure: fmt.Sprintf("Digest throughput, %s readers", count(o.big)),
+		herald: fmt.Sprintf("%.0f emails/s", rate), limit: "(P1's raw client)", ratio: "—", goal: "(reported)",
+	})
+	b.add(row{
+		figure: fmt.Sprintf("CSV import, %s rows (confirmed=true), streamed", count(o.big)),
+		herald: fmt.Sprintf("%s (%.0f rows/s)", dur(importDur), float64(o.big)/importDur.Seconds()),
+		limit:  fmt.Sprintf("%s (encoding/csv + bbolt, 1000 × db.Batch)", dur(bareDur)),
+		ratio:  fmt.Sprintf("%.2f", bareDur.Seconds()/importDur.Seconds()), goal: "(reported)",
+	})
+	per100k := float64(size) / float64(o.big) * 100000
+	lim := "—"
+	ratio2 := "—"
+	if b.bareBytesPer100k > 0 {
+		lim = fmt.Sprintf("%s (bare bbolt, one JSON record per address)", mb(b.bareBytesPer100k))
+		ratio2 = fmt.Sprintf("%.2f", b.bareBytesPer100k/per100k)
+	}
+	b.add(row{
+		figure: fmt.Sprintf("DB file size per 100k readers (%s readers: %s)", count(o.big), mb(float64(size))),
+		herald: mb(per100k), limit: lim, ratio: ratio2, goal: "(reported)",
+	})
+	b.add(row{
+		figure: fmt.Sprintf("Startup, exec to /healthz 200, %s readers", count(o.big)),
+		herald: dur(startDur), limit: dur(emptyStart) + " (empty database)",
+		ratio: fmt.Sprintf("%.2f", emptyStart.Seconds()/startDur.Seconds()), goal: "(reported)",
+	})
+	return nil
+}
+
+func (b *bench) print(w io.Writer, total time.Duration) {
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "\nherald performance harness, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
+	fmt.Fprintf(&buf, "machine: %d CPUs (%s), %s RAM, %s, %s/%s, linux %s\n", runtime.NumCPU(), cpuModel(), memTotal(), runtime.Version(), runtime.GOOS, runtime.GOARCH, kernel())
+	fmt.Fprintf(&buf, "flags: -readers %d -big %d%s -connections %d -clients %d -p3-duration %s -raw-duration %s\n",
+		b.o.readers, b.o.big, map[bool]string{true: " -skip-big", false: ""}[b.o.skipBig], b.o.connections, b.o.clients, b.o.p3Duration, b.o.rawDuration)
+	fmt.Fprintf(&buf, "herald: smtp transport (tls none) to an in-process go-smtp sink that reads and discards; log level info; durable bbolt commits on %s\n", b.dir)
+	fmt.Fprintf(&buf, "P3 only: rate limits raised in the config (security.subscribe_per_ip = \"0\", confirmations_per_address = \"0\", confirmations_per_hour = 0)\n\n")
+	cols := []string{"figure", "herald", "limit (same run)", "ratio", "goal", "met"}
+	fmt.Fprintf(&buf, "| %s |\n|%s\n", strings.Join(cols, " | "), strings.Repeat(" --- |", len(cols)))
+	for _, r := range b.rows {
+		fmt.Fprintf(&buf, "| %s | %s | %s | %s | %s | %s |\n", r.figure, r.herald, r.limit, r.ratio, r.goal, r.met)
+	}
+	buf.WriteString("\nratios: throughput herald/limit; times limit/herald (1.00 = as fast as the limit); heap 1M/100k.\n")
+	for _, n := range b.notes {
+		buf.WriteString(n + "\n")
+	}
+	fmt.Fprintf(&buf, "harness wall time: %s\n", total.Round(time.Second))
+	_, _ = w.Write(buf.Bytes())
+}
+
+func yes(ok bool) string {
+	if ok {
+		return "yes"
+	}
+	return "**no**"
+}
+
+func mb(b float64) string { return fmt.Sprintf("%.1f MB", b/(1<<20)) }
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d)/float64(time.Millisecond)) }
+
+func dur(d time.Duration) string {
+	if d < time.Second {
+		return ms(d)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func count(n int) string {
+	switch {
+	case n >= 1000000 && n%1000000 == 0:
+		return fmt.Sprintf("%dM", n/1000000)
+	case n >= 1000 && n%1000 == 0:
+		return fmt.Sprintf("%dk", n/1000)
+	}
+	return fmt.Sprint(n)
+}
+
+func cpuModel() string {
+	b, _ := os.ReadFile("/proc/cpuinfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if k, v, ok := strings.Cut(line, ":"); ok && strings.TrimSpace(k) == "model name" {
+			return strings.TrimSpace(v)
+		}
+	}
+	return "unknown CPU"
+}
+
+func memTotal() string {
+	b, _ := os.ReadFile("/proc/meminfo")
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "MemTotal:"); ok {
+			var kb float64
+			fmt.Sscan(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), &kb)
+			return fmt.Sprintf("%.1f GiB", kb/(1<<20))
+		}
+	}
+	return "unknown"
+}
+
+func kernel() string {
+	b, _ := os.ReadFile("/proc/sys/kernel/osrelease")
+	return strings.TrimSpace(string(b))
+}
