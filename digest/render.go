@@ -86,7 +86,9 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 	}
 	subject := fmt.Sprintf("%s: %d new posts", r.siteName, len(posts))
 	if len(posts) == 1 {
-		subject = posts[0].Title
+		// Feed titles are collapsed already; a line break from elsewhere
+		// must not make the email unsendable (Compose refuses it).
+		subject = strings.Join(strings.Fields(posts[0].Title), " ")
 	}
 	moreURL := r.siteURL
 	if moreURL == "" && len(posts) > 0 {

@@ -1,0 +1,328 @@
+package testmail_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-msgauth/dkim"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/digest"
+	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testmail"
+	"github.com/herald-dev/herald/mailer"
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/subscription"
+	"github.com/herald-dev/herald/templates"
+)
+
+const (
+	siteName = "Blög Ünïcode — 日本語のノート"
+	fromAddr = "news@example.org"
+)
+
+type stack struct {
+	db     *store.DB
+	smtp   *smtptest.Server
+	subs   *subscription.Service
+	dig    *digest.Service
+	sender *mailer.Sender
+	signer *mailer.Signer
+}
+
+// newStack wires herald the way serve does: a real store, the outbox
+// sender and the digest over SMTP, every message DKIM-signed.
+func newStack(t *testing.T) *stack {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	log := slog.New(slog.DiscardHandler)
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "h.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := smtptest.Start(t)
+	key, _, err := mailer.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := mailer.NewSigner("example.org", "herald", key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := mailer.NewSigningTransport(mailer.NewSMTPTransport(mailer.SMTPConfig{
+		Host: sm.Host(), Port: sm.Port(), TLS: "none", Connections: 2, Timeout: 5 * time.Second}, log), signer)
+	tpl, err := templates.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	from := siteName + " <" + fromAddr + ">"
+	sender := mailer.NewSender(db, tr, mailer.SenderOptions{Logger: log, EnvelopeFrom: fromAddr, PollInterval: 20 * time.Millisecond})
+	tokens, _ := subscription.NewTokens([]byte("0123456789abcdef0123456789abcdef"), nil)
+	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
+		SiteName: siteName, SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
+		From: from, Welcome: true, Enqueued: sender.Notify,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dig, err := digest.New(db, tr, subs, tpl, digest.Options{
+		SiteName: siteName, SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
+		From: from, MaxPosts: 10, Enqueued: sender.Notify, Logger: log,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sender.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		dig.Wait()
+		tr.Close()
+		db.Close()
+	})
+	return &stack{db: db, smtp: sm, subs: subs, dig: dig, sender: sender, signer: signer}
+}
+
+func (s *stack) run(t *testing.T, f herald.Frequency) *herald.Run {
+	t.Helper()
+	r, err := s.dig.StartRun(context.Background(), f, "manual", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.dig.Wait()
+	r, err = s.db.Run(context.Background(), r.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestEveryEmailKindIsWellFormed produces every kind of email herald
+// sends, with non-ASCII everywhere a person can put it, and checks each
+// with a strict parser.
+func TestEveryEmailKindIsWellFormed(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	longTitle := "Ünïcode everywhere: a rather long post title, to make sure that the subject line is folded and encoded properly — 日本語も"
+	// Confirmation, then welcome, for a reader with a name to encode.
+	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "zoe@example.com", Name: "Zoë Ñandú, Jr. \"Z\"", Frequency: "daily"}); err != nil {
+		t.Fatal(err)
+	}
+	confirm := s.smtp.WaitFor(t, 1, 10*time.Second)[0]
+	link := testmail.MustParse(t, confirm.Data).Link("/confirm?token=")
+	tok := link[strings.Index(link, "token=")+len("token="):]
+	if _, err := s.subs.Confirm(ctx, tok); err != nil {
+		t.Fatal(err)
+	}
+	s.smtp.WaitFor(t, 2, 10*time.Second)
+	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ida@example.com", Name: "Ïda", Frequency: "instant", Confirmed: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i, title := range []string{"Première note", "Grüße aus Köln", longTitle} {
+		p := &herald.Post{GUID: fmt.Sprint("g", i), URL: fmt.Sprintf("https://blog.example.org/p/%d", i), Title: title,
+			Author: "Åsa Öberg", Summary: "<p>Ça marche &amp; <em>ça</em> passe.</p>", PublishedAt: time.Now()}
+		if _, err := s.db.UpsertPost(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := s.run(t, herald.Daily); r.Sent != 1 {
+		t.Fatalf("daily run %+v", r)
+	}
+	if r := s.run(t, herald.Instant); r.Sent != 3 {
+		t.Fatalf("instant run %+v", r)
+	}
+	if err := s.dig.SendTest(ctx, "admin@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	msgs := s.smtp.WaitFor(t, 7, 10*time.Second)
+
+	want := map[string]string{ // subject → kind
+		"Confirm your subscription to " + siteName: "confirm",
+		"Welcome to " + siteName:                   "welcome",
+		siteName + ": 3 new posts":                 "digest",
+		"Première note":                            "instant",
+		"Grüße aus Köln":                           "instant",
+		longTitle:                                  "instant",
+		"[Test] " + siteName + ": 3 new posts":     "test",
+	}
+	seen := map[string]bool{}
+	for _, m := range msgs {
+		p := testmail.MustParse(t, m.Data)
+		kind, ok := want[p.Subject]
+		if !ok {
+			t.Errorf("unexpected email %q", p.Subject)
+			continue
+		}
+		seen[kind] = true
+		t.Run(kind+"/"+p.Subject, func(t *testing.T) {
+			for _, err := range testmail.Lint(m.Data, testmail.LintOptions{FromAddress: fromAddr, Subject: p.Subject}) {
+				t.Error(err)
+			}
+			raw := p.Header.Get("Subject")
+			if !strings.Contains(strings.ToLower(raw), "=?utf-8?") {
+				t.Errorf("non-ASCII subject not RFC 2047-encoded: %q", raw)
+			}
+			from, _ := mail.ParseAddress(p.Header.Get("From"))
+			if from == nil || from.Name != siteName {
+				t.Errorf("From %q does not decode to the site name", p.Header.Get("From"))
+			}
+			vs, err := dkim.VerifyWithOptions(bytes.NewReader(m.Data), &dkim.VerifyOptions{
+				LookupTXT: func(string) ([]string, error) { return []string{s.signer.DNSRecord()}, nil },
+			})
+			if err != nil || len(vs) != 1 || vs[0].Err != nil {
+				t.Errorf("DKIM: %v %+v", err, vs)
+			}
+			if kind == "digest" || kind == "instant" {
+				to, err := mail.ParseAddress(p.Header.Get("To"))
+				if err != nil || to.Name == "" {
+					t.Errorf("To %q: %v", p.Header.Get("To"), err)
+				}
+				if kind == "digest" && to.Name != "Zoë Ñandú, Jr. \"Z\"" {
+					t.Errorf("To name %q", to.Name)
+				}
+				if p.Header.Get("List-Unsubscribe-Post") != "List-Unsubscribe=One-Click" || !strings.HasPrefix(p.Header.Get("List-Unsubscribe"), "<https://") {
+					t.Errorf("one-click headers: %v", p.Header)
+				}
+			}
+			if kind == "confirm" && strings.Contains(p.Text+p.HTML, "Zoë") {
+				t.Error("the confirmation echoes the visitor's name")
+			}
+		})
+	}
+	for _, k := range []string{"confirm", "welcome", "digest", "instant", "test"} {
+		if !seen[k] {
+			t.Errorf("no %s email was checked", k)
+		}
+	}
+}
+
+// No header carries a CR or LF from user input: the subscription rules
+// refuse it, the composer refuses it again, and a reader whose name got
+// into the database with one anyway gets no mail rather than a forged
+// header.
+func TestNoHeaderInjection(t *testing.T) {
+	ctx := context.Background()
+	s := newStack(t)
+	for _, name := range []string{"Eve\r\nBcc: victim@example.net", "Eve\nBcc: victim@example.net", "Eve\rX: y"} {
+		_, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "eve@example.com", Name: name})
+		if herald.ErrorCode(err) != herald.EINVALID {
+			t.Errorf("name %q: %v", name, err)
+		}
+	}
+	if _, err := s.db.SubscriberByEmail(ctx, "eve@example.com"); herald.ErrorCode(err) != herald.ENOTFOUND {
+		t.Errorf("a name with a line break was stored: %v", err)
+	}
+	for _, addr := range []string{"eve@example.com\r\nBcc: victim@example.net", "eve@example.com\n", "\reve@example.com"} {
+		if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: addr}); herald.ErrorCode(err) != herald.EINVALID {
+			t.Errorf("address %q: %v", addr, err)
+		}
+	}
+
+	base := func() *mailer.Email {
+		return &mailer.Email{From: "Blog <news@example.org>", To: "r@example.com", Subject: "Hi", Text: "t", HTML: "<p>t</p>"}
+	}
+	for name, mod := range map[string]func(*mailer.Email){
+		"to name":      func(e *mailer.Email) { e.ToName = "Eve\r\nBcc: victim@example.net" },
+		"to":           func(e *mailer.Email) { e.To = "r@example.com\r\nBcc: victim@example.net" },
+		"subject":      func(e *mailer.Email) { e.Subject = "Hi\r\nBcc: victim@example.net" },
+		"subject lf":   func(e *mailer.Email) { e.Subject = "Hi\nBcc: victim@example.net" },
+		"from":         func(e *mailer.Email) { e.From = "Blog\r\nBcc: victim@example.net <news@example.org>" },
+		"header value": func(e *mailer.Email) { e.Headers = map[string]string{"List-Id": "x\r\nBcc: victim@example.net"} },
+		"header name":  func(e *mailer.Email) { e.Headers = map[string]string{"X-A\r\nBcc": "v"} },
+		"bcc header":   func(e *mailer.Email) { e.Headers = map[string]string{"Bcc": "victim@example.net"} },
+		"message-id":   func(e *mailer.Email) { e.MessageID = "<a@b>\r\nBcc: victim@example.net" },
+		"nul":          func(e *mailer.Email) { e.Subject = "Hi\x00there" },
+	} {
+		e := base()
+		mod(e)
+		if _, err := mailer.Compose(e); herald.ErrorCode(err) != herald.EINVALID {
+			t.Errorf("%s: Compose answered %v", name, err)
+		}
+	}
+
+	// A record with a line break in its name (an old database, a bug
+	// elsewhere): the digest fails that reader and mails the others.
+	_, err := s.db.MutateSubscriber(ctx, "eve@example.com", func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		n := *cur
+		n.Name, n.Status, n.Frequency = "Eve\r\nBcc: victim@example.net", herald.StatusConfirmed, herald.Daily
+		return &n, nil, nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ok@example.com", Frequency: "daily", Confirmed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.UpsertPost(ctx, &herald.Post{GUID: "g", URL: "https://blog.example.org/p", Title: "A post", PublishedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	r := s.run(t, herald.Daily)
+	if r.Sent != 1 || r.Failed != 1 {
+		t.Fatalf("run %+v", r)
+	}
+	// A post title with a line break (not from a feed, which collapses
+	// them) becomes a one-line subject.
+	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ida@example.com", Frequency: "instant", Confirmed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.db.UpsertPost(ctx, &herald.Post{GUID: "g2", URL: "https://blog.example.org/p2", Title: "Two\r\nBcc: victim@example.net", PublishedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	if r := s.run(t, herald.Instant); r.Sent != 1 {
+		t.Fatalf("instant run %+v", r)
+	}
+	msgs := s.smtp.WaitFor(t, 2, 10*time.Second)
+	if p := testmail.MustParse(t, msgs[1].Data); p.Subject != "Two Bcc: victim@example.net" || p.Header.Get("Bcc") != "" {
+		t.Errorf("subject %q, Bcc %q", p.Subject, p.Header.Get("Bcc"))
+	}
+	for _, m := range msgs {
+		if len(testmail.Lint(m.Data, testmail.LintOptions{FromAddress: fromAddr})) != 0 || m.To[0] == "eve@example.com" {
+			t.Errorf("mail to %v: %v", m.To, testmail.Lint(m.Data, testmail.LintOptions{FromAddress: fromAddr}))
+		}
+		if _, ok := mustHeader(t, m.Data)["Bcc"]; ok {
+			t.Errorf("a Bcc header reached the wire:\n%s", m.Data)
+		}
+	}
+}
+
+func mustHeader(t *testing.T, raw []byte) mail.Header {
+	t.Helper()
+	m, err := mail.ReadMessage(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m.Header
+}
+
+// Lint itself catches what it promises to.
+func TestLintCatchesBadMessages(t *testing.T) {
+	good, err := mailer.Compose(&mailer.Email{From: "Blog <news@example.org>", To: "r@example.com", Subject: "Hello", Text: "hi", HTML: "<p>hi</p>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt := testmail.LintOptions{FromAddress: "news@example.org", Subject: "Hello"}
+	if errs := testmail.Lint(good.Raw, opt); len(errs) != 0 {
+		t.Fatalf("a good message fails: %v", errs)
+	}
+	for name, raw := range map[string][]byte{
+		"two dates":     append([]byte("Date: Mon, 02 Jan 2006 15:04:05 +0000\r\n"), good.Raw...),
+		"bare lf":       bytes.Replace(good.Raw, []byte("\r\nSubject"), []byte("\nSubject"), 1),
+		"8-bit header":  bytes.Replace(good.Raw, []byte("Subject: Hello"), []byte("Subject: Héllo"), 1),
+		"long line":     bytes.Replace(good.Raw, []byte("Subject: Hello"), []byte("Subject: Hello"+strings.Repeat(" word", 20)), 1),
+		"huge line":     bytes.Replace(good.Raw, []byte("Subject: Hello"), []byte("Subject: "+strings.Repeat("x", 1000)), 1),
+		"foreign id":    bytes.Replace(good.Raw, []byte("@example.org>"), []byte("@elsewhere.net>"), 1),
+		"markup in txt": bytes.Replace(good.Raw, []byte("\r\n\r\nhi"), []byte("\r\n\r\n<b>hi</b>"), 1),
+	} {
+		if errs := testmail.Lint(raw, opt); len(errs) == 0 {
+			t.Errorf("%s passes", name)
+		}
+	}
+}
