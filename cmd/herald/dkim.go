@@ -109,7 +109,8 @@ func cmdDKIMKeygen(ctx context.Context, args []string, stdout, stderr io.Writer,
 	}
 	name := *selector + "._domainkey." + *domain
 	w := &errWriter{w: stdout}
-	w.printf("Wrote the %s private key to %s (mode 0600). Keep it secret; back it up.\n\n", strings.ToUpper(k[:1])+k[1:], abs)
+	label := map[string]string{"rsa": "RSA-2048", "ed25519": "Ed25519"}[k]
+	w.printf("Wrote the %s private key to %s (mode 0600). Keep it secret; back it up.\n\n", label, abs)
 	w.printf("1. Publish this DNS TXT record (DKIM):\n\n")
 	w.printf("   name:  %s\n", name)
 	w.printf("   value: %s\n\n", strings.Join(txtStrings(txt), " "))
