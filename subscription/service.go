@@ -133,8 +133,16 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	if r.Source == "" {
 		r.Source = "form"
 	}
-	if !r.Confirmed && !s.takeGlobal() {
-		return nil, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: s.globalRetryAfter()}
+	// The global cap counts confirmation emails, not attempts: one is
+	// reserved here and given back below when none was queued (the
+	// address is confirmed already, or at its per-address limit), so a
+	// bot repeating one address can't use up everyone's sign-ups.
+	var window time.Time
+	if !r.Confirmed {
+		var ok bool
+		if window, ok = s.takeGlobal(); !ok {
+			return nil, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: s.globalRetryAfter()}
+		}
 	}
 	now := s.opt.Now()
 	var queued bool
@@ -188,6 +196,9 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		queued = true
 		return &next, []*herald.OutboxMessage{msg}, nil
 	})
+	if !r.Confirmed && (err != nil || !queued) {
+		s.giveBackGlobal(window)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("subscription: subscribe: %w", err)
 	}
@@ -212,10 +223,11 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	return out
 }
 
-// takeGlobal counts one confirmation against the hourly cap.
-func (s *Service) takeGlobal() bool {
+// takeGlobal counts one confirmation against the hourly cap; it returns
+// the start of the hour it was counted in, for giveBackGlobal.
+func (s *Service) takeGlobal() (time.Time, bool) {
 	if s.opt.GlobalPerHour <= 0 {
-		return true
+		return time.Time{}, true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -224,10 +236,23 @@ func (s *Service) takeGlobal() bool {
 		s.hourStart, s.hourCount = now, 0
 	}
 	if s.hourCount >= s.opt.GlobalPerHour {
-		return false
+		return time.Time{}, false
 	}
 	s.hourCount++
-	return true
+	return s.hourStart, true
+}
+
+// giveBackGlobal returns a confirmation taken in the hour starting at
+// window that was not sent after all.
+func (s *Service) giveBackGlobal(window time.Time) {
+	if s.opt.GlobalPerHour <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.hourStart.Equal(window) && s.hourCount > 0 {
+		s.hourCount--
+	}
 }
 
 func (s *Service) globalRetryAfter() time.Duration {

@@ -1,0 +1,42 @@
+package subscription
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/herald-dev/herald"
+)
+
+// TestGlobalCapCountsEmailsNotAttempts: security.confirmations_per_hour
+// caps confirmation emails. Sign-ups that queue none (an address at its
+// per-address limit, or confirmed already) must not use it up, or a bot
+// repeating one victim's address from many IPs locks every new reader out
+// for an hour while only 3 emails went out (found by the e2e bombing test
+// with 1000 requests against the default cap of 1000).
+func TestGlobalCapCountsEmailsNotAttempts(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(o *Options) { o.GlobalPerHour = 5 })
+	if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "done@example.org", Confirmed: true}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 50 {
+		for _, e := range []string{"victim@example.org", "done@example.org"} {
+			if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: e}); err != nil {
+				t.Fatalf("attempt %d for %s: %v", i, e, err)
+			}
+		}
+	}
+	if n := len(f.outbox(t)); n != 3 {
+		t.Fatalf("%d emails queued, want 3 (the victim's per-address limit)", n)
+	}
+	// 3 of 5 used: two more readers get in, the next is refused.
+	for i := range 2 {
+		if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: fmt.Sprintf("new%d@example.org", i)}); err != nil {
+			t.Fatalf("new reader %d: %v", i, err)
+		}
+	}
+	if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "late@example.org"}); herald.ErrorCode(err) != herald.ERATELIMIT {
+		t.Fatalf("sixth confirmation in the hour: %v", err)
+	}
+}
