@@ -48,7 +48,9 @@ type Options struct {
 	BaseURL  string
 	From     string // "Name <addr>"
 	MaxPosts int
-	// Workers is how many emails are sent at once (match smtp.connections).
+	// Workers is how many emails are sent at once (match smtp.connections);
+	// twice as many readers are worked on, so the next emails are composed
+	// while these go (see deliverers).
 	Workers     int
 	BounceLimit int
 	// RetryBackoff is the first wait before retrying a reader whose email
@@ -373,20 +375,39 @@ func (s *Service) messageID(run, sub uint64, post uint64) string {
 	return mailer.NewMessageID(s.opt.From, parts...)
 }
 
-// compose builds one reader's email from a shared rendered body.
-func (s *Service) compose(r *Rendered, sub *herald.Subscriber, msgID string, now time.Time) (*herald.Message, error) {
-	unsub := s.links.UnsubscribeURL(sub.ID)
-	html, text := r.For(unsub, s.links.PreferencesURL(sub.ID))
-	return mailer.Compose(&mailer.Email{
-		From: s.opt.From, To: sub.Email, ToName: sub.Name, Subject: r.Subject,
-		HTML: html, Text: text, MessageID: msgID, Date: now,
+// body is a digest rendered once for every reader with the same posts,
+// and the message template made from it: a reader's email is the
+// template with their address, Message-ID and links filled in.
+type body struct {
+	r   *Rendered
+	tpl *mailer.Template
+	// err: the template could not be made (a subject that cannot be a
+	// header); every reader of it fails with it, as Compose would fail them.
+	err error
+}
+
+func (s *Service) newBody(r *Rendered) *body {
+	tpl, err := mailer.NewTemplate(&mailer.Email{
+		From: s.opt.From, Subject: r.Subject, HTML: r.HTML, Text: r.Text,
 		Headers: map[string]string{
-			"List-Unsubscribe":      "<" + unsub + ">",
+			"List-Unsubscribe":      "<" + unsubscribePlaceholder + ">",
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
 			"List-Id":               s.listID,
 			"Precedence":            "bulk",
 			"Auto-Submitted":        "auto-generated",
 		},
+	}, unsubscribePlaceholder, prefsPlaceholder)
+	return &body{r: r, tpl: tpl, err: err}
+}
+
+// compose builds one reader's email from a shared body.
+func (s *Service) compose(b *body, sub *herald.Subscriber, msgID string, now time.Time) (*herald.Message, error) {
+	if b.err != nil {
+		return nil, b.err
+	}
+	return b.tpl.Compose(&mailer.Recipient{
+		To: sub.Email, ToName: sub.Name, MessageID: msgID, Date: now,
+		Values: []string{s.links.UnsubscribeURL(sub.ID), s.links.PreferencesURL(sub.ID)},
 	})
 }
 

@@ -30,8 +30,8 @@ type execution struct {
 
 	mu       sync.Mutex
 	posts    map[uint64][]*herald.Post // new posts by the reader's cursor
-	rendered map[uint64]*Rendered      // digest bodies by the reader's cursor
-	single   map[uint64]*Rendered      // instant bodies by post id
+	rendered map[uint64]*body          // digest bodies by the reader's cursor
+	single   map[uint64]*body          // instant bodies by post id
 	retry    []*job
 
 	skipped atomic.Int64
@@ -57,7 +57,7 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		s.log.Error("run: cannot start", "run", id, "err", err)
 		return
 	}
-	e := &execution{s: s, run: run, ctx: ctx, posts: map[uint64][]*herald.Post{}, rendered: map[uint64]*Rendered{}, single: map[uint64]*Rendered{}}
+	e := &execution{s: s, run: run, ctx: ctx, posts: map[uint64][]*herald.Post{}, rendered: map[uint64]*body{}, single: map[uint64]*body{}}
 	e.rec = newRecorder(s, run.ID)
 	err = e.pass()
 	if err == nil {
@@ -112,7 +112,7 @@ func (e *execution) pass() error {
 	}
 	jobs := make(chan *job, s.opt.Workers*4)
 	var wg sync.WaitGroup
-	for range s.opt.Workers {
+	for range s.deliverers() {
 		wg.Go(func() {
 			for j := range jobs {
 				e.deliver(j)
@@ -161,6 +161,13 @@ loop:
 	return scanErr
 }
 
+// deliverers is how many readers are worked on at once: twice the
+// connections, so that while one goroutine composes its next email
+// another has a message ready for every connection, and no connection
+// waits for the CPU between two messages. The transport's pool still
+// bounds the sends in flight (see mailer.SMTPConfig.Connections).
+func (s *Service) deliverers() int { return 2 * s.opt.Workers }
+
 // owes says whether this run still owes sub an email.
 func (e *execution) owes(sub *herald.Subscriber) bool {
 	return sub.Status == herald.StatusConfirmed && sub.Frequency == e.run.Frequency && sub.LastRunID < e.run.ID
@@ -182,32 +189,34 @@ func (e *execution) postsFor(cursor uint64) ([]*herald.Post, error) {
 	return ps, nil
 }
 
-func (e *execution) digestFor(cursor uint64, posts []*herald.Post) (*Rendered, error) {
+func (e *execution) digestFor(cursor uint64, posts []*herald.Post) (*body, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r := e.rendered[cursor]; r != nil {
-		return r, nil
+	if b := e.rendered[cursor]; b != nil {
+		return b, nil
 	}
 	r, err := e.s.render.Render(posts, e.run.Frequency, false)
 	if err != nil {
 		return nil, err
 	}
-	e.rendered[cursor] = r
-	return r, nil
+	b := e.s.newBody(r)
+	e.rendered[cursor] = b
+	return b, nil
 }
 
-func (e *execution) singleFor(p *herald.Post) (*Rendered, error) {
+func (e *execution) singleFor(p *herald.Post) (*body, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if r := e.single[p.ID]; r != nil {
-		return r, nil
+	if b := e.single[p.ID]; b != nil {
+		return b, nil
 	}
 	r, err := e.s.render.Render([]*herald.Post{p}, herald.Instant, false)
 	if err != nil {
 		return nil, err
 	}
-	e.single[p.ID] = r
-	return r, nil
+	b := e.s.newBody(r)
+	e.single[p.ID] = b
+	return b, nil
 }
 
 // deliver sends one reader's email(s) and hands the outcome to the
@@ -357,7 +366,7 @@ func (e *execution) retries() error {
 		}
 		jobs := make(chan *job)
 		var wg sync.WaitGroup
-		for range e.s.opt.Workers {
+		for range e.s.deliverers() {
 			wg.Go(func() {
 				for j := range jobs {
 					e.deliver(j)
