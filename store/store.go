@@ -82,6 +82,9 @@ var (
 	bucketArchive    = []byte("archive")      // run id → archive entry
 	bucketArchFreq   = []byte("archive_freq") // frequency \x00 run id → nil
 	keySchemaVersion = []byte("schema_version")
+	// keyConvertSubs, in meta, marks subscriber records that may still be
+	// JSON (schema 2 and before); Open converts them and deletes it.
+	keyConvertSubs = []byte("convert_subscribers")
 )
 
 // migrations[v] brings a database at schema version v to v+1; the schema
@@ -109,6 +112,12 @@ var migrations = []func(tx *bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	// 2 → 3: subscriber records are binary (subcodec.go). JSON ones are
+	// still read; Open rewrites them after this, a chunk per transaction
+	// (see convertSubscribers), so no one transaction holds them all.
+	func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keyConvertSubs, []byte{1})
 	},
 }
 
@@ -142,6 +151,10 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	}
 	db := &DB{bolt: bdb, path: path, log: opts.Logger, now: opts.Now}
 	if err := db.migrate(); err != nil {
+		bdb.Close()
+		return nil, err
+	}
+	if err := db.convertSubscribers(ctx); err != nil {
 		bdb.Close()
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package store
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -13,10 +12,12 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// subRecord is how a subscriber is stored: herald.Subscriber hides many
-// fields from its JSON that the store must keep. It has the same fields in
-// the same order, so the two convert into each other directly (and a field
-// added to one and not the other stops the build).
+// subRecord is how a subscriber was stored up to schema 2, as JSON (now
+// it is binary, see subcodec.go; JSON records are still read):
+// herald.Subscriber hides many fields from its JSON that the store must
+// keep. It has the same fields in the same order, so the two convert into
+// each other directly (and a field added to one and not the other stops
+// the build).
 type subRecord struct {
 	ID             uint64           `json:"id"`
 	Email          string           `json:"email"`
@@ -37,13 +38,15 @@ type subRecord struct {
 
 // loadSub returns the subscriber with id, nil if there is none.
 func loadSub(tx *bolt.Tx, id uint64) (*herald.Subscriber, error) {
-	var rec subRecord
-	ok, err := getJSON(tx.Bucket(bucketSubs), itob(id), &rec)
-	if err != nil || !ok {
-		return nil, err
+	v := tx.Bucket(bucketSubs).Get(itob(id))
+	if v == nil {
+		return nil, nil
 	}
-	s := herald.Subscriber(rec)
-	return &s, nil
+	s := new(herald.Subscriber)
+	if err := decodeSub(v, s); err != nil {
+		return nil, fmt.Errorf("decode subscriber %d: %w", id, err)
+	}
+	return s, nil
 }
 
 func subIDByEmail(tx *bolt.Tx, email string) uint64 {
@@ -54,8 +57,7 @@ func subIDByEmail(tx *bolt.Tx, email string) uint64 {
 // is the stored record before the change (nil for a new one); only its
 // Email, Status and Frequency are used.
 func putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
-	rec := subRecord(*s)
-	if err := putJSON(tx.Bucket(bucketSubs), itob(s.ID), &rec); err != nil {
+	if err := tx.Bucket(bucketSubs).Put(itob(s.ID), encodeSub(make([]byte, 0, 256), s)); err != nil {
 		return err
 	}
 	idx := tx.Bucket(bucketSubEmail)
@@ -339,13 +341,13 @@ func (db *DB) ListSubscribers(ctx context.Context, f herald.SubscriberFilter) ([
 				if n == listChunk || len(out) > limit {
 					return nil
 				}
-				var rec subRecord
-				if err := json.Unmarshal(v, &rec); err != nil {
+				s := new(herald.Subscriber)
+				if err := decodeSub(v, s); err != nil {
 					return fmt.Errorf("decode subscriber %d: %w", btoi(k), err)
 				}
-				after = rec.ID
-				if s := herald.Subscriber(rec); match(&s) {
-					out = append(out, &s)
+				after = s.ID
+				if match(s) {
+					out = append(out, s)
 				}
 				k, v = c.Next()
 			}
@@ -372,13 +374,18 @@ func (db *DB) ScanSubscribers(ctx context.Context, after uint64, limit int) ([]*
 	var out []*herald.Subscriber
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSubs).Cursor()
+		// One allocation for the page's records, not one each.
+		page := make([]herald.Subscriber, 0, min(limit, 1024))
 		for k, v := seekAfter(c, after); k != nil && len(out) < limit; k, v = c.Next() {
-			var rec subRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
+			if len(page) == cap(page) {
+				page = make([]herald.Subscriber, 0, min(limit-len(out), 1024))
+			}
+			page = page[:len(page)+1]
+			s := &page[len(page)-1]
+			if err := decodeSub(v, s); err != nil {
 				return fmt.Errorf("decode subscriber %d: %w", btoi(k), err)
 			}
-			s := herald.Subscriber(rec)
-			out = append(out, &s)
+			out = append(out, s)
 		}
 		return nil
 	})

@@ -1,0 +1,298 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald"
+	bolt "go.etcd.io/bbolt"
+)
+
+// fullSubscriber sets every field of herald.Subscriber to something that
+// is not its zero value, by reflection: a field added to the type and not
+// to the codec makes TestSubCodecRoundTrip fail.
+func fullSubscriber(t testing.TB) *herald.Subscriber {
+	t.Helper()
+	s := new(herald.Subscriber)
+	v := reflect.ValueOf(s).Elem()
+	at := time.Date(2025, 3, 1, 7, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	for i := range v.NumField() {
+		f := v.Field(i)
+		n := i + 1
+		switch f.Interface().(type) {
+		case uint64:
+			f.SetUint(uint64(n) << 40)
+		case int:
+			f.SetInt(int64(n))
+		case string, herald.Status, herald.Frequency:
+			f.SetString(fmt.Sprintf("%s-ä-%d", v.Type().Field(i).Name, n))
+		case time.Time:
+			f.Set(reflect.ValueOf(at.Add(time.Duration(n) * time.Hour)))
+		case *time.Time:
+			tt := at.Add(time.Duration(n) * time.Minute).UTC()
+			f.Set(reflect.ValueOf(&tt))
+		case []time.Time:
+			f.Set(reflect.ValueOf([]time.Time{at, at.Add(time.Second).UTC(), {}}))
+		default:
+			t.Fatalf("field %s of type %s: teach fullSubscriber and the codec about it", v.Type().Field(i).Name, f.Type())
+		}
+	}
+	return s
+}
+
+// sameSubscriber compares field by field, times by instant and offset.
+func sameSubscriber(t *testing.T, got, want *herald.Subscriber) {
+	t.Helper()
+	gv, wv := reflect.ValueOf(got).Elem(), reflect.ValueOf(want).Elem()
+	for i := range wv.NumField() {
+		name := wv.Type().Field(i).Name
+		g, w := gv.Field(i).Interface(), wv.Field(i).Interface()
+		if !sameValue(g, w) {
+			t.Errorf("%s = %v, want %v", name, g, w)
+		}
+	}
+}
+
+func sameValue(g, w any) bool {
+	sameTime := func(a, b time.Time) bool {
+		_, ao := a.Zone()
+		_, bo := b.Zone()
+		return a.Equal(b) && ao == bo
+	}
+	switch w := w.(type) {
+	case time.Time:
+		return sameTime(g.(time.Time), w)
+	case *time.Time:
+		g := g.(*time.Time)
+		return (g == nil) == (w == nil) && (w == nil || sameTime(*g, *w))
+	case []time.Time:
+		g := g.([]time.Time)
+		if len(g) != len(w) {
+			return false
+		}
+		for i := range w {
+			if !sameTime(g[i], w[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(g, w)
+}
+
+func TestSubCodecRoundTrip(t *testing.T) {
+	for name, s := range map[string]*herald.Subscriber{
+		"full":   fullSubscriber(t),
+		"zero":   {},
+		"sparse": {ID: 7, Email: "a@example.org", Status: herald.StatusConfirmed, Frequency: herald.Daily, CreatedAt: time.Now(), Bounces: -1},
+	} {
+		t.Run(name, func(t *testing.T) {
+			b := encodeSub(nil, s)
+			if b[0] != subFormatV1 {
+				t.Fatalf("format byte %#x", b[0])
+			}
+			var got herald.Subscriber
+			if err := decodeSub(b, &got); err != nil {
+				t.Fatal(err)
+			}
+			sameSubscriber(t, &got, s)
+			// Decoding copies: the record's bytes may be reused.
+			clear(b)
+			sameSubscriber(t, &got, s)
+		})
+	}
+}
+
+// Records written as JSON (schema 2 and before) read the same.
+func TestSubCodecReadsJSON(t *testing.T) {
+	s := fullSubscriber(t)
+	rec := subRecord(*s)
+	b, err := json.Marshal(&rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got herald.Subscriber
+	if err := decodeSub(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	sameSubscriber(t, &got, s)
+}
+
+func TestSubCodecRefusesCorruptRecords(t *testing.T) {
+	b := encodeSub(nil, fullSubscriber(t))
+	for n := range len(b) {
+		var s herald.Subscriber
+		if err := decodeSub(b[:n], &s); err == nil {
+			t.Errorf("a record cut to %d of %d bytes decoded", n, len(b))
+		}
+	}
+	for _, bad := range [][]byte{
+		append(bytes.Clone(b), 0), // trailing garbage
+		{0x02, 1, 2, 3},           // unknown version
+		{subFormatV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, // varint overflow
+		{subFormatV1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},                                  // string longer than the record
+		[]byte(`{"id":`),
+	} {
+		var s herald.Subscriber
+		if err := decodeSub(bad, &s); err == nil {
+			t.Errorf("%x decoded", bad)
+		}
+	}
+}
+
+func FuzzDecodeSub(f *testing.F) {
+	f.Add(encodeSub(nil, fullSubscriber(f)))
+	f.Add(encodeSub(nil, &herald.Subscriber{}))
+	f.Add([]byte(`{"id":1,"email":"a@b.c"}`))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var s herald.Subscriber
+		if err := decodeSub(b, &s); err != nil || (len(b) > 0 && b[0] == '{') {
+			return
+		}
+		// What decodes encodes back to bytes that decode the same.
+		var again herald.Subscriber
+		if err := decodeSub(encodeSub(nil, &s), &again); err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		sameSubscriber(t, &again, &s)
+	})
+}
+
+// A database of schema 2, with subscribers stored as JSON, opens at
+// schema 3 with every record rewritten in the binary form, and reads the
+// same before and after.
+func TestOpenConvertsJSONSubscribers(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db := openTest(t, path, nil)
+	const n = convertChunk + 123 // more than one transaction's worth
+	bulkInsert(t, db, n, func(i int) *herald.Subscriber {
+		return &herald.Subscriber{Email: fmt.Sprintf("r%d@example.org", i), Status: herald.StatusConfirmed, Frequency: herald.Daily,
+			CreatedAt: time.Date(2025, 1, 1, 0, 0, i, 0, time.UTC), Cursor: uint64(i), Name: "Reader ä"}
+	})
+	want, err := db.ScanSubscribers(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Turn it into what schema 2 wrote: JSON records, no conversion mark.
+	err = db.bolt.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSubs)
+		var keys, vals [][]byte
+		err := b.ForEach(func(k, v []byte) error {
+			var s herald.Subscriber
+			if err := decodeSub(v, &s); err != nil {
+				return err
+			}
+			rec := subRecord(s)
+			j, err := json.Marshal(&rec)
+			keys, vals = append(keys, bytes.Clone(k)), append(vals, j)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		for i := range keys {
+			if err := b.Put(keys[i], vals[i]); err != nil {
+				return err
+			}
+		}
+		// A record that does not decode is left alone, not fatal.
+		if err := b.Put(itob(n+1), []byte(`{"id":`)); err != nil {
+			return err
+		}
+		meta := tx.Bucket(bucketMeta)
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, 2)
+		if err := meta.Put(keySchemaVersion, v); err != nil {
+			return err
+		}
+		return meta.Delete(keyConvertSubs)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db = openTest(t, path, nil)
+	got, err := db.ScanSubscribers(ctx, 0, 10000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d subscribers after the conversion, want %d", len(got), len(want))
+	}
+	for i := range want {
+		sameSubscriber(t, got[i], want[i])
+	}
+	var json, other int
+	_ = db.bolt.View(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeta).Get(keyConvertSubs) != nil {
+			t.Error("the conversion mark is still there")
+		}
+		return tx.Bucket(bucketSubs).ForEach(func(k, v []byte) error {
+			switch v[0] {
+			case '{':
+				json++
+			case subFormatV1:
+			default:
+				other++
+			}
+			return nil
+		})
+	})
+	if json != 1 || other != 0 {
+		t.Errorf("%d JSON records left (want only the broken one), %d unknown", json, other)
+	}
+	if s, err := db.SubscriberByEmail(ctx, "r42@example.org"); err != nil || s.Cursor != 42 || s.Name != "Reader ä" {
+		t.Errorf("r42 after the conversion: %+v %v", s, err)
+	}
+}
+
+func BenchmarkSubCodec(b *testing.B) {
+	s := fullSubscriber(b)
+	s.ConfirmsSent = nil
+	rec := subRecord(*s)
+	js, _ := json.Marshal(&rec)
+	bin := encodeSub(nil, s)
+	b.Run("decode-binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var s herald.Subscriber
+			if err := decodeSub(bin, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			var s herald.Subscriber
+			if err := decodeSub(js, &s); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("encode-binary", func(b *testing.B) {
+		b.ReportAllocs()
+		buf := make([]byte, 0, 256)
+		for b.Loop() {
+			buf = encodeSub(buf[:0], s)
+		}
+	})
+	b.Run("encode-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			r := subRecord(*s)
+			if _, err := json.Marshal(&r); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
