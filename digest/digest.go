@@ -181,13 +181,31 @@ func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger s
 	if !freq.Valid() {
 		return nil, herald.Errorf(herald.EINVALID, "unknown frequency %q (want instant, daily or weekly)", freq).WithField("frequency")
 	}
-	s.mu.Lock()
-	if id := s.active[freq]; id != 0 {
+	for {
+		s.mu.Lock()
+		id := s.active[freq]
+		if id == 0 {
+			s.active[freq] = ^uint64(0) // reserved while the row is written
+			s.mu.Unlock()
+			break
+		}
+		finishing := s.done[id]
 		s.mu.Unlock()
+		// A run the store already calls done or failed is only finishing
+		// up (metrics, the archive copy): the API has told the world it
+		// ended, so the next run waits for that instead of a conflict.
+		if finishing != nil && id != ^uint64(0) {
+			if r, err := s.store.Run(ctx, id); err == nil && (r.State == herald.RunDone || r.State == herald.RunFailed) {
+				select {
+				case <-finishing:
+					continue
+				case <-ctx.Done():
+					return nil, fmt.Errorf("digest: waiting for run %d to finish: %w", id, ctx.Err())
+				}
+			}
+		}
 		return nil, herald.Errorf(herald.ECONFLICT, "a %s run (id %d) is already in progress", freq, id)
 	}
-	s.active[freq] = ^uint64(0) // reserved while the row is written
-	s.mu.Unlock()
 	run, err := s.createRun(ctx, freq, trigger, dryRun)
 	if err != nil {
 		s.mu.Lock()
