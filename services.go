@@ -98,8 +98,8 @@ type RunStore interface {
 	UpdateRun(ctx context.Context, id uint64, fn func(r *Run) error) (*Run, error)
 	// UnfinishedRuns returns runs queued or running, oldest first.
 	UnfinishedRuns(ctx context.Context) ([]*Run, error)
-	// RecordDeliveries applies outcomes in one transaction (batched across
-	// callers): for each, the subscriber's LastRunID becomes RunID, its
+	// RecordDeliveries applies outcomes in one transaction (callers group
+	// them: one call, one commit): for each, the subscriber's LastRunID becomes RunID, its
 	// Cursor becomes d.Cursor when the outcome is "sent" or "skipped", its
 	// Bounces counter resets on "sent" and grows on a permanent failure
 	// (status becomes bounced at bounceLimit), and the run's counters grow.

@@ -390,7 +390,7 @@ func (s *Service) messageID(run, sub uint64, post uint64) string {
 	if post != 0 {
 		parts = append(parts, "post", strconv.FormatUint(post, 10))
 	}
-	return mailer.NewMessageID(s.opt.From, parts...)
+	return mailer.NewMessageID(s.from.Address, parts...)
 }
 
 // body is a digest rendered once for every reader with the same posts,
@@ -418,15 +418,21 @@ func (s *Service) newBody(r *Rendered) *body {
 	return &body{r: r, tpl: tpl, err: err}
 }
 
-// compose builds one reader's email from a shared body.
-func (s *Service) compose(b *body, sub *herald.Subscriber, msgID string, now time.Time) (*herald.Message, error) {
+// compose builds one reader's email from a shared body, in *buf (which
+// keeps the grown buffer for the next one).
+func (s *Service) compose(b *body, sub *herald.Subscriber, msgID string, now time.Time, buf *[]byte) (*herald.Message, error) {
 	if b.err != nil {
 		return nil, b.err
 	}
-	return b.tpl.Compose(&mailer.Recipient{
+	m, err := b.tpl.Compose(&mailer.Recipient{
 		To: sub.Email, ToName: sub.Name, MessageID: msgID, Date: now,
 		Values: []string{s.links.UnsubscribeURL(sub.ID), s.links.PreferencesURL(sub.ID)},
+		Buf:    *buf,
 	})
+	if err == nil {
+		*buf = m.Raw
+	}
+	return m, err
 }
 
 // newPosts returns the posts a reader at cursor has not had, up to cutoff.

@@ -303,8 +303,12 @@ func NewMessageID(from string, parts ...string) string {
 // "a@b"), or "localhost" when there is none.
 func domainOf(from string) string {
 	addr := from
-	if a, err := mail.ParseAddress(from); err == nil {
-		addr = a.Address
+	// A bare address (what the digest passes for every email of a run)
+	// needs no parser.
+	if strings.ContainsAny(from, "<>\"(),;:\\ \t") || strings.Count(from, "@") != 1 {
+		if a, err := mail.ParseAddress(from); err == nil {
+			addr = a.Address
+		}
 	}
 	at := strings.LastIndexByte(addr, '@')
 	if at < 0 {

@@ -66,6 +66,10 @@ type Recipient struct {
 	// are HTML-escaped; in the text part and headers they go in as they
 	// are. Control characters are refused.
 	Values []string
+	// Buf, if not nil, is where the message is built (from Buf[:0]), so a
+	// sender can reuse one buffer for message after message. The message
+	// is only good until Buf is used again.
+	Buf []byte
 }
 
 // NewTemplate composes e for many recipients. e.To, e.ToName, e.MessageID
@@ -264,11 +268,11 @@ func (t *Template) Compose(r *Recipient) (*herald.Message, error) {
 		date = time.Now()
 	}
 
-	var b bytes.Buffer
+	b := bytes.NewBuffer(r.Buf[:0])
 	b.Grow(t.size + 512 + 4*len(t.bodySlot)*64)
 	b.Write(t.head[0])
 	b.WriteString("Date: ")
-	b.WriteString(date.Format(time.RFC1123Z))
+	b.Write(date.AppendFormat(b.AvailableBuffer(), time.RFC1123Z))
 	b.WriteString("\r\n")
 	b.Write(t.head[1])
 	toLine, err := fold("To: " + (&mail.Address{Name: r.ToName, Address: to}).String())
@@ -315,7 +319,7 @@ func (t *Template) Compose(r *Recipient) (*herald.Message, error) {
 			}
 			v = escaped[s.index]
 		}
-		appendQP(&b, v)
+		appendQP(b, v)
 	}
 	return &herald.Message{From: t.from, To: to, MessageID: msgID, Raw: b.Bytes()}, nil
 }

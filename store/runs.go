@@ -213,8 +213,9 @@ const (
 )
 
 // RecordDeliveries applies delivery outcomes to readers, runs and counters
-// in one transaction, batched with concurrent callers; see
-// herald.RunStore. Deliveries for erased readers are skipped. A delivery
+// in one transaction, committed at once; see herald.RunStore. Its caller,
+// the digest's recorder, groups the outcomes itself (one call per commit),
+// so bbolt's Batch would only add its 10ms window to every call. Deliveries for erased readers are skipped. A delivery
 // the reader's state shows as already applied (LastRunID >= RunID, or for
 // a partial one Cursor >= d.Cursor) changes nothing, so replays after a
 // crash are harmless. An unknown run is ENOTFOUND and nothing is saved.
@@ -233,9 +234,7 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 		return nil
 	}
 	var userErr error
-	err := db.bolt.Batch(func(tx *bolt.Tx) error {
-		// This starts from the stored state each time, so it is safe for
-		// Batch to run it again after a rollback.
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
 		userErr = nil
 		now := db.now()
 		runs := map[uint64]*herald.Run{}

@@ -1,0 +1,133 @@
+package digest_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/digest"
+	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/subscription"
+	"github.com/herald-dev/herald/templates"
+)
+
+// discardTransport takes every message at once: what is left of a run's
+// cost is herald's own.
+type discardTransport struct{ n atomic.Int64 }
+
+func (d *discardTransport) Send(context.Context, *herald.Message) error { d.n.Add(1); return nil }
+func (d *discardTransport) Close() error                                { return nil }
+
+func benchPosts(n int) []*herald.Post {
+	ps := make([]*herald.Post, n)
+	for i := range ps {
+		ps[i] = &herald.Post{
+			ID: uint64(i + 1), GUID: fmt.Sprintf("guid-%d", i), URL: fmt.Sprintf("https://blog.example.org/p/%d", i),
+			Title: fmt.Sprintf("A post worth reading, number %d", i), Author: "Ann Author", Categories: []string{"go", "news"},
+			Summary:     "<p>" + fmt.Sprintf("Summary of post %d, a paragraph or two of it. ", i) + "With <a href=\"https://example.org/\">a link</a> &amp; more.</p>",
+			PublishedAt: time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Hour),
+		}
+	}
+	return ps
+}
+
+// BenchmarkRender is the once-per-post-set work of a run: the templates
+// and premailer's CSS inlining.
+func BenchmarkRender(b *testing.B) {
+	tpl, err := templates.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := digest.NewRenderer(tpl, "Bench Blog", "https://blog.example.org", 20)
+	for _, n := range []int{1, 5, 25} {
+		posts := benchPosts(n)
+		b.Run(fmt.Sprintf("posts=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := r.Render(posts, herald.Daily, false); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkRun is a whole daily run to readers confirmed readers through
+// a transport that takes every message at once: the scan, the re-read
+// before composing, composing from the shared template, the signed links,
+// and recording the deliveries. It reports the cost per reader.
+func BenchmarkRun(b *testing.B) {
+	const readers = 20000
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "herald.db"), store.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	tpl, err := templates.Load()
+	if err != nil {
+		b.Fatal(err)
+	}
+	tokens, _ := subscription.NewTokens([]byte("0123456789abcdef0123456789abcdef"), nil)
+	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
+		SiteName: "Bench Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
+		From: "Bench Blog <digest@example.org>",
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 64 {
+		wg.Go(func() {
+			for i := w; i < readers; i += 64 {
+				_, err := subs.Subscribe(ctx, herald.SubscribeRequest{Email: fmt.Sprintf("reader%d@example.org", i), Name: "A Reader",
+					Frequency: "daily", Confirmed: true, Source: "import"})
+				if err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	tr := &discardTransport{}
+	d, err := digest.New(db, tr, subs, tpl, digest.Options{
+		SiteName: "Bench Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
+		From: "Bench Blog <digest@example.org>", MaxPosts: 20, Workers: 4, Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	n := 0
+	var elapsed time.Duration
+	for b.Loop() {
+		b.StopTimer()
+		n++
+		for _, p := range benchPosts(3) {
+			p.ID, p.GUID, p.URL = 0, fmt.Sprintf("run-%d-%s", n, p.GUID), fmt.Sprintf("%s?run=%d", p.URL, n)
+			if _, err := db.UpsertPost(ctx, p); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.StartTimer()
+		start := time.Now()
+		run, err := d.StartRun(ctx, herald.Daily, "manual", false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		d.Wait()
+		elapsed += time.Since(start)
+		if r, err := db.Run(ctx, run.ID); err != nil || r.Sent != readers {
+			b.Fatalf("run %d: %+v %v", run.ID, r, err)
+		}
+	}
+	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n*readers), "ns/reader")
+	b.ReportMetric(float64(n*readers)/elapsed.Seconds(), "readers/s")
+}
