@@ -413,6 +413,7 @@ var metricLine = regexp.MustCompile(`^(go_memstats_heap_inuse_bytes|go_memstats_
 func (m *memSampler) scrape() {
 	req, _ := http.NewRequest("GET", m.in.base+"/metrics", nil)
 	req.Header.Set("Authorization", "Bearer "+adminToken)
+	req.Header.Set("Accept-Encoding", "identity") // no gzip: keep herald's share of the scrape small
 	res, err := m.in.client.Do(req)
 	if err != nil {
 		m.mu.Lock()
@@ -524,3 +525,57 @@ func fileSize(path string) int64 {
 	}
 	return st.Size()
 }
+
+// saveProfile GETs a /debug/pprof path into file.
+func (in *instance) saveProfile(path, file string) error {
+	req, err := http.NewRequest("GET", in.base+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
+	res, err := in.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("bench: %s: %w", path, err)
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		return fmt.Errorf("bench: %s: %d %s", path, res.StatusCode, bytes.TrimSpace(b))
+	}
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, res.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// procCPU is the user+system CPU time a process has used so far.
+func procCPU(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces: the fields start after ")".
+	s := string(b)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		s = s[i+1:]
+	}
+	f := strings.Fields(s)
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	// USER_HZ is 100 on every Linux this runs on.
+	return time.Duration(ut+st) * 10 * time.Millisecond
+}
+
+// selfCPU is this process's CPU time so far.
+func selfCPU() time.Duration { return procCPU(os.Getpid()) }

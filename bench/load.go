@@ -4,19 +4,26 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-smtp"
 	bolt "go.etcd.io/bbolt"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/mailer"
 )
 
 // rawSMTP is P1's limit: conns goroutines, each with one go-smtp client
@@ -76,6 +83,104 @@ func rawSMTP(addr string, conns int, msg []byte, d time.Duration) (float64, erro
 		return 0, fmt.Errorf("bench: raw smtp client: %w", err)
 	}
 	return float64(sent.Load()) / el.Seconds(), nil
+}
+
+// rawClientMain is `bench raw-client ADDR CONNS DURATION MSGFILE`: the
+// raw client in a process of its own, as herald is, printing its rate.
+func rawClientMain(args []string) int {
+	if len(args) != 4 {
+		fmt.Fprintln(os.Stderr, "usage: bench raw-client ADDR CONNS DURATION MSGFILE")
+		return 2
+	}
+	conns, err1 := strconv.Atoi(args[1])
+	d, err2 := time.ParseDuration(args[2])
+	msg, err3 := os.ReadFile(args[3])
+	if err := errors.Join(err1, err2, err3); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var rate float64
+	var err error
+	if os.Getenv("HERALD_BENCH_CLIENT") == "transport" {
+		rate, err = transportSMTP(args[0], conns, msg, d)
+	} else {
+		rate, err = rawSMTP(args[0], conns, msg, d)
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(rate)
+	return 0
+}
+
+// transportSMTP is rawSMTP through herald's own SMTP pool
+// (mailer.SMTPTransport), from twice as many goroutines as connections, as
+// the digest sends: a diagnostic, to tell the transport's cost from the
+// rest of a digest run's.
+func transportSMTP(addr string, conns int, msg []byte, d time.Duration) (float64, error) {
+	host, port, _ := net.SplitHostPort(addr)
+	p, _ := strconv.Atoi(port)
+	tr := mailer.NewSMTPTransport(mailer.SMTPConfig{Host: host, Port: p, TLS: mailer.TLSNone, Connections: conns}, nil)
+	defer tr.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var sent atomic.Int64
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*conns)
+	start := time.Now()
+	for g := range 2 * conns {
+		wg.Go(func() {
+			for i := 0; ctx.Err() == nil; i++ {
+				m := &herald.Message{From: "digest@blog.example.org", To: "tr" + strconv.Itoa(g) + "-" + strconv.Itoa(i) + "@example.org", Raw: msg}
+				if err := tr.Send(context.Background(), m); err != nil {
+					errs <- err
+					return
+				}
+				sent.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	el := time.Since(start)
+	close(errs)
+	if err := <-errs; err != nil {
+		return 0, fmt.Errorf("bench: transport client: %w", err)
+	}
+	return float64(sent.Load()) / el.Seconds(), nil
+}
+
+// clientStats is a client process's rate and CPU.
+type clientStats struct {
+	rate float64
+	n    int           // messages sent
+	cpu  time.Duration // user+system CPU of the process
+}
+
+// rawSMTPProcess runs rawSMTP (kind "raw") or transportSMTP ("transport")
+// in a child process (this binary again), so the limit crosses a process
+// boundary to the sink as herald does.
+func rawSMTPProcess(dir, addr, kind string, conns int, msg []byte, d time.Duration) (*clientStats, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	file := filepath.Join(dir, "raw-message.eml")
+	if err := os.WriteFile(file, msg, 0o600); err != nil {
+		return nil, fmt.Errorf("bench: %w", err)
+	}
+	cmd := exec.Command(self, "raw-client", addr, strconv.Itoa(conns), d.String(), file)
+	cmd.Env = append(os.Environ(), "HERALD_BENCH_CLIENT="+kind)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.Output()
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s client process: %w", kind, err)
+	}
+	rate, err := strconv.ParseFloat(strings.TrimSpace(string(out)), 64)
+	if err != nil {
+		return nil, fmt.Errorf("bench: %s client process: %w", kind, err)
+	}
+	return &clientStats{rate: rate, n: int(rate * d.Seconds()), cpu: cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()}, nil
 }
 
 // loadResult is one P3 side.
