@@ -32,8 +32,9 @@ func TestRobustLoad(t *testing.T) {
 	defer p.stop()
 	in.importReaders(readers, "example.org", "daily")
 	in.addPost("load-1", "Under load")
-	// Slow the SMTP server so the run spans most of the load.
-	sm.SetDelay(max(time.Millisecond, dur*8/10*2/time.Duration(readers)))
+	// Slow the SMTP server so the run spans most of the load (under the
+	// load a message takes two to three times the delay).
+	sm.SetDelay(max(time.Millisecond, dur*3/10*2/time.Duration(readers)))
 	runID := in.startRun("daily")
 
 	type op struct {
