@@ -28,11 +28,14 @@ import (
 // kills; and each kill's in flight stays under the static bound.
 func crashDuringRun(t *testing.T, readers, kills int) {
 	const connections = 2 // smtpConfig
-	// Static bound on one kill's in flight: the sends in progress, plus
-	// one recorder batch (the group commit takes up to 256 outcomes at a
-	// time, but at 2ms a message through two connections an fsync window
-	// of tens of milliseconds gathers a few dozen).
-	const perKillBound = connections + 64
+	// Sanity bound on one kill's in flight: the sends in progress plus
+	// the outcomes one group commit gathers while the previous one
+	// fsyncs. That window is an fsync long, so what it holds depends on
+	// the disk and the load (measured: 6-16 on an idle 2-core machine,
+	// up to 43 with -race beside a CPU-bound neighbour); the recorder's
+	// queue could hold thousands. 256 leaves room for slow disks while a
+	// checkpoint that moved per page, or per run, would show thousands.
+	const perKillBound = 256
 
 	sm := smtptest.Start(t)
 	in := newInstance(t, robustConfig(sm.Port(), "info", "[digest]\ndaily = \"\"\nweekly = \"\""))
@@ -87,7 +90,7 @@ func crashDuringRun(t *testing.T, readers, kills int) {
 		t.Logf("kill %2d: SIGKILL at %5d emails accepted (%5d readers); durable sent %5d, state %s; in flight %d",
 			k+1, len(msgs), len(delivered), run.Sent, run.State, inFlight)
 		if inFlight > perKillBound {
-			t.Errorf("kill %d: %d emails in flight, more than smtp.connections + one group commit (%d)", k+1, inFlight, perKillBound)
+			t.Errorf("kill %d: %d emails in flight, more than the sends in progress and one group commit can hold (%d)", k+1, inFlight, perKillBound)
 		}
 		p = in.start()
 	}
@@ -117,7 +120,7 @@ func crashDuringRun(t *testing.T, readers, kills int) {
 			owner[id] = to
 		}
 	}
-	t.Logf("FIGURES crash: readers %d, kills %d, emails %d, resends %d, in flight at kills: sum %d, max %d (bound per kill %d = smtp.connections %d + one group commit 64); run took %v with the restarts",
+	t.Logf("FIGURES crash: readers %d, kills %d, emails %d, resends %d, in flight at kills: sum %d, max %d (sanity bound per kill %d; smtp.connections %d); run took %v with the restarts",
 		readers, kills, len(msgs), resends, sumInFlight, maxInFlight, perKillBound, connections, elapsed.Round(time.Millisecond))
 	if resends > sumInFlight {
 		t.Fatalf("%d resends after %d kills, more than were in flight (%d)", resends, kills, sumInFlight)
