@@ -110,7 +110,9 @@ func (e *execution) pass() error {
 		total := counts[herald.StatusConfirmed][e.run.Frequency]
 		_, _ = s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil })
 	}
-	jobs := make(chan *job, s.opt.Workers*4)
+	// Room for a good part of a page: the scan fills it in a burst and
+	// sleeps, rather than waking for every job taken.
+	jobs := make(chan *job, 256)
 	var wg sync.WaitGroup
 	for range s.deliverers() {
 		wg.Go(func() {
@@ -484,8 +486,6 @@ func (r *recorder) loop() {
 	// A commit costs the same for one outcome as for hundreds (the pages
 	// it rewrites, two fsyncs), so a short window saves most of that at a
 	// run's pace; the senders never wait for it.
-	window := time.NewTimer(time.Hour)
-	window.Stop()
 	for {
 		d, ok := <-r.in
 		if !ok {
@@ -493,22 +493,26 @@ func (r *recorder) loop() {
 			return
 		}
 		batch = append(batch, d)
-		window.Reset(recordWindow)
+		// Outcomes already waiting: the recorder is behind, write at once.
+		// Otherwise sleep out the window rather than wake for every
+		// outcome; the channel holds what comes meanwhile (a run sends far
+		// fewer than cap(r.in) emails in recordWindow).
+		if len(r.in) == 0 {
+			time.Sleep(recordWindow)
+		}
 	gather:
 		for len(batch) < cap(batch) {
 			select {
 			case d, ok := <-r.in:
 				if !ok {
-					window.Stop()
 					flush()
 					return
 				}
 				batch = append(batch, d)
-			case <-window.C:
+			default:
 				break gather
 			}
 		}
-		window.Stop()
 		flush()
 	}
 }

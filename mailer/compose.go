@@ -179,11 +179,38 @@ func ParseAddress(s string) (*mail.Address, error) {
 
 // bareAddress checks that s is an address with no display name.
 func bareAddress(s string) (string, error) {
+	if plainAddress(s) {
+		return s, nil // what the parser would return, without the parse
+	}
 	a, err := ParseAddress(s)
 	if err != nil || a.Name != "" || a.Address != strings.TrimSpace(s) {
 		return "", herald.Errorf(herald.EINVALID, "invalid recipient address %q", s).WithField("email")
 	}
 	return a.Address, nil
+}
+
+// plainAddress reports an address of the commonest shape: local@domain,
+// both dot-atoms of letters, digits and "-_+" (the local part) or "-"
+// (the domain), which net/mail parses into itself. Anything else goes
+// through the parser.
+func plainAddress(s string) bool {
+	at := strings.IndexByte(s, '@')
+	if at <= 0 || at == len(s)-1 || len(s) > 254 {
+		return false
+	}
+	atom := func(p string, extra string) bool {
+		if p[0] == '.' || p[len(p)-1] == '.' || strings.Contains(p, "..") {
+			return false
+		}
+		for i := 0; i < len(p); i++ {
+			c := p[i]
+			if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || strings.IndexByte(extra, c) >= 0) {
+				return false
+			}
+		}
+		return true
+	}
+	return atom(s[:at], "-_+") && atom(s[at+1:], "-")
 }
 
 // checkName accepts RFC 5322 field names: printable ASCII except colon.

@@ -238,3 +238,36 @@ func TestTemplateMessagesDoNotShareBytes(t *testing.T) {
 		t.Errorf("a's message:\n%s", a.Raw)
 	}
 }
+
+// plainAddress is a shortcut past net/mail: whatever it takes, the parser
+// takes too, and gives back unchanged.
+func TestPlainAddressAgreesWithTheParser(t *testing.T) {
+	for _, s := range []string{
+		"reader@example.com", "a.b-c_d+e@mail.example.co.uk", "X@Y", "1@2.3",
+		".a@example.com", "a.@example.com", "a..b@example.com", "a@.example.com", "a@example..com", "a@example.com.",
+		"@example.com", "a@", "a@@b", "a b@example.com", "a@b c", "\"a\"@example.com", "a@[127.0.0.1]",
+		"ü@example.com", "a@exämple.com", "a@b\r\n", "<a@b>", "A <a@b>", "a(b)@c", "a@b_c", "a+b@c-d",
+	} {
+		if !plainAddress(s) {
+			continue
+		}
+		a, err := mail.ParseAddress(s)
+		if err != nil || a.Address != s || a.Name != "" {
+			t.Errorf("plainAddress(%q) but net/mail gives %+v, %v", s, a, err)
+		}
+	}
+}
+
+func FuzzPlainAddress(f *testing.F) {
+	f.Add("reader@example.com")
+	f.Add("a.b+c@d-e.f")
+	f.Fuzz(func(t *testing.T, s string) {
+		if !plainAddress(s) {
+			return
+		}
+		a, err := mail.ParseAddress(s)
+		if err != nil || a.Address != s || a.Name != "" {
+			t.Errorf("plainAddress(%q) but net/mail gives %+v, %v", s, a, err)
+		}
+	})
+}

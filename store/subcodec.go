@@ -128,6 +128,31 @@ func (d *subDecoder) string() string {
 	return s
 }
 
+// The few values most fields take, so decoding them allocates nothing.
+var (
+	statusNames    = []string{"confirmed", "pending", "unsubscribed", "bounced"}
+	frequencyNames = []string{"daily", "weekly", "instant"}
+	sourceNames    = []string{"import", "form", "api"}
+)
+
+// known is string for a field that is usually one of names: it returns
+// the constant instead of a copy.
+func (d *subDecoder) known(names []string) string {
+	n := d.uvarint()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return ""
+	}
+	b := d.b[:n]
+	d.b = d.b[n:]
+	for _, s := range names {
+		if string(b) == s {
+			return s
+		}
+	}
+	return string(b)
+}
+
 func (d *subDecoder) byte() byte {
 	if len(d.b) == 0 {
 		d.fail()
@@ -186,8 +211,8 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 	s.ID = d.uvarint()
 	s.Email = d.string()
 	s.Name = d.string()
-	s.Status = herald.Status(d.string())
-	s.Frequency = herald.Frequency(d.string())
+	s.Status = herald.Status(d.known(statusNames))
+	s.Frequency = herald.Frequency(d.known(frequencyNames))
 	s.CreatedAt = d.time()
 	s.ConfirmedAt = d.optTime()
 	s.UnsubscribedAt = d.optTime()
@@ -204,7 +229,7 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 	s.Cursor = d.uvarint()
 	s.LastRunID = d.uvarint()
 	s.Bounces = int(d.varint())
-	s.Source = d.string()
+	s.Source = d.known(sourceNames)
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: %d bytes left over", errCorrupt, len(d.b))
 	}
