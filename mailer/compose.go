@@ -128,10 +128,10 @@ func Compose(e *Email) (*herald.Message, error) {
 
 	var b bytes.Buffer
 	b.Grow(len(body) + 1024)
-	toField := (&mail.Address{Name: e.ToName, Address: to}).String()
+	toField := formatAddress(&mail.Address{Name: e.ToName, Address: to})
 	fields := [][2]string{
 		{"Date", date.Format(time.RFC1123Z)},
-		{"From", from.String()},
+		{"From", formatAddress(from)},
 		{"To", toField},
 		{"Subject", encodeText(e.Subject)},
 		{"Message-ID", msgID},

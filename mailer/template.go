@@ -134,7 +134,7 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 	}
 	cut := func() []byte { b := bytes.Clone(h.Bytes()); h.Reset(); return b }
 	t.head[0] = cut() // nothing before Date
-	if err := line("From", from.String()); err != nil {
+	if err := line("From", formatAddress(from)); err != nil {
 		return nil, err
 	}
 	t.head[1] = cut()
@@ -275,7 +275,7 @@ func (t *Template) Compose(r *Recipient) (*herald.Message, error) {
 	b.Write(date.AppendFormat(b.AvailableBuffer(), time.RFC1123Z))
 	b.WriteString("\r\n")
 	b.Write(t.head[1])
-	toLine, err := fold("To: " + (&mail.Address{Name: r.ToName, Address: to}).String())
+	toLine, err := fold("To: " + formatAddress(&mail.Address{Name: r.ToName, Address: to}))
 	if err != nil {
 		return nil, err
 	}
