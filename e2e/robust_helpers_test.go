@@ -199,6 +199,27 @@ func (in *instance) storedRun(id uint64) *herald.Run {
 	return r
 }
 
+// storedBounces reads the consecutive-bounce counters straight from the
+// database of a herald that is not running.
+func (in *instance) storedBounces(emails []string) map[string]int {
+	in.t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(in.dir, "herald.db"), store.Options{LockTimeout: 5 * time.Second})
+	if err != nil {
+		in.t.Fatalf("open the database: %v", err)
+	}
+	defer db.Close()
+	out := make(map[string]int, len(emails))
+	for _, e := range emails {
+		s, err := db.SubscriberByEmail(ctx, e)
+		if err != nil {
+			in.t.Fatalf("%s in the database: %v", e, err)
+		}
+		out[e] = s.Bounces
+	}
+	return out
+}
+
 // percentile of sorted durations.
 func percentile(sorted []time.Duration, p float64) time.Duration {
 	if len(sorted) == 0 {
