@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"html"
 	"mime/quotedprintable"
 	"net/mail"
 	"slices"
@@ -63,8 +62,8 @@ type Recipient struct {
 	MessageID string // "<id@domain>"; empty: a random one on From's domain
 	Date      time.Time
 	// Values fill the slots, in NewTemplate's order. In the HTML part they
-	// are HTML-escaped; in the text part and headers they go in as they
-	// are. Control characters are refused.
+	// are escaped as html/template escapes text; in the text part and
+	// headers they go in as they are. Control characters are refused.
 	Values []string
 	// Buf, if not nil, is where the message is built (from Buf[:0]), so a
 	// sender can reuse one buffer for message after message. The message
@@ -314,7 +313,7 @@ func (t *Template) Compose(r *Recipient) (*herald.Message, error) {
 			if escaped == nil {
 				escaped = make([]string, len(r.Values))
 				for j, v := range r.Values {
-					escaped[j] = html.EscapeString(v)
+					escaped[j] = htmlEscaper.Replace(v)
 				}
 			}
 			v = escaped[s.index]
@@ -323,6 +322,12 @@ func (t *Template) Compose(r *Recipient) (*herald.Message, error) {
 	}
 	return &herald.Message{From: t.from, To: to, MessageID: msgID, Raw: b.Bytes()}, nil
 }
+
+// htmlEscaper escapes a value for the HTML part as html/template escapes
+// text, so a slot reads exactly as the value rendered in its place would.
+var htmlEscaper = strings.NewReplacer(
+	"\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "+", "&#43;", "<", "&lt;", ">", "&gt;",
+)
 
 // appendQP writes s quoted-printable encoded, starting at the beginning of
 // a line, and ends it with a soft line break: the static text after it

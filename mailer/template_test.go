@@ -2,7 +2,7 @@ package mailer
 
 import (
 	"bytes"
-	"html"
+	"html/template"
 	"mime"
 	"net/mail"
 	"strings"
@@ -33,13 +33,22 @@ func fillEmail(e *Email, r *Recipient) *Email {
 	out := *e
 	out.To, out.ToName, out.MessageID, out.Date = r.To, r.ToName, r.MessageID, r.Date
 	text := strings.NewReplacer(slotUnsub, r.Values[0], slotPrefs, r.Values[1])
-	esc := strings.NewReplacer(slotUnsub, html.EscapeString(r.Values[0]), slotPrefs, html.EscapeString(r.Values[1]))
+	esc := strings.NewReplacer(slotUnsub, htmlText(r.Values[0]), slotPrefs, htmlText(r.Values[1]))
 	out.Text, out.HTML = text.Replace(e.Text), esc.Replace(e.HTML)
 	out.Headers = map[string]string{}
 	for k, v := range e.Headers {
 		out.Headers[k] = text.Replace(v)
 	}
 	return &out
+}
+
+// htmlText is v as html/template writes it in text.
+func htmlText(v string) string {
+	var b strings.Builder
+	if err := template.Must(template.New("").Parse("{{.}}")).Execute(&b, v); err != nil {
+		panic(err)
+	}
+	return b.String()
 }
 
 // sameMessage checks that two messages read the same to a mail client:
@@ -105,7 +114,7 @@ func TestTemplateReadsLikeCompose(t *testing.T) {
 		{"plain", nil, Recipient{To: "reader@example.com", ToName: "Ann Reader",
 			Values: []string{"https://blog.example.org/unsubscribe?token=abc", "https://blog.example.org/preferences?token=def"}}},
 		{"no name, escapes", nil, Recipient{To: "r@example.com",
-			Values: []string{"https://b.example.org/u?token=a&x=\"<1>\"", "https://b.example.org/p?a=1&b=2 '3'"}}},
+			Values: []string{"https://b.example.org/u?token=a&x=\"<1>\"", "https://b.example.org/p?a=1&b=2 '3'+4"}}},
 		{"long values, non-ASCII", func(e *Email) {
 			e.From = "Blög Ünïcode <digest@blog.example.org>"
 			e.Subject = strings.Repeat("Ça va très bien — 日本語のタイトル ", 6)

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"time"
 
 	"github.com/herald-dev/herald"
@@ -143,7 +144,17 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("store: create directory for %s: %w", path, err)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: opts.LockTimeout})
+	bopts := &bolt.Options{Timeout: opts.LockTimeout}
+	if runtime.GOOS != "windows" { // where the mapping would grow the file to its size
+		// Map 1 GiB of address space from the start (not memory: pages
+		// are only touched as the file has them). bbolt remaps as the file
+		// outgrows the mapping, and a remap waits for every read
+		// transaction and holds up every write: under a stream of sign-ups
+		// (each with its confirmation email in the outbox) that was a
+		// stall every time the file doubled.
+		bopts.InitialMmapSize = 1 << 30
+	}
+	bdb, err := bolt.Open(path, 0o600, bopts)
 	if errors.Is(err, bolt.ErrTimeout) {
 		return nil, ErrLocked
 	} else if err != nil {

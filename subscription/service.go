@@ -56,6 +56,9 @@ type Service struct {
 	mu        sync.Mutex
 	hourStart time.Time
 	hourCount int
+	// confirmTpls are the confirmation emails by frequency, rendered and
+	// encoded once (see confirmTemplate).
+	confirmTpls map[herald.Frequency]*mailer.Template
 }
 
 // New returns a Service.
@@ -145,6 +148,17 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		}
 	}
 	now := s.opt.Now()
+	// The confirmation email is rendered once per frequency (the address
+	// and the link are slots), not in the write transaction, which bbolt
+	// runs one at a time for every sign-up: in there only the address and
+	// the link (it carries the reader's id) are filled in.
+	var draft *confirmDraft
+	if !r.Confirmed {
+		if draft, err = s.draftConfirm(v.Frequency); err != nil {
+			s.giveBackGlobal(window)
+			return nil, err
+		}
+	}
 	var queued bool
 	sub, err := s.store.MutateSubscriber(ctx, v.Email, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
 		queued = false
@@ -188,7 +202,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		if s.opt.PerAddressN > 0 && len(next.ConfirmsSent) >= s.opt.PerAddressN {
 			return &next, nil, nil // saved, but no more mail to this address for now
 		}
-		msg, err := s.confirmMessage(&next, now)
+		msg, err := s.confirmMessage(draft, &next, now)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -468,24 +482,75 @@ func (s *Service) PreferencesURL(id uint64) string {
 
 type site struct{ Name, URL string }
 
-func (s *Service) confirmMessage(sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
-	confirmURL := s.ConfirmURL(sub, now)
+// Slots of the confirmation email template: the reader's address, and the
+// link, which carries the reader's id (see mailer.Template).
+const (
+	confirmEmailSlot = "HERALDCONFIRMEMAILSLOT"
+	confirmURLSlot   = "HERALDCONFIRMURLSLOT"
+)
+
+// confirmDraft is a confirmation email waiting for its address and link.
+type confirmDraft struct {
+	tpl   *mailer.Template
+	msgID string
+}
+
+// confirmTemplate renders the confirmation email for freq once, with the
+// address and the link as slots. In the HTML both go where html/template
+// escapes text, and Template.Compose escapes them the same way.
+func (s *Service) confirmTemplate(freq herald.Frequency) (*mailer.Template, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if t := s.confirmTpls[freq]; t != nil {
+		return t, nil
+	}
 	// Nothing the visitor typed but the address goes into this email: the
 	// name field is a favourite of subscription bombers.
 	data := map[string]any{
 		"Site":       site{s.opt.SiteName, s.opt.SiteURL},
 		"Subject":    "Confirm your subscription to " + s.opt.SiteName,
-		"Email":      sub.Email,
-		"Frequency":  string(sub.Frequency),
-		"ConfirmURL": confirmURL,
-		"Button":     map[string]string{"URL": confirmURL, "Label": "Confirm subscription"},
+		"Email":      confirmEmailSlot,
+		"Frequency":  string(freq),
+		"ConfirmURL": confirmURLSlot,
+		"Button":     map[string]string{"URL": confirmURLSlot, "Label": "Confirm subscription"},
 		"TTL":        humanDuration(s.opt.ConfirmTTL),
 	}
 	html, text, err := s.tpl.Email("confirm", data)
 	if err != nil {
 		return nil, fmt.Errorf("subscription: %w", err)
 	}
-	return s.outbox(herald.KindConfirm, sub, data["Subject"].(string), html, text, nil, now, now.Add(s.opt.ConfirmTTL))
+	t, err := mailer.NewTemplate(&mailer.Email{From: s.opt.From, Subject: data["Subject"].(string), Text: text, HTML: html}, confirmEmailSlot, confirmURLSlot)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindConfirm, err)
+	}
+	if s.confirmTpls == nil {
+		s.confirmTpls = map[herald.Frequency]*mailer.Template{}
+	}
+	s.confirmTpls[freq] = t
+	return t, nil
+}
+
+func (s *Service) draftConfirm(freq herald.Frequency) (*confirmDraft, error) {
+	t, err := s.confirmTemplate(freq)
+	if err != nil {
+		return nil, err
+	}
+	var rnd [12]byte
+	_, _ = rand.Read(rnd[:])
+	return &confirmDraft{tpl: t, msgID: mailer.NewMessageID(s.from.Address, string(herald.KindConfirm), hex.EncodeToString(rnd[:]))}, nil
+}
+
+// confirmMessage fills sub's address and link into the draft: quick
+// enough for the write transaction.
+func (s *Service) confirmMessage(d *confirmDraft, sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
+	m, err := d.tpl.Compose(&mailer.Recipient{To: sub.Email, MessageID: d.msgID, Date: now, Values: []string{sub.Email, s.ConfirmURL(sub, now)}})
+	if err != nil {
+		return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindConfirm, err)
+	}
+	return &herald.OutboxMessage{
+		Kind: herald.KindConfirm, To: sub.Email, SubscriberID: sub.ID, MessageID: m.MessageID, Raw: m.Raw,
+		CreatedAt: now, NextAttempt: now, ExpiresAt: now.Add(s.opt.ConfirmTTL),
+	}, nil
 }
 
 func (s *Service) welcomeMessage(sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
