@@ -20,6 +20,23 @@ type job struct {
 	posts    []*herald.Post
 	attempts int
 	next     time.Time
+	// gen is the store's subscriber generation from before sub was read
+	// (0: unknown, read sub again before composing).
+	gen uint64
+}
+
+// generations is what a store offers to skip the re-read before
+// composing (store.DB.SubscriberGeneration): a number that changes after
+// every commit that changed a reader's status, frequency or address, or
+// erased a reader.
+type generations interface{ SubscriberGeneration() uint64 }
+
+// generation is the store's subscriber generation, 0 if it has none.
+func (s *Service) generation() uint64 {
+	if g, ok := s.store.(generations); ok {
+		return g.SubscriberGeneration()
+	}
+	return 0
 }
 
 // execution is the state of one run while this process sends it.
@@ -126,6 +143,7 @@ func (e *execution) pass() error {
 	var scanErr error
 loop:
 	for e.ctx.Err() == nil {
+		gen := s.generation() // before the read, so a change after it shows
 		subs, err := s.store.ScanSubscribers(e.ctx, after, scanPage)
 		if err != nil {
 			scanErr = fmt.Errorf("digest: scan readers: %w", err)
@@ -153,7 +171,7 @@ loop:
 				continue
 			}
 			select {
-			case jobs <- &job{sub: sub, posts: posts}:
+			case jobs <- &job{sub: sub, posts: posts, gen: gen}:
 			case <-e.ctx.Done():
 				break loop
 			}
@@ -229,11 +247,20 @@ func (e *execution) singleFor(p *herald.Post) (*body, error) {
 // it is free again once Send returned (no transport keeps the message).
 func (e *execution) deliver(j *job, buf *[]byte) {
 	s := e.s
-	// Re-read the reader: an unsubscribe is final at once, and nothing is
-	// composed for an address after it left.
-	sub, err := s.store.SubscriberByID(e.ctx, j.sub.ID)
-	if err != nil || !e.owes(sub) {
-		return
+	// An unsubscribe is final at once: nothing is composed for an address
+	// after it left. The record read with the page is still current if no
+	// reader's status, frequency or address changed, and none was erased,
+	// since (the generation says so; the cursor and run id only our own
+	// recorder moves, after this). Otherwise, read the reader again.
+	if e.ctx.Err() != nil {
+		return // shutting down: start no new email (the run resumes later)
+	}
+	sub := j.sub
+	if j.gen == 0 || s.generation() != j.gen {
+		var err error
+		if sub, err = s.store.SubscriberByID(e.ctx, j.sub.ID); err != nil || !e.owes(sub) {
+			return
+		}
 	}
 	if sub.Cursor != j.sub.Cursor {
 		// Someone else moved the cursor (an earlier try of ours that got
@@ -327,6 +354,7 @@ func (e *execution) outcome(j *job, err error, d herald.Delivery, kind herald.Me
 	default:
 		j.attempts++
 		j.next = e.s.opt.Now().Add(e.backoff(j.attempts))
+		j.gen = 0 // a retry reads the reader again
 		e.s.log.Info("run: temporary failure; will retry", "run", e.run.ID, "to", j.sub.Email, "attempt", j.attempts, "err", err)
 		e.rec.retried()
 		e.mu.Lock()

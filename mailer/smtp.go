@@ -493,18 +493,30 @@ func isASCII(s string) bool {
 
 // deadlineConn caps every deadline go-smtp sets at max from now, and gives
 // each write one: go-smtp writes the DATA body with no deadline at all.
+// A conn is used by one goroutine at a time.
 type deadlineConn struct {
 	net.Conn
 	max time.Duration
+	wd  time.Time // the write deadline last set, zero for none
 }
 
+// Write makes sure the write has a deadline between max minus a little
+// slack and max from now. Moving the deadline for every write (five or
+// so per message) costs more than the write's own bookkeeping; within the
+// slack, the one set by the command before it or the last write stands.
 func (c *deadlineConn) Write(b []byte) (int, error) {
-	c.Conn.SetWriteDeadline(time.Now().Add(c.max))
+	now := time.Now()
+	if c.wd.IsZero() || c.wd.Before(now.Add(c.max-min(time.Second, c.max/10))) {
+		c.wd = now.Add(c.max)
+		c.Conn.SetWriteDeadline(c.wd)
+	}
 	return c.Conn.Write(b)
 }
 
 func (c *deadlineConn) SetDeadline(t time.Time) error {
-	return c.Conn.SetDeadline(c.cap(t))
+	t = c.cap(t)
+	c.wd = t
+	return c.Conn.SetDeadline(t)
 }
 
 func (c *deadlineConn) SetReadDeadline(t time.Time) error {
@@ -512,7 +524,9 @@ func (c *deadlineConn) SetReadDeadline(t time.Time) error {
 }
 
 func (c *deadlineConn) SetWriteDeadline(t time.Time) error {
-	return c.Conn.SetWriteDeadline(c.cap(t))
+	t = c.cap(t)
+	c.wd = t
+	return c.Conn.SetWriteDeadline(t)
 }
 
 // cap keeps "no deadline" (idle in the pool) and shortens far ones.

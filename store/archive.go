@@ -177,7 +177,7 @@ func (db *DB) DeleteSubscriberIf(ctx context.Context, email string, cond func(*h
 			return nil
 		}
 		deleted = true
-		return deleteSub(tx, s)
+		return db.deleteSub(tx, s)
 	})
 	if err != nil {
 		return false, fmt.Errorf("store: delete subscriber %s: %w", email, err)

@@ -296,7 +296,7 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 				}
 			}
 			s.UpdatedAt = now
-			if err := putSub(tx, &prev, s); err != nil {
+			if err := db.putSub(tx, &prev, s); err != nil {
 				return err
 			}
 		}

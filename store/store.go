@@ -20,6 +20,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-dev/herald"
@@ -60,6 +61,9 @@ type DB struct {
 	path string
 	log  *slog.Logger
 	now  func() time.Time
+	// subsGen counts commits that changed a reader in a way the digest
+	// must see (see SubscriberGeneration).
+	subsGen atomic.Uint64
 }
 
 // Bucket names.

@@ -84,7 +84,7 @@ func bulkInsert(t testing.TB, db *DB, n int, mk func(i int) *herald.Subscriber) 
 				return err
 			}
 			s.ID = id
-			if err := putSub(tx, nil, s); err != nil {
+			if err := db.putSub(tx, nil, s); err != nil {
 				return err
 			}
 		}

@@ -296,3 +296,62 @@ func BenchmarkSubCodec(b *testing.B) {
 		}
 	})
 }
+
+// The subscriber generation moves after every commit that changes what
+// the digest must re-read for (status, frequency, address, erasure), and
+// stays put for the deliveries a run records itself.
+func TestSubscriberGeneration(t *testing.T) {
+	ctx := context.Background()
+	db := openTest(t, "", nil)
+	a := create(t, db, "a@example.org", herald.StatusConfirmed, herald.Daily)
+	create(t, db, "b@example.org", herald.StatusConfirmed, herald.Daily)
+	run := &herald.Run{Frequency: herald.Daily, State: herald.RunRunning}
+	if err := db.CreateRun(ctx, run); err != nil {
+		t.Fatal(err)
+	}
+	set := func(email string, fn func(s *herald.Subscriber)) func() error {
+		return func() error {
+			_, err := db.MutateSubscriber(ctx, email, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+				fn(cur)
+				return cur, nil, nil
+			})
+			return err
+		}
+	}
+	for _, c := range []struct {
+		what  string
+		do    func() error
+		moves bool
+	}{
+		{"a new reader", set("c@example.org", func(s *herald.Subscriber) { s.Status = herald.StatusPending }), false},
+		{"a name", set("a@example.org", func(s *herald.Subscriber) { s.Name = "Ann" }), false},
+		{"a delivery", func() error {
+			return db.RecordDeliveries(ctx, 3, herald.Delivery{RunID: run.ID, SubscriberID: a.ID, Cursor: 1, Outcome: "sent"})
+		}, false},
+		{"a frequency", set("a@example.org", func(s *herald.Subscriber) { s.Frequency = herald.Weekly }), true},
+		{"an unsubscribe", set("a@example.org", func(s *herald.Subscriber) { s.Status = herald.StatusUnsubscribed }), true},
+		{"an address", set("b@example.org", func(s *herald.Subscriber) { s.Email = "b2@example.org" }), true},
+		{"a bounce", func() error {
+			run2 := &herald.Run{Frequency: herald.Daily, State: herald.RunRunning}
+			if err := db.CreateRun(ctx, run2); err != nil {
+				return err
+			}
+			b, err := db.SubscriberByEmail(ctx, "b2@example.org")
+			if err != nil {
+				return err
+			}
+			return db.RecordDeliveries(ctx, 1, herald.Delivery{RunID: run2.ID, SubscriberID: b.ID, Outcome: "failed", Permanent: true})
+		}, true},
+		{"an erasure", func() error { return db.DeleteSubscriber(ctx, "b2@example.org") }, true},
+		{"a failed write", set("a@example.org", func(s *herald.Subscriber) { s.Status = "nonsense" }), false},
+	} {
+		before := db.SubscriberGeneration()
+		err := c.do()
+		if err != nil && c.what != "a failed write" {
+			t.Fatalf("%s: %v", c.what, err)
+		}
+		if moved := db.SubscriberGeneration() != before; moved != c.moves {
+			t.Errorf("%s: generation moved %v, want %v", c.what, moved, c.moves)
+		}
+	}
+}

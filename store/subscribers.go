@@ -36,6 +36,18 @@ type subRecord struct {
 	Source         string           `json:"source,omitempty"`
 }
 
+// SubscriberGeneration is a number that changes after every commit that
+// changed an existing reader's status, frequency or address, or erased a
+// reader. While it stays the same, a reader read earlier is as current in
+// those fields as a fresh read: the digest skips its re-read before
+// composing then. It counts in this process only (the database is locked
+// to one), from 1.
+func (db *DB) SubscriberGeneration() uint64 { return db.subsGen.Load() + 1 }
+
+// subsChanged runs after the commit of such a change (bolt's OnCommit), so
+// a reader who sees the new number also sees the change.
+func (db *DB) subsChanged() { db.subsGen.Add(1) }
+
 // loadSub returns the subscriber with id, nil if there is none.
 func loadSub(tx *bolt.Tx, id uint64) (*herald.Subscriber, error) {
 	v := tx.Bucket(bucketSubs).Get(itob(id))
@@ -56,7 +68,10 @@ func subIDByEmail(tx *bolt.Tx, email string) uint64 {
 // putSub saves s and keeps the email index and the counts in step. prev
 // is the stored record before the change (nil for a new one); only its
 // Email, Status and Frequency are used.
-func putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
+func (db *DB) putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
+	if prev != nil && (prev.Status != s.Status || prev.Frequency != s.Frequency || prev.Email != s.Email) {
+		tx.OnCommit(db.subsChanged)
+	}
 	if err := tx.Bucket(bucketSubs).Put(itob(s.ID), encodeSub(make([]byte, 0, 256), s)); err != nil {
 		return err
 	}
@@ -84,7 +99,8 @@ func putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
 
 // deleteSub erases s, its index entry, its share of the counts and its
 // queued messages.
-func deleteSub(tx *bolt.Tx, s *herald.Subscriber) error {
+func (db *DB) deleteSub(tx *bolt.Tx, s *herald.Subscriber) error {
+	tx.OnCommit(db.subsChanged)
 	if err := tx.Bucket(bucketSubs).Delete(itob(s.ID)); err != nil {
 		return err
 	}
@@ -248,7 +264,7 @@ func (db *DB) mutate(ctx context.Context, fn herald.MutateFunc,
 		} else {
 			prevp = &prev
 		}
-		if err := putSub(tx, prevp, save); err != nil {
+		if err := db.putSub(tx, prevp, save); err != nil {
 			return err
 		}
 		if err := enqueueTx(tx, out, save.ID, now); err != nil {
@@ -412,7 +428,7 @@ func (db *DB) DeleteSubscriber(ctx context.Context, email string) error {
 			return err
 		}
 		found = true
-		return deleteSub(tx, s)
+		return db.deleteSub(tx, s)
 	})
 	if err != nil {
 		return fmt.Errorf("store: delete subscriber %s: %w", email, err)

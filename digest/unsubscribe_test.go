@@ -1,0 +1,70 @@
+package digest_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald"
+)
+
+// Readers who leave while a run is under way get nothing composed after
+// their unsubscribe (or frequency change, or erasure) returned, though
+// the run read them before: the digest only trusts what it read while no
+// reader changed, and reads them again otherwise.
+func TestChangesDuringARunAreFinalAtOnce(t *testing.T) {
+	f := setup(t, nil)
+	const n = 120
+	subs := make([]*herald.Subscriber, n)
+	for i := range subs {
+		subs[i] = f.reader(fmt.Sprintf("r%03d@example.org", i), herald.Daily)
+	}
+	f.post(1, false)
+	f.smtp.SetDelay(10 * time.Millisecond)
+	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f.smtp.Count() < 10 {
+		time.Sleep(2 * time.Millisecond)
+	}
+	// The last readers were read with the first page long ago.
+	left := map[string]bool{}
+	at := f.smtp.Count()
+	for i, s := range subs[n-15:] {
+		switch i % 3 {
+		case 0:
+			if _, err := f.subs.UnsubscribeID(f.ctx, s.ID); err != nil {
+				t.Fatal(err)
+			}
+		case 1:
+			if _, err := f.db.MutateSubscriberByID(f.ctx, s.ID, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+				cur.Frequency = herald.Weekly
+				return cur, nil, nil
+			}); err != nil {
+				t.Fatal(err)
+			}
+		case 2:
+			if err := f.db.DeleteSubscriber(f.ctx, s.Email); err != nil {
+				t.Fatal(err)
+			}
+		}
+		left[s.Email] = true
+	}
+	if f.smtp.Count() >= n-15 {
+		t.Skipf("the run reached the last readers (%d sent) before they left; slow the server down", at)
+	}
+	f.smtp.SetDelay(0)
+	final := f.waitRun(run.ID)
+	if final.State != herald.RunDone {
+		t.Fatalf("run %+v", final)
+	}
+	for to := range byRecipient(f.smtp.Messages()) {
+		if left[to] {
+			t.Errorf("%s left during the run and still got the digest", to)
+		}
+	}
+	if final.Sent != n-15 {
+		t.Errorf("sent %d, want %d", final.Sent, n-15)
+	}
+}
