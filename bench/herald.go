@@ -579,3 +579,25 @@ func procCPU(pid int) time.Duration {
 
 // selfCPU is this process's CPU time so far.
 func selfCPU() time.Duration { return procCPU(os.Getpid()) }
+
+// waitIdle waits until herald uses under 5% of a CPU over 250ms, twice
+// in a row, and says how long that took.
+func (in *instance) waitIdle(max time.Duration) (time.Duration, error) {
+	start := time.Now()
+	quiet := 0
+	last := procCPU(in.pid())
+	for quiet < 2 {
+		if time.Since(start) > max {
+			return time.Since(start), fmt.Errorf("bench: herald (%s) still busy %v after start", in.name, max)
+		}
+		time.Sleep(250 * time.Millisecond)
+		cur := procCPU(in.pid())
+		if cur-last < 13*time.Millisecond {
+			quiet++
+		} else {
+			quiet = 0
+		}
+		last = cur
+	}
+	return time.Since(start), nil
+}

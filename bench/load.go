@@ -192,7 +192,12 @@ type loadResult struct {
 	P50, P99 time.Duration
 }
 
-func (r loadResult) rate() float64 { return float64(r.Requests) / r.Elapsed.Seconds() }
+func (r loadResult) rate() float64 {
+	if r.Elapsed <= 0 {
+		return 0
+	}
+	return float64(r.Requests) / r.Elapsed.Seconds()
+}
 
 // driveSubscribe has clients goroutines POST distinct JSON subscriptions
 // to url for d, each waiting for its answer before the next, and counts
@@ -268,7 +273,8 @@ type bareServer struct {
 }
 
 func startBareServer(dir string) (*bareServer, error) {
-	db, err := bolt.Open(filepath.Join(dir, "bare.db"), 0o600, &bolt.Options{Timeout: time.Second})
+	// The same mapping herald's store asks for (see store.Open).
+	db, err := bolt.Open(filepath.Join(dir, "bare.db"), 0o600, &bolt.Options{Timeout: time.Second, InitialMmapSize: 1 << 30})
 	if err != nil {
 		return nil, fmt.Errorf("bench: bare server: %w", err)
 	}
@@ -304,6 +310,13 @@ func startBareServer(dir string) (*bareServer, error) {
 	s := &bareServer{db: db, ln: ln, srv: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, url: "http://" + ln.Addr().String() + "/subscribe"}
 	go func() { _ = s.srv.Serve(ln) }()
 	return s, nil
+}
+
+// rows is how many records the bare server wrote.
+func (s *bareServer) rows() int {
+	n := 0
+	_ = s.db.View(func(tx *bolt.Tx) error { n = tx.Bucket([]byte("subscribers")).Stats().KeyN; return nil })
+	return n
 }
 
 func (s *bareServer) Close() {

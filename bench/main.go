@@ -49,7 +49,7 @@ func main() {
 	flag.IntVar(&o.connections, "connections", 4, "SMTP connections: herald's smtp.connections and the raw client's")
 	flag.DurationVar(&o.p3Duration, "p3-duration", 20*time.Second, "how long each side of P3 is driven")
 	flag.IntVar(&o.clients, "clients", 64, "concurrent clients for P3")
-	flag.DurationVar(&o.rawDuration, "raw-duration", 8*time.Second, "how long each raw SMTP client of P1's limit pushes")
+	flag.DurationVar(&o.rawDuration, "raw-duration", 6*time.Second, "how long each raw SMTP client of P1's limit pushes")
 	flag.BoolVar(&o.keep, "keep", false, "keep the temp dir (databases, logs) and print where it is")
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of herald during the runs and P3 into this directory (through /debug/pprof)")
 	flag.IntVar(&o.profileSecs, "profile-seconds", 10, "length of each CPU profile")
@@ -77,6 +77,7 @@ type bench struct {
 	// notes are printed under the table.
 	notes []string
 
+	loadAtStart      string
 	p2small          *memReport
 	dbSmall          int64
 	bareBytesPer100k float64
@@ -99,7 +100,7 @@ func run(o options, log *slog.Logger, out io.Writer) (err error) {
 	} else {
 		defer os.RemoveAll(dir)
 	}
-	b := &bench{o: o, log: log, dir: dir}
+	b := &bench{o: o, log: log, dir: dir, loadAtStart: loadAvg()}
 	log.Info("building herald", "root", root)
 	if b.bin, err = buildHerald(root, dir); err != nil {
 		return err
@@ -165,25 +166,43 @@ func (b *bench) p1p2Small() (time.Duration, error) {
 		return 0, err
 	}
 	dbSmall := fileSize(in.dbPath())
+	// Two herald runs (a new post each) and two runs of the limit, in
+	// turns; each side's better one counts, so a stall from something else
+	// on the machine costs neither side its figure.
 	run, err := b.digestRun(in, o.readers)
 	if err != nil {
 		return 0, err
 	}
-	mem := run.mem
+	mem := run.mem // P2: the first run, in a fresh process
 	sample := b.sink.takeSample()
 	if len(sample) == 0 {
 		return 0, fmt.Errorf("bench: the sink kept no sample message")
 	}
-	if err := in.stop(); err != nil {
-		return 0, err
-	}
-
 	addr := fmt.Sprintf("127.0.0.1:%d", b.sink.port)
 	b.log.Info("P1 limit: raw go-smtp client in its own process", "connections", o.connections, "message_bytes", len(sample), "dur", o.rawDuration)
 	b.sink.reset()
 	raw, err := rawSMTPProcess(b.dir, addr, "raw", o.connections, sample, o.rawDuration)
 	if err != nil {
 		return 0, err
+	}
+	run2, err := b.digestRun(in, o.readers)
+	if err != nil {
+		return 0, err
+	}
+	if err := in.stop(); err != nil {
+		return 0, err
+	}
+	b.sink.reset()
+	raw2, err := rawSMTPProcess(b.dir, addr, "raw", o.connections, sample, o.rawDuration)
+	if err != nil {
+		return 0, err
+	}
+	b.notes = append(b.notes, fmt.Sprintf("P1 rounds: herald %.0f and %.0f emails/s, raw client %.0f and %.0f msgs/s.", run.rate, run2.rate, raw.rate, raw2.rate))
+	if run2.rate > run.rate {
+		run = run2
+	}
+	if raw2.rate > raw.rate {
+		raw = raw2
 	}
 	b.log.Info("P1 limit: raw go-smtp client in the sink's process", "dur", o.rawDuration)
 	b.sink.reset()
@@ -247,7 +266,14 @@ type runStats struct {
 // digestRun adds a post and runs a daily digest to n readers while
 // sampling memory and CPU.
 func (b *bench) digestRun(in *instance, n int) (*runStats, error) {
-	if err := in.addPost(n); err != nil {
+	// A run at 7am starts long after herald did: let its start-up work
+	// (the janitor's pass over every reader) finish first.
+	if waited, err := in.waitIdle(time.Minute); err != nil {
+		return nil, err
+	} else if waited > time.Second {
+		b.log.Info("waited for herald to settle", "dur", waited.Round(time.Millisecond))
+	}
+	if err := in.addPost(int(time.Now().UnixNano() % 1e9)); err != nil {
 		return nil, err
 	}
 	b.sink.reset()
@@ -353,57 +379,89 @@ func (b *bench) feedIngest() error {
 	return nil
 }
 
+// p3 drives the bare server and herald in turns, two rounds of half the
+// duration each (bare, herald, bare, herald), and takes each side's better
+// round: a stall from something else on the machine then costs neither
+// side its figure. Herald is stopped between its rounds, so the
+// confirmations it still has to send don't run against the bare server.
 func (b *bench) p3() error {
 	o := b.o
-	bare, err := startBareServer(b.dir)
-	if err != nil {
-		return err
-	}
-	b.log.Info("P3 limit: bare net/http + bbolt", "clients", o.clients, "dur", o.p3Duration)
-	lim := driveSubscribe(bare.url, "bare", o.clients, o.p3Duration)
-	bareSize, bareRows := fileSize(bare.db.Path()), lim.Requests-lim.Errors
-	bare.Close()
-	if lim.Errors > 0 {
-		return fmt.Errorf("bench: the bare server had %d errors: %s", lim.Errors, lim.FirstErr)
-	}
-
 	in, err := newInstance("p3", b.bin, b.dir, instanceConfig{SMTPPort: b.sink.port, Connections: o.connections, Unlimited: true})
 	if err != nil {
 		return err
 	}
-	if _, err := in.start(); err != nil {
-		return err
-	}
 	defer in.kill()
+	half := o.p3Duration / 2
+	var bareBest, heraldBest loadResult
+	var bareRounds, heraldRounds []loadResult
+	heraldErrors, answered := 0, 0
+	var firstErr string
 	b.sink.reset()
-	b.log.Info("P3: herald serve", "clients", o.clients, "dur", o.p3Duration)
-	stopProf := b.profile(in, "p3")
-	h := driveSubscribe(in.base+"/subscribe", "p3-", o.clients, o.p3Duration)
-	stopProf()
-	// The confirmations go out from the outbox while the load runs; give
-	// the sender a moment to finish, for the note.
-	deadline := time.Now().Add(10 * time.Second)
-	for time.Now().Before(deadline) && int(b.sink.count.Load()) < h.Requests-h.Errors {
-		time.Sleep(50 * time.Millisecond)
+	for round := range 2 {
+		bare, err := startBareServer(b.dir)
+		if err != nil {
+			return err
+		}
+		b.log.Info("P3 limit: bare net/http + bbolt", "round", round+1, "clients", o.clients, "dur", half)
+		lim := driveSubscribe(bare.url, fmt.Sprintf("bare%d-", round), o.clients, half)
+		if round == 1 {
+			if rows := bare.rows(); rows > 0 {
+				b.bareBytesPer100k = float64(fileSize(bare.db.Path())) / float64(rows) * 100000
+			}
+		}
+		bare.Close()
+		if lim.Errors > 0 {
+			return fmt.Errorf("bench: the bare server had %d errors: %s", lim.Errors, lim.FirstErr)
+		}
+		bareRounds = append(bareRounds, lim)
+		if lim.rate() > bareBest.rate() {
+			bareBest = lim
+		}
+
+		if _, err := in.start(); err != nil {
+			return err
+		}
+		b.log.Info("P3: herald serve", "round", round+1, "clients", o.clients, "dur", half)
+		stopProf := func() {}
+		if round == 0 {
+			stopProf = b.profile(in, "p3")
+		}
+		h := driveSubscribe(in.base+"/subscribe", fmt.Sprintf("p3r%d-", round), o.clients, half)
+		stopProf()
+		heraldRounds = append(heraldRounds, h)
+		heraldErrors += h.Errors
+		answered += h.Requests - h.Errors
+		if firstErr == "" {
+			firstErr = h.FirstErr
+		}
+		if h.rate() > heraldBest.rate() {
+			heraldBest = h
+		}
+		if round == 1 {
+			// The confirmations go out from the outbox while the load
+			// runs; give the sender a moment, for the note.
+			deadline := time.Now().Add(10 * time.Second)
+			for time.Now().Before(deadline) && int(b.sink.count.Load()) < answered {
+				time.Sleep(50 * time.Millisecond)
+			}
+		}
+		if err := in.stop(); err != nil {
+			return err
+		}
 	}
-	confirmations := b.sink.count.Load()
-	if err := in.stop(); err != nil {
-		return err
-	}
-	ratio := h.rate() / lim.rate()
+	ratio := heraldBest.rate() / bareBest.rate()
 	b.add(row{
-		figure: fmt.Sprintf("P3 subscribe, %d clients × %s, JSON POST /subscribe", o.clients, o.p3Duration),
-		herald: fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, %d errors", h.rate(), ms(h.P50), ms(h.P99), h.Errors),
-		limit:  fmt.Sprintf("%.0f req/s, p50 %s, p99 %s (bare net/http + bbolt db.Batch)", lim.rate(), ms(lim.P50), ms(lim.P99)),
-		ratio:  fmt.Sprintf("%.2f", ratio), goal: "≥ 0.50, 0 errors", met: yes(ratio >= 0.5 && h.Errors == 0),
+		figure: fmt.Sprintf("P3 subscribe, %d clients, JSON POST /subscribe, better of 2 rounds × %s", o.clients, half),
+		herald: fmt.Sprintf("%.0f req/s, p50 %s, p99 %s, %d errors", heraldBest.rate(), ms(heraldBest.P50), ms(heraldBest.P99), heraldErrors),
+		limit:  fmt.Sprintf("%.0f req/s, p50 %s, p99 %s (bare net/http + bbolt, one db.Batch write)", bareBest.rate(), ms(bareBest.P50), ms(bareBest.P99)),
+		ratio:  fmt.Sprintf("%.2f", ratio), goal: "≥ 0.50, 0 errors", met: yes(ratio >= 0.5 && heraldErrors == 0),
 	})
-	if h.Errors > 0 {
-		b.notes = append(b.notes, fmt.Sprintf("P3: %d errors, the first: %s", h.Errors, h.FirstErr))
+	if heraldErrors > 0 {
+		b.notes = append(b.notes, fmt.Sprintf("P3: %d errors, the first: %s", heraldErrors, firstErr))
 	}
-	b.notes = append(b.notes, fmt.Sprintf("P3: %d confirmation emails reached the SMTP sink by 10s after the load (%d sign-ups answered 202).", confirmations, h.Requests-h.Errors))
-	if bareRows > 0 {
-		b.bareBytesPer100k = float64(bareSize) / float64(bareRows) * 100000
-	}
+	b.notes = append(b.notes, fmt.Sprintf("P3 rounds: herald %.0f and %.0f req/s, bare %.0f and %.0f req/s.",
+		heraldRounds[0].rate(), heraldRounds[1].rate(), bareRounds[0].rate(), bareRounds[1].rate()))
+	b.notes = append(b.notes, fmt.Sprintf("P3: %d confirmation emails reached the SMTP sink by 10s after the load (%d sign-ups answered 202).", b.sink.count.Load(), answered))
 	return nil
 }
 
@@ -519,6 +577,7 @@ func (b *bench) print(w io.Writer, total time.Duration) {
 	var buf bytes.Buffer
 	fmt.Fprintf(&buf, "\nherald performance harness, %s\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(&buf, "machine: %d CPUs (%s), %s RAM, %s, %s/%s, linux %s\n", runtime.NumCPU(), cpuModel(), memTotal(), runtime.Version(), runtime.GOOS, runtime.GOARCH, kernel())
+	fmt.Fprintf(&buf, "load average when the harness started (other work on the machine): %s\n", b.loadAtStart)
 	fmt.Fprintf(&buf, "flags: -readers %d -big %d%s -connections %d -clients %d -p3-duration %s -raw-duration %s\n",
 		b.o.readers, b.o.big, map[bool]string{true: " -skip-big", false: ""}[b.o.skipBig], b.o.connections, b.o.clients, b.o.p3Duration, b.o.rawDuration)
 	fmt.Fprintf(&buf, "herald: smtp transport (tls none) to an in-process go-smtp sink that reads and discards; log level info; durable bbolt commits on %s\n", b.dir)
@@ -591,6 +650,15 @@ func memTotal() string {
 		}
 	}
 	return "unknown"
+}
+
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "unknown"
+	}
+	return strings.Join(f[:3], " ")
 }
 
 func kernel() string {
