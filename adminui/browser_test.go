@@ -6,7 +6,6 @@ import (
 	"math"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -16,68 +15,19 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/internal/browsertest"
 )
 
-// browserCtx starts headless Debian chromium with the flags this closed
-// network needs (a copy of e2e's helper). Without chromium the test skips,
-// except under CI=true.
+// browserCtx starts headless chromium (see internal/browsertest).
 func browserCtx(t *testing.T) context.Context {
 	t.Helper()
-	path := ""
-	for _, p := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
-		if p == "" {
-			continue
-		}
-		if lp, err := exec.LookPath(p); err == nil {
-			path = lp
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium not found, and CI=true: browser tests must run")
-		}
-		t.Skip("chromium not found; install Debian's chromium to run browser tests")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1280, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 120*time.Second)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
+	return browsertest.Start(t, 1280, 900, 120*time.Second)
 }
 
 // shot saves a PNG as $HERALD_SCREENSHOTS/admin-<name>.png (for the README).
 func shot(t *testing.T, ctx context.Context, name string) {
 	t.Helper()
-	dir := os.Getenv("HERALD_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "admin-"+name+".png"), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	browsertest.Screenshot(t, ctx, "admin-"+name+".png")
 }
 
 // waitFor polls a JavaScript condition until it is true.

@@ -2,77 +2,27 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/herald-dev/herald/internal/browsertest"
 	"github.com/herald-dev/herald/internal/smtptest"
 	"github.com/herald-dev/herald/internal/testmail"
 )
 
-// browser starts headless Debian chromium with the flags this closed
-// network needs. Without chromium the test skips, except under CI=true.
+// browser starts headless chromium (see internal/browsertest).
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := ""
-	for _, p := range []string{os.Getenv("CHROMIUM"), "chromium", "chromium-browser", "google-chrome"} {
-		if p == "" {
-			continue
-		}
-		if lp, err := exec.LookPath(p); err == nil {
-			path = lp
-			break
-		}
-	}
-	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("chromium not found, and CI=true: browser tests must run")
-		}
-		t.Skip("chromium not found; install Debian's chromium to run browser tests")
-	}
-	opts := []chromedp.ExecAllocatorOption{
-		chromedp.ExecPath(path),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.WindowSize(1100, 900),
-	}
-	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
-	ctx, cancelC := chromedp.NewContext(actx)
-	ctx, cancelT := context.WithTimeout(ctx, 90*time.Second)
-	t.Cleanup(func() { cancelT(); cancelC(); cancelA() })
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("starting chromium: %v", err)
-	}
-	return ctx
+	return browsertest.Start(t, 1100, 900, 90*time.Second)
 }
 
 // screenshot saves a PNG under $HERALD_SCREENSHOTS (for the README).
 func screenshot(t *testing.T, ctx context.Context, name string) {
-	dir := os.Getenv("HERALD_SCREENSHOTS")
-	if dir == "" {
-		return
-	}
-	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		t.Fatalf("screenshot: %v", err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	t.Helper()
+	browsertest.Screenshot(t, ctx, name)
 }
 
 func TestBrowserSubscribeAndConfirm(t *testing.T) {
