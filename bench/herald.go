@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -308,7 +309,7 @@ func (in *instance) startRun() (uint64, error) {
 	return r.ID, nil
 }
 
-// waitRun polls the run every 20ms until it is done or failed.
+// waitRun polls the run every 50ms until it is done or failed.
 func (in *instance) waitRun(id uint64, timeout time.Duration) (*runState, error) {
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
@@ -322,7 +323,7 @@ func (in *instance) waitRun(id uint64, timeout time.Duration) (*runState, error)
 		case "failed":
 			return &r, fmt.Errorf("bench: run %d failed: %s", id, r.Error)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
 	return nil, fmt.Errorf("bench: run %d did not finish in %v", id, timeout)
 }
@@ -385,6 +386,7 @@ type memSampler struct {
 	mu        sync.Mutex
 	heapInuse float64
 	heapAlloc float64
+	inuse     []float64 // every sample, for percentiles
 	samples   int
 	scrapeErr error
 }
@@ -436,6 +438,7 @@ func (m *memSampler) scrape() {
 		switch mm[1] {
 		case "go_memstats_heap_inuse_bytes":
 			m.heapInuse = max(m.heapInuse, v)
+			m.inuse = append(m.inuse, v)
 		case "go_memstats_heap_alloc_bytes":
 			m.heapAlloc = max(m.heapAlloc, v)
 		}
@@ -445,6 +448,8 @@ func (m *memSampler) scrape() {
 // memReport is what P2 prints for one run.
 type memReport struct {
 	HeapInuse, HeapAlloc float64 // peak of the 100ms /metrics samples, bytes
+	HeapP50, HeapP99     float64 // heap_inuse percentiles of those samples
+	LivePeak             float64 // largest live heap after a GC (gctrace), bytes
 	GCPeak               float64 // largest heap at the start of a GC during the run (gctrace), bytes
 	GCs                  int
 	HWM, RSS             float64 // VmHWM (peak RSS since start) and VmRSS at the end, bytes
@@ -456,6 +461,11 @@ func (m *memSampler) finish() (*memReport, error) {
 	<-m.done
 	m.to = time.Since(m.in.started)
 	r := &memReport{HeapInuse: m.heapInuse, HeapAlloc: m.heapAlloc, Samples: m.samples}
+	if len(m.inuse) > 0 {
+		slices.Sort(m.inuse)
+		r.HeapP50 = m.inuse[len(m.inuse)/2]
+		r.HeapP99 = m.inuse[len(m.inuse)*99/100]
+	}
 	if m.samples == 0 {
 		return nil, fmt.Errorf("bench: no /metrics sample: %v", m.scrapeErr)
 	}
@@ -480,7 +490,7 @@ func (m *memSampler) finish() (*memReport, error) {
 			r.RSS = n * 1024
 		}
 	}
-	r.GCPeak, r.GCs = m.in.gcPeak(m.from, m.to)
+	r.GCPeak, r.LivePeak, r.GCs = m.in.gcPeak(m.from, m.to)
 	return r, nil
 }
 
@@ -490,16 +500,14 @@ var gcLine = regexp.MustCompile(`^gc \d+ @([0-9.]+)s .* (\d+)->(\d+)->(\d+) MB`)
 // gcPeak reads the current process's gctrace lines (after the last
 // "=== bench: start" marker) and returns the largest heap at GC start
 // within [from, to] of process time, and how many GCs that window had.
-func (in *instance) gcPeak(from, to time.Duration) (float64, int) {
+func (in *instance) gcPeak(from, to time.Duration) (peak, live float64, n int) {
 	b, err := os.ReadFile(filepath.Join(in.dir, "herald.log"))
 	if err != nil {
-		return 0, 0
+		return 0, 0, 0
 	}
 	if i := bytes.LastIndex(b, []byte("=== bench: start")); i >= 0 {
 		b = b[i:]
 	}
-	var peak float64
-	n := 0
 	for _, line := range strings.Split(string(b), "\n") {
 		mm := gcLine.FindStringSubmatch(line)
 		if mm == nil {
@@ -512,9 +520,11 @@ func (in *instance) gcPeak(from, to time.Duration) (float64, int) {
 		}
 		n++
 		start, _ := strconv.ParseFloat(mm[2], 64)
+		after, _ := strconv.ParseFloat(mm[4], 64)
 		peak = max(peak, start*1024*1024)
+		live = max(live, after*1024*1024)
 	}
-	return peak, n
+	return peak, live, n
 }
 
 // fileSize is the size of path in bytes.
