@@ -178,7 +178,11 @@ func (in *instance) start() (time.Duration, error) {
 	fmt.Fprintf(logf, "=== bench: start %s\n", time.Now().Format(time.RFC3339Nano))
 	cmd := exec.Command(in.bin, "serve", "--config", in.config)
 	cmd.Dir = in.dir
-	cmd.Env = append(os.Environ(), "GODEBUG=gctrace=1")
+	godebug := "gctrace=1"
+	if extra := os.Getenv("HERALD_BENCH_GODEBUG"); extra != "" {
+		godebug += "," + extra // e.g. memprofilerate=1, for exact heap profiles
+	}
+	cmd.Env = append(os.Environ(), "GODEBUG="+godebug)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	t0 := time.Now()
 	if err := cmd.Start(); err != nil {
