@@ -36,6 +36,10 @@ type subRecord struct {
 	Source         string           `json:"source,omitempty"`
 }
 
+// subsFillPercent is how full bbolt fills a subscribers page before it
+// splits it.
+const subsFillPercent = 0.9
+
 // SubscriberGeneration is a number that changes after every commit that
 // changed an existing reader's status, frequency or address, or erased a
 // reader. While it stays the same, a reader read earlier is as current in
@@ -72,7 +76,12 @@ func (db *DB) putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
 	if prev != nil && (prev.Status != s.Status || prev.Frequency != s.Frequency || prev.Email != s.Email) {
 		tx.OnCommit(db.subsChanged)
 	}
-	if err := tx.Bucket(bucketSubs).Put(itob(s.ID), encodeSub(make([]byte, 0, 256), s)); err != nil {
+	b := tx.Bucket(bucketSubs)
+	// Ids only grow, so records are appended: pages split when full rather
+	// than half full (bbolt's default, right for random keys) keep the
+	// file, and the pages a run rewrites, about half as many.
+	b.FillPercent = subsFillPercent
+	if err := b.Put(itob(s.ID), encodeSub(make([]byte, 0, 256), s)); err != nil {
 		return err
 	}
 	idx := tx.Bucket(bucketSubEmail)
