@@ -14,6 +14,9 @@ import (
 // scanPage is how many readers one short read transaction returns.
 const scanPage = 1000
 
+// jobBatch is how many readers a deliverer takes at a time.
+const jobBatch = 16
+
 // job is one reader's share of a run.
 type job struct {
 	sub      *herald.Subscriber
@@ -127,20 +130,35 @@ func (e *execution) pass() error {
 		total := counts[herald.StatusConfirmed][e.run.Frequency]
 		_, _ = s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil })
 	}
-	// Room for a good part of a page: the scan fills it in a burst and
-	// sleeps, rather than waking for every job taken.
-	jobs := make(chan *job, 256)
+	// Readers go to the deliverers in small batches: handing them over one
+	// by one woke the scan for every reader taken off a full queue.
+	jobs := make(chan []*job, 16)
 	var wg sync.WaitGroup
 	for range s.deliverers() {
 		wg.Go(func() {
 			var buf []byte // one message buffer per goroutine, reused
-			for j := range jobs {
-				e.deliver(j, &buf)
+			for batch := range jobs {
+				for _, j := range batch {
+					e.deliver(j, &buf)
+				}
 			}
 		})
 	}
 	var after uint64
 	var scanErr error
+	batch := make([]*job, 0, jobBatch)
+	flush := func() bool {
+		if len(batch) == 0 {
+			return true
+		}
+		select {
+		case jobs <- batch:
+			batch = make([]*job, 0, jobBatch)
+			return true
+		case <-e.ctx.Done():
+			return false
+		}
+	}
 loop:
 	for e.ctx.Err() == nil {
 		gen := s.generation() // before the read, so a change after it shows
@@ -170,11 +188,14 @@ loop:
 				e.planned.Add(1)
 				continue
 			}
-			select {
-			case jobs <- &job{sub: sub, posts: posts, gen: gen}:
-			case <-e.ctx.Done():
+			batch = append(batch, &job{sub: sub, posts: posts, gen: gen})
+			if len(batch) == jobBatch && !flush() {
 				break loop
 			}
+		}
+		// A page's last readers go now, not with the next page's.
+		if !flush() {
+			break
 		}
 	}
 	close(jobs)

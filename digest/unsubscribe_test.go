@@ -2,6 +2,7 @@ package digest_test
 
 import (
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,13 +15,29 @@ import (
 // reader changed, and reads them again otherwise.
 func TestChangesDuringARunAreFinalAtOnce(t *testing.T) {
 	f := setup(t, nil)
-	const n = 120
+	// More readers than the deliverers hold and queue at the start, so the
+	// last ones wait in the scan's page, read but not yet handed out.
+	const n = 600
 	subs := make([]*herald.Subscriber, n)
-	for i := range subs {
-		subs[i] = f.reader(fmt.Sprintf("r%03d@example.org", i), herald.Daily)
+	var wg sync.WaitGroup
+	for w := range 32 {
+		wg.Go(func() {
+			for i := w; i < n; i += 32 {
+				s, err := f.subs.Subscribe(f.ctx, herald.SubscribeRequest{Email: fmt.Sprintf("r%03d@example.org", i), Frequency: "daily", Confirmed: true, Source: "import"})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				subs[i] = s
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
 	}
 	f.post(1, false)
-	f.smtp.SetDelay(10 * time.Millisecond)
+	f.smtp.SetDelay(5 * time.Millisecond)
 	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
 	if err != nil {
 		t.Fatal(err)
