@@ -74,10 +74,61 @@ func (s *Server) apiListPosts(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	if posts == nil {
-		posts = []*herald.Post{}
+	out := make([]postView, len(posts))
+	carried := s.carriers(r, posts)
+	for i, p := range posts {
+		out[i] = postView{Post: p, Runs: carried[p.ID]}
+		if out[i].Runs == nil {
+			out[i].Runs = []uint64{}
+		}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"posts": posts, "next": nextString(next)})
+	writeJSON(w, http.StatusOK, map[string]any{"posts": out, "next": nextString(next)})
+}
+
+// postView is a post with the runs that carried it.
+type postView struct {
+	*herald.Post
+	Runs []uint64 `json:"runs"`
+}
+
+// carriers finds, for each post, the first real run of each frequency
+// whose cut-off took it in: the run that mailed it to the readers who
+// were up to date. Readers further behind got it in that frequency's
+// next digest for them; this is the run an admin asks about. It reads the
+// last 1000 runs.
+func (s *Server) carriers(r *http.Request, posts []*herald.Post) map[uint64][]uint64 {
+	out := map[uint64][]uint64{}
+	if s.deps.Runs == nil || len(posts) == 0 {
+		return out
+	}
+	runs, err := s.deps.Runs.ListRuns(r.Context(), 1000, 0)
+	if err != nil {
+		s.log.Warn("handlers: runs for posts", "err", err)
+		return out
+	}
+	// Oldest first, per frequency, only runs that sent something.
+	byFreq := map[herald.Frequency][]*herald.Run{}
+	for i := len(runs) - 1; i >= 0; i-- {
+		run := runs[i]
+		if run.DryRun || run.Sent == 0 {
+			continue
+		}
+		byFreq[run.Frequency] = append(byFreq[run.Frequency], run)
+	}
+	for _, p := range posts {
+		if p.Silent {
+			continue
+		}
+		for _, f := range herald.Frequencies {
+			for _, run := range byFreq[f] {
+				if run.Cutoff >= p.ID {
+					out[p.ID] = append(out[p.ID], run.ID)
+					break
+				}
+			}
+		}
+	}
+	return out
 }
 
 // PostInput is what POST /api/v1/posts accepts (a CMS webhook or an admin).

@@ -148,6 +148,23 @@ func TestPostsAndRunsAPI(t *testing.T) {
 	if r := e.api("GET", "/api/v1/preview?email=reader@example.org", ""); r.status != 204 {
 		t.Fatalf("preview with nothing new: %d", r.status)
 	}
+	// Each post knows the run that carried it.
+	r = e.api("GET", "/api/v1/posts", "")
+	var carried struct {
+		Posts []struct {
+			Title string   `json:"title"`
+			Runs  []uint64 `json:"runs"`
+		} `json:"posts"`
+	}
+	_ = json.Unmarshal([]byte(r.body), &carried)
+	if len(carried.Posts) != 3 {
+		t.Fatalf("posts: %s", r.body)
+	}
+	for _, p := range carried.Posts {
+		if len(p.Runs) != 1 || p.Runs[0] != started.ID {
+			t.Fatalf("post %q carried by %v, want [%d]", p.Title, p.Runs, started.ID)
+		}
+	}
 	if r := e.api("GET", "/api/v1/runs", ""); !strings.Contains(r.body, fmt.Sprintf(`"id":%d`, started.ID)) {
 		t.Fatalf("runs list: %s", r.body)
 	}
