@@ -258,15 +258,8 @@ func TestPagesNeedASession(t *testing.T) {
 
 	b := e.browser()
 	b.login()
-	csvAPI := csvAvailable(e)
 	for _, p := range pages {
 		r := b.get(p)
-		if strings.HasSuffix(p, ".csv") && !csvAPI {
-			if r.status != http.StatusNotImplemented || !strings.Contains(r.body, "not available") {
-				t.Errorf("GET %s without the CSV API: %d", p, r.status)
-			}
-			continue
-		}
 		if r.status != http.StatusOK {
 			t.Errorf("GET %s with a session: %d\n%s", p, r.status, r.body)
 			continue
@@ -483,17 +476,8 @@ func TestSubscribersSearchPageAddErase(t *testing.T) {
 	}
 }
 
-// csvAvailable reports whether the CSV API is there yet.
-func csvAvailable(e *env) bool {
-	r := e.api(http.MethodGet, "/api/v1/subscribers.csv", "")
-	return r.status == http.StatusOK
-}
-
 func TestImportAndExportCSV(t *testing.T) {
 	e := newEnv(t, envOpts{})
-	if !csvAvailable(e) {
-		t.Skip("the CSV API (GET/POST /api/v1/subscribers.csv) is not there yet")
-	}
 	b := e.browser()
 	b.login()
 	csv := "email,name,frequency,status\r\nimp1@example.org,Imp One,daily,\r\nimp2@example.org,\"Two, Imp\",weekly,\r\nnot-an-address,Bad,daily,\r\n"
@@ -527,23 +511,6 @@ func TestImportAndExportCSV(t *testing.T) {
 	r = b.get("/admin/subscribers.csv")
 	if r.status != http.StatusOK || !strings.Contains(r.header.Get("Content-Type"), "csv") || !strings.Contains(r.body, "imp1@example.org") {
 		t.Fatalf("export: %d %q\n%s", r.status, r.header.Get("Content-Type"), r.body)
-	}
-}
-
-func TestImportWithoutCSVAPI(t *testing.T) {
-	e := newEnv(t, envOpts{})
-	if csvAvailable(e) {
-		t.Skip("the CSV API exists: covered by TestImportAndExportCSV")
-	}
-	b := e.browser()
-	b.login()
-	r := b.multipart("/admin/subscribers/import", part{"csrf", "", b.csrf}, part{"file", "subs.csv", "email\nx@example.org\n"})
-	if r.status < 400 || !strings.Contains(r.body, "not available") {
-		t.Fatalf("import without the API: %d\n%s", r.status, r.body)
-	}
-	r = b.get("/admin/subscribers.csv")
-	if r.status < 400 || !strings.Contains(r.body, "not available") {
-		t.Fatalf("export without the API: %d", r.status)
 	}
 }
 
