@@ -78,29 +78,13 @@ func Compose(e *Email) (*herald.Message, error) {
 	if err := checkValue("To name", e.ToName); err != nil {
 		return nil, err
 	}
-	if err := checkValue("Subject", e.Subject); err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(e.Subject) == "" {
-		return nil, herald.Errorf(herald.EINVALID, "subject is required").WithField("subject")
-	}
 	if e.Text == "" && e.HTML == "" {
 		return nil, herald.Errorf(herald.EINVALID, "email has no body")
 	}
-	extra := make([]string, 0, len(e.Headers))
-	for k, v := range e.Headers {
-		if err := checkName(k); err != nil {
-			return nil, err
-		}
-		if reserved(k) {
-			return nil, herald.Errorf(herald.EINVALID, "header %s is set by the mailer", k)
-		}
-		if err := checkValue(k, v); err != nil {
-			return nil, err
-		}
-		extra = append(extra, k)
+	extra, err := checkSubjectAndHeaders(e.Subject, e.Headers)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(extra)
 
 	msgID := e.MessageID
 	if msgID == "" {
@@ -361,4 +345,32 @@ func normalizeMessageID(id string) (string, error) {
 		return "", herald.Errorf(herald.EINVALID, "invalid Message-ID %q", id)
 	}
 	return "<" + inner + ">", nil
+}
+
+// checkSubjectAndHeaders checks what Compose and NewTemplate both take
+// from the caller: a subject, and extra headers that neither inject lines
+// nor set what the mailer sets. It returns the extra names, sorted, so
+// headers come out in a fixed order.
+func checkSubjectAndHeaders(subject string, headers map[string]string) ([]string, error) {
+	if err := checkValue("Subject", subject); err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(subject) == "" {
+		return nil, herald.Errorf(herald.EINVALID, "subject is required").WithField("subject")
+	}
+	extra := make([]string, 0, len(headers))
+	for k, v := range headers {
+		if err := checkName(k); err != nil {
+			return nil, err
+		}
+		if reserved(k) {
+			return nil, herald.Errorf(herald.EINVALID, "header %s is set by the mailer", k)
+		}
+		if err := checkValue(k, v); err != nil {
+			return nil, err
+		}
+		extra = append(extra, k)
+	}
+	sort.Strings(extra)
+	return extra, nil
 }

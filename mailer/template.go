@@ -8,7 +8,6 @@ import (
 	"mime/quotedprintable"
 	"net/mail"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -89,31 +88,15 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 	if err != nil {
 		return nil, herald.Errorf(herald.EINVALID, "invalid From address %q", e.From).WithField("from")
 	}
-	if err := checkValue("Subject", e.Subject); err != nil {
-		return nil, err
-	}
-	if strings.TrimSpace(e.Subject) == "" {
-		return nil, herald.Errorf(herald.EINVALID, "subject is required").WithField("subject")
-	}
 	if e.Text == "" || e.HTML == "" {
 		return nil, herald.Errorf(herald.EINVALID, "a template needs a text and an HTML body")
 	}
-	extra := make([]string, 0, len(e.Headers))
-	for k, v := range e.Headers {
-		if err := checkName(k); err != nil {
-			return nil, err
-		}
-		if reserved(k) {
-			return nil, herald.Errorf(herald.EINVALID, "header %s is set by the mailer", k)
-		}
-		// Slots are letters and digits: checking the value with them in
-		// place checks everything but the values, which Compose checks.
-		if err := checkValue(k, v); err != nil {
-			return nil, err
-		}
-		extra = append(extra, k)
+	// Slots are letters and digits: checking the headers with them in
+	// place checks everything but the values, which Compose checks.
+	extra, err := checkSubjectAndHeaders(e.Subject, e.Headers)
+	if err != nil {
+		return nil, err
 	}
-	sort.Strings(extra)
 
 	var rnd [30]byte
 	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails
