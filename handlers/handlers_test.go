@@ -559,3 +559,18 @@ func TestAdminSubscribersAPI(t *testing.T) {
 	}
 	_ = bytes.MinRead
 }
+
+// SPEC §3: /healthz answers 503 when the database does not answer.
+func TestHealthzWhenTheDatabaseIsGone(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	if r := e.do("GET", "/healthz", "", ""); r.status != http.StatusOK {
+		t.Fatalf("healthz with the database open: %d", r.status)
+	}
+	if err := e.db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	r := e.do("GET", "/healthz", "", "")
+	if r.status != http.StatusServiceUnavailable || !strings.Contains(r.body, `"error"`) {
+		t.Fatalf("healthz with the database closed: %d %s", r.status, r.body)
+	}
+}
