@@ -39,7 +39,7 @@ func (c *Config) Warnings() []string {
 	}
 	if c.DKIM.Domain == "" {
 		add("dkim.domain is empty: mail is not DKIM-signed and is more likely to land in spam; run `herald dkim-keygen` and set [dkim]")
-	} else if fromDomain != "" {
+	} else if fromDomain != "" && !localHost(fromDomain) { // a local from is warned about above
 		d := strings.ToLower(c.DKIM.Domain)
 		if fromDomain != d && !strings.HasSuffix(fromDomain, "."+d) {
 			add("dkim.domain %q does not align with the domain of mail.from (%q): DMARC will not pass on DKIM", c.DKIM.Domain, fromDomain)
