@@ -45,7 +45,18 @@ func Verify(ctx context.Context, path string) (Info, error) {
 		return info, fmt.Errorf("store: %s is not a valid database: %w", path, err)
 	}
 	defer bdb.Close()
-	err = bdb.View(func(tx *bolt.Tx) error {
+	err = bdb.View(func(tx *bolt.Tx) (err error) {
+		// Reading a page past the end of a cut-off file is a SIGBUS,
+		// which nothing recovers from: check the size first.
+		if tx.Size() > st.Size() {
+			return fmt.Errorf("store: %s is cut off: %d bytes of %d", path, st.Size(), tx.Size())
+		}
+		// bbolt panics on some damaged pages; that is an answer here.
+		defer func() {
+			if p := recover(); p != nil {
+				err = fmt.Errorf("store: %s is damaged: %v", path, p)
+			}
+		}()
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return fmt.Errorf("store: %s is not a herald database (no meta bucket)", path)
