@@ -207,6 +207,9 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 		}
 		cfg.File = file
 	}
+	if err := applyEnv(cfg, getenv); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Feeds {
 		if cfg.Feeds[i].PollInterval.Duration == 0 {
 			cfg.Feeds[i].PollInterval = Duration{defaultPollInterval}

@@ -245,7 +245,10 @@ weekly = ""
 	a.out = &out
 	done = make(chan error, 1)
 	go func() { done <- a.serve(ctx) }()
-	stop()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
 	if strings.Contains(out.String(), "WARNING") || !strings.Contains(out.String(), "DKIM-signed for their-blog.org") {
 		t.Fatalf("production start-up summary:\n%s", out.String())
 	}
