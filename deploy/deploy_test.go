@@ -251,9 +251,7 @@ func TestDockerImage(t *testing.T) {
 	// data/ is the volume. Only the port differs (tests share a machine).
 	root := t.TempDir()
 	env := []string{"PATH=/usr/bin:/bin", "HOME=" + root}
-	for _, e := range find(final, "ENV") {
-		env = append(env, e)
-	}
+	env = append(env, find(final, "ENV")...)
 	port := freePort(t)
 	env = append(env, fmt.Sprintf("HERALD_SERVER_LISTEN=0.0.0.0:%d", port), "HERALD_ADMIN_TOKEN=docker-test-admin-token-0123")
 	var entry, cmd []string

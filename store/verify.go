@@ -8,9 +8,11 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Info describes a database file that Verify found sound.
@@ -26,8 +28,7 @@ type Info struct {
 // check passes, the schema version is known, every bucket of that version
 // is there. It never changes the file. A file held by a running herald
 // gives ErrLocked.
-func Verify(ctx context.Context, path string) (Info, error) {
-	var info Info
+func Verify(ctx context.Context, path string) (info Info, err error) {
 	if err := ctx.Err(); err != nil {
 		return info, err
 	}
@@ -38,25 +39,28 @@ func Verify(ctx context.Context, path string) (Info, error) {
 	if !st.Mode().IsRegular() || st.Size() == 0 {
 		return info, fmt.Errorf("store: %s is not a database file (empty or not a regular file)", path)
 	}
-	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 250 * time.Millisecond})
-	if errors.Is(err, bolt.ErrTimeout) {
+	// bbolt panics on some damaged pages, and a page number past the
+	// mapping is a memory fault: both are answers here. The free list is
+	// read now, on this goroutine: bbolt's check would read it on its own.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("store: %s is damaged: %v", path, p)
+		}
+	}()
+	bdb, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: 250 * time.Millisecond, PreLoadFreelist: true})
+	if errors.Is(err, berrors.ErrTimeout) {
 		return info, ErrLocked
 	} else if err != nil {
 		return info, fmt.Errorf("store: %s is not a valid database: %w", path, err)
 	}
 	defer bdb.Close()
-	err = bdb.View(func(tx *bolt.Tx) (err error) {
+	err = bdb.View(func(tx *bolt.Tx) error {
 		// Reading a page past the end of a cut-off file is a SIGBUS,
 		// which nothing recovers from: check the size first.
 		if tx.Size() > st.Size() {
 			return fmt.Errorf("store: %s is cut off: %d bytes of %d", path, st.Size(), tx.Size())
 		}
-		// bbolt panics on some damaged pages; that is an answer here.
-		defer func() {
-			if p := recover(); p != nil {
-				err = fmt.Errorf("store: %s is damaged: %v", path, p)
-			}
-		}()
 		meta := tx.Bucket(bucketMeta)
 		if meta == nil {
 			return fmt.Errorf("store: %s is not a herald database (no meta bucket)", path)
@@ -75,6 +79,12 @@ func Verify(ctx context.Context, path string) (Info, error) {
 				return fmt.Errorf("store: %s is damaged: bucket %q of schema %d is missing", path, name, v)
 			}
 		}
+		// Read every key of every bucket here first, where a damaged page
+		// is recovered from; bbolt's own check runs on a goroutine of its
+		// own, where it would not be.
+		if err := walk(tx.Cursor()); err != nil {
+			return fmt.Errorf("store: %s is damaged: %w", path, err)
+		}
 		for err := range tx.Check() {
 			return fmt.Errorf("store: %s is damaged: %w", path, err)
 		}
@@ -84,6 +94,23 @@ func Verify(ctx context.Context, path string) (Info, error) {
 		return nil
 	})
 	return info, err
+}
+
+// walk reads every key and value under c, descending into buckets.
+func walk(c *bolt.Cursor) error {
+	for k, v := c.First(); k != nil; k, v = c.Next() {
+		if v != nil {
+			continue
+		}
+		b := c.Bucket().Bucket(k)
+		if b == nil {
+			return fmt.Errorf("bucket %q cannot be opened", k)
+		}
+		if err := walk(b.Cursor()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // bucketsAt lists the buckets a database of schema version v has.

@@ -76,7 +76,9 @@ func TestVerify(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = bdb.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketMeta).Put(keySchemaVersion, itob(uint64(SchemaVersion()+1))) })
+	_ = bdb.Update(func(tx *bolt.Tx) error {
+		return tx.Bucket(bucketMeta).Put(keySchemaVersion, itob(uint64(SchemaVersion()+1)))
+	})
 	bdb.Close()
 	// A herald database missing a bucket of its schema.
 	partial := write("partial.db", orig)
@@ -184,4 +186,36 @@ func TestRestore(t *testing.T) {
 	if _, err := Verify(ctx, fresh); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzVerify: whatever a file holds, Verify answers (an error or Info),
+// never crashes, and never changes the file.
+func FuzzVerify(f *testing.F) {
+	dir := f.TempDir()
+	db, err := Open(context.Background(), filepath.Join(dir, "seed.db"), Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, _ = db.MutateSubscriber(context.Background(), "seed@example.org", func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		cur.Status, cur.Frequency = herald.StatusConfirmed, herald.Daily
+		return cur, nil, nil
+	})
+	var buf bytes.Buffer
+	if _, err := db.Backup(context.Background(), &buf); err != nil {
+		f.Fatal(err)
+	}
+	db.Close()
+	f.Add(buf.Bytes())
+	f.Add(buf.Bytes()[:buf.Len()/2])
+	f.Add([]byte("not a database"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		p := filepath.Join(t.TempDir(), "f.db")
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_, _ = Verify(context.Background(), p)
+		if after, _ := os.ReadFile(p); !bytes.Equal(after, b) {
+			t.Fatal("Verify changed the file")
+		}
+	})
 }
