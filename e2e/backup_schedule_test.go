@@ -14,6 +14,22 @@ import (
 	"github.com/herald-dev/herald/store"
 )
 
+// oneDigestEach checks the promise of a run resumed from a backup: each of
+// the readers got the digest, and none got two different ones (a resend
+// carries the same Message-ID).
+func oneDigestEach(t *testing.T, sm *smtptest.Server, readers int) {
+	t.Helper()
+	ids := digestsPerReader(sm)
+	for to, s := range ids {
+		if len(s) != 1 {
+			t.Fatalf("%s got %d different digests for one run", to, len(s))
+		}
+	}
+	if len(ids) != readers {
+		t.Fatalf("%d readers got the digest, want %d", len(ids), readers)
+	}
+}
+
 // digestsPerReader maps each recipient to the distinct Message-IDs they
 // got: one per run is the promise.
 func digestsPerReader(sm *smtptest.Server) map[string]map[string]bool {
@@ -126,13 +142,5 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	if final := in.waitRun(runID, 60*time.Second); final["state"] != "done" {
 		t.Fatalf("restored run: %v", final)
 	}
-	ids := digestsPerReader(sm)
-	for to, s := range ids {
-		if len(s) != 1 {
-			t.Fatalf("%s got %d different digests for one run", to, len(s))
-		}
-	}
-	if len(ids) != readers {
-		t.Fatalf("%d readers got the digest, want %d", len(ids), readers)
-	}
+	oneDigestEach(t, sm, readers)
 }

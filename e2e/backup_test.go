@@ -86,13 +86,5 @@ func TestBackupDuringRunAndRestore(t *testing.T) {
 	if final["state"] != "done" {
 		t.Fatalf("restored run: %v", final)
 	}
-	ids := digestsPerReader(sm)
-	for to, s := range ids {
-		if len(s) != 1 {
-			t.Fatalf("%s got %d different digests for one run", to, len(s))
-		}
-	}
-	if len(ids) != readers {
-		t.Fatalf("%d readers got the digest, want %d", len(ids), readers)
-	}
+	oneDigestEach(t, sm, readers)
 }
