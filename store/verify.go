@@ -148,6 +148,8 @@ func Restore(ctx context.Context, src, dst string) (Info, string, error) {
 		if err := lockFile(live, 250*time.Millisecond); err != nil {
 			return info, "", err
 		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return info, "", fmt.Errorf("store: %w", err) // cannot tell whether a herald holds it
 	}
 	in, err := os.Open(src)
 	if err != nil {

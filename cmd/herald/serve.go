@@ -311,7 +311,8 @@ func (a *app) serve(ctx context.Context) error {
 		wg.Go(func() { _ = sched.Run(workCtx) })
 	}
 	httpErr := make(chan error, 3)
-	go func() { httpErr <- srv.Serve(a.ln) }()
+	ln := a.ln // a.ln is cleared at shutdown, maybe before this goroutine runs
+	go func() { httpErr <- srv.Serve(ln) }()
 	if a.tls != nil {
 		a.tls.start(a.httpServer, a.http, httpErr)
 	}
