@@ -1,6 +1,9 @@
 package herald
 
-import "time"
+import (
+	"context"
+	"time"
+)
 
 // Route states: how a relay or provider stands with the transport.
 const (
@@ -38,4 +41,44 @@ type RouteStats struct {
 // routes is doing (the relay set, SES).
 type RouteReporter interface {
 	Routes() []RouteStats
+}
+
+// Bounce is one report, from a provider's webhook or a DSN in the bounce
+// mailbox, about mail to one address.
+type Bounce struct {
+	Email string
+	Kind  BounceKind
+	// Source names where it came from ("ses", "postmark", "mailgun",
+	// "sendgrid", "mailbox").
+	Source string
+	// Reason is the provider's or the remote server's words, for the log.
+	Reason string
+}
+
+// WebhookResult is the answer to a provider's webhook call.
+type WebhookResult struct {
+	// Applied counts reports applied to a reader; Unknown, reports about
+	// addresses herald does not know; Ignored, events that are no bounce
+	// or complaint (deliveries, opens, auto-replies).
+	Applied int `json:"applied"`
+	Unknown int `json:"unknown"`
+	Ignored int `json:"ignored"`
+	// Confirmed is set when an SNS subscription was confirmed.
+	Confirmed bool `json:"confirmed,omitempty"`
+}
+
+// SentMessage records that a message with this Message-ID went to To:
+// what maps a bounce that quotes only the Message-ID back to the reader.
+type SentMessage struct {
+	MessageID string
+	To        string
+	At        time.Time
+}
+
+// SentLog keeps SentMessages for a few weeks.
+type SentLog interface {
+	RecordSent(ctx context.Context, ms []SentMessage) error
+	// SentTo returns the recipient of the message with the id, "" if
+	// none is known.
+	SentTo(ctx context.Context, messageID string) (string, error)
 }
