@@ -1,0 +1,225 @@
+package bounce
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-imap/v2/imapserver"
+	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/store"
+)
+
+// recorder is the applier: it knows some addresses, as the subscription
+// service would, and records what it was told.
+type recorder struct {
+	mu    sync.Mutex
+	known map[string]bool
+	got   []herald.Bounce
+}
+
+func (r *recorder) Bounce(ctx context.Context, email string, kind herald.BounceKind) (*herald.Subscriber, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.known[email] {
+		return nil, herald.Errorf(herald.ENOTFOUND, "no subscriber with the address %s", email)
+	}
+	r.got = append(r.got, herald.Bounce{Email: email, Kind: kind})
+	return &herald.Subscriber{Email: email, Status: herald.StatusConfirmed}, nil
+}
+
+func (r *recorder) reports() []herald.Bounce {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]herald.Bounce(nil), r.got...)
+}
+
+// imapServer runs go-imap's in-memory server on loopback with one user.
+func imapServer(t *testing.T) string {
+	t.Helper()
+	mem := imapmemserver.New()
+	u := imapmemserver.NewUser("bounces@blog.example.org", "pw")
+	if err := u.Create("INBOX", nil); err != nil {
+		t.Fatal(err)
+	}
+	mem.AddUser(u)
+	srv := imapserver.New(&imapserver.Options{
+		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
+			return mem.NewSession(), nil, nil
+		},
+		InsecureAuth: true,
+		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close() })
+	return ln.Addr().String()
+}
+
+func imapClient(t *testing.T, addr string) *imapclient.Client {
+	t.Helper()
+	c, err := imapclient.DialInsecure(addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login("bounces@blog.example.org", "pw").Wait(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func appendMsg(t *testing.T, c *imapclient.Client, raw []byte) {
+	t.Helper()
+	cmd := c.Append("INBOX", int64(len(raw)), nil)
+	if _, err := cmd.Write(raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.Wait(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// subjects lists the subjects of the messages in a folder.
+func subjects(t *testing.T, c *imapclient.Client, folder string) []string {
+	t.Helper()
+	st, err := c.Select(folder, nil).Wait()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.NumMessages == 0 {
+		return nil
+	}
+	msgs, err := c.Fetch(imap.SeqSetNum(seq(st.NumMessages)...), &imap.FetchOptions{Envelope: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.Envelope.Subject)
+	}
+	return out
+}
+
+func seq(n uint32) []uint32 {
+	var s []uint32
+	for i := uint32(1); i <= n; i++ {
+		s = append(s, i)
+	}
+	return s
+}
+
+// The bounce mailbox holds reports as Postfix, Exim, Gmail and Microsoft
+// 365 write them, mapped back by VERP or by the original Message-ID, one
+// for an address herald no longer has, one for a message it never sent,
+// and an auto-reply. Each known report is applied and moved out of the
+// inbox; the others are left; a second poll changes nothing.
+func TestMailboxPoll(t *testing.T) {
+	addr := imapServer(t)
+	c := imapClient(t, addr)
+	verp, err := NewVERP("bounces@blog.example.org", []byte("0123456789abcdef"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "h.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	ctx := context.Background()
+	now := time.Now()
+	if err := db.RecordSent(ctx, []herald.SentMessage{
+		{MessageID: "<gmail-1@blog.example.org>", To: "erin@gmail.com", At: now},
+		{MessageID: "<m365-1@blog.example.org>", To: "frank@contoso.com", At: now},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	plain := "bounces@blog.example.org"
+	add := func(file, returnPath, msgID string) {
+		appendMsg(t, c, fill(mustRead(t, file), returnPath, msgID))
+	}
+	add("postfix.eml", verp.Address("alice@example.net"), "<p1@blog.example.org>")      // VERP, hard
+	add("postfix-delayed.eml", verp.Address("bob@example.com"), "<p2@blog.example.org>") // VERP, soft
+	add("exim.eml", verp.Address("carol@example.org"), "<e1@blog.example.org>")         // VERP, a reader herald no longer has
+	add("gmail.eml", plain, "<GMAIL-1@blog.example.org>")                               // Message-ID
+	add("m365.eml", plain, "<m365-1@blog.example.org>")                                 // Message-ID
+	add("exim-plain.eml", plain, "<never-sent@blog.example.org>")                       // unknown: left
+	add("autoreply.eml", plain, "")                                                     // no report: left
+
+	rec := &recorder{known: map[string]bool{"alice@example.net": true, "bob@example.com": true, "erin@gmail.com": true, "frank@contoso.com": true}}
+	mb, err := NewMailbox(MailboxOptions{
+		URL: "imap+insecure://bounces%40blog.example.org@" + addr + "/INBOX", Password: "pw",
+		VERP: verp, Sent: db, Applier: rec,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := mb.Poll(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res != (PollResult{Read: 7, Applied: 4, Unknown: 1, Left: 2}) {
+		t.Fatalf("poll: %+v", res)
+	}
+	want := map[string]herald.BounceKind{"alice@example.net": herald.BounceHard, "bob@example.com": herald.BounceSoft,
+		"erin@gmail.com": herald.BounceHard, "frank@contoso.com": herald.BounceHard}
+	got := rec.reports()
+	if len(got) != len(want) {
+		t.Fatalf("applied %+v", got)
+	}
+	for _, b := range got {
+		if want[b.Email] != b.Kind {
+			t.Errorf("applied %+v, want kind %q", b, want[b.Email])
+		}
+	}
+	if inbox := subjects(t, c, "INBOX"); len(inbox) != 2 {
+		t.Fatalf("left in the inbox: %q, want the unknown report and the auto-reply", inbox)
+	}
+	if done := subjects(t, c, "herald-processed"); len(done) != 5 {
+		t.Fatalf("moved: %q", done)
+	}
+	res, err = mb.Poll(ctx)
+	if err != nil || res != (PollResult{}) {
+		t.Fatalf("second poll: %+v %v", res, err)
+	}
+	if len(rec.reports()) != 4 {
+		t.Fatal("a second poll applied reports again")
+	}
+}
+
+func TestMailboxURL(t *testing.T) {
+	rec := &recorder{}
+	for _, bad := range []string{"", "http://h/INBOX", "imaps://host/INBOX", "imaps://u:pw@host/INBOX", "imap+insecure://u@mail.example.org/INBOX"} {
+		if _, err := NewMailbox(MailboxOptions{URL: bad, Applier: rec}); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	for _, good := range []string{"imaps://u@mail.example.org/INBOX", "imap://u@mail.example.org", "imap+insecure://u@127.0.0.1:1143/Bounces"} {
+		if _, err := NewMailbox(MailboxOptions{URL: good, Applier: rec}); err != nil {
+			t.Errorf("%q: %v", good, err)
+		}
+	}
+}
+
+func mustRead(t *testing.T, name string) []byte {
+	t.Helper()
+	b := corpus(t, name)
+	// corpus filled the placeholders with the test defaults; undo that
+	// for the mailbox test, which fills its own.
+	b = bytes.ReplaceAll(b, []byte(testReturnPath), []byte("{{RETURN_PATH}}"))
+	return bytes.ReplaceAll(b, []byte(testMessageID), []byte("{{MESSAGE_ID}}"))
+}
