@@ -89,6 +89,11 @@ type PostStore interface {
 
 	FeedState(ctx context.Context, url string) (*FeedState, error) // zero state if unknown
 	PutFeedState(ctx context.Context, st *FeedState) error
+	// UpdateFeedState runs fn on the stored state of the feed at url (a
+	// zero state with URL set when there is none) and saves it, in one
+	// transaction: a poll and a WebSub callback of one feed can then each
+	// change their part without losing the other's.
+	UpdateFeedState(ctx context.Context, url string, fn func(st *FeedState) error) (*FeedState, error)
 	FeedStates(ctx context.Context) ([]*FeedState, error)
 }
 

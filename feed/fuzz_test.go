@@ -31,9 +31,9 @@ func FuzzParse(f *testing.F) {
 
 	p := NewParser()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		posts, err := p.Parse(body, "https://fuzz.example.org/feed/")
+		parsed, err := p.Parse(body, "https://fuzz.example.org/feed/")
 		if err != nil {
-			if posts != nil {
+			if parsed != nil {
 				t.Fatalf("posts and an error: %v", err)
 			}
 			if !strings.HasPrefix(err.Error(), "feed: ") {
@@ -42,7 +42,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		guids := map[string]bool{}
-		for _, post := range posts {
+		for _, post := range parsed.Posts {
 			if post.GUID == "" || post.Title == "" {
 				t.Fatalf("post without guid or title: %+v", post)
 			}

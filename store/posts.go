@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -399,6 +400,39 @@ func (db *DB) PutFeedState(ctx context.Context, st *herald.FeedState) error {
 		return fmt.Errorf("store: put feed state %s: %w", st.URL, err)
 	}
 	return nil
+}
+
+// UpdateFeedState changes the state of the feed at url in one
+// transaction; see herald.PostStore.
+func (db *DB) UpdateFeedState(ctx context.Context, url string, fn func(st *herald.FeedState) error) (*herald.FeedState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if url == "" {
+		return nil, herald.Errorf(herald.EINVALID, "feed state has no url")
+	}
+	var out *herald.FeedState
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		st := &herald.FeedState{}
+		b := tx.Bucket(bucketFeeds)
+		if _, err := getJSON(b, []byte(url), st); err != nil {
+			return err
+		}
+		st.URL = url
+		if err := fn(st); err != nil {
+			return err
+		}
+		st.URL = url
+		out = st
+		return putJSON(b, []byte(url), st)
+	})
+	if err != nil {
+		if _, ok := errors.AsType[*herald.Error](err); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: update feed state %s: %w", url, err)
+	}
+	return out, nil
 }
 
 // FeedStates returns every stored feed state, by URL.
