@@ -302,6 +302,12 @@ func (p *Poller) ingest(ctx context.Context, res *PollResult, st *herald.FeedSta
 	if !slices.ContainsFunc(posts, func(p *herald.Post) bool { return p.PublishedAt.IsZero() }) {
 		slices.SortStableFunc(posts, func(a, b *herald.Post) int { return a.PublishedAt.Compare(b.PublishedAt) })
 	}
+	// Posts created by the upsert get ids above the newest before it; the
+	// ones it updated keep theirs.
+	last, err := p.store.LastPostID(ctx)
+	if err != nil {
+		return fmt.Errorf("feed: store posts of %s: %w", cfg.URL, err)
+	}
 	created, err := p.store.UpsertPosts(ctx, posts)
 	if err != nil {
 		// Nothing was committed (one transaction): a store fault, not the
@@ -310,8 +316,7 @@ func (p *Poller) ingest(ctx context.Context, res *PollResult, st *herald.FeedSta
 	}
 	held := 0
 	for _, post := range posts {
-		// A post created now has FoundAt now; a stored one keeps its own.
-		if post.FoundAt.Equal(now) && post.Silent && !backlog {
+		if post.ID > last && post.Silent && !backlog {
 			held++
 		}
 	}
