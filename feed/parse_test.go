@@ -236,9 +236,9 @@ func TestParseEntitiesAndCDATA(t *testing.T) {
 	for i, want := range []string{
 		// An RSS title is text: what looks like a tag in it is shown as
 		// it is (escaped in the email), never dropped.
-		"Fish & Chips – a <b>bold</b> take", // double-escaped entity decoded, spaces collapsed
-		"Ben & Jerry’s <em>new</em> flavour",  // CDATA with a newline inside
-		"if a < b then c",                   // a lone "<" is text
+		"Fish & Chips – a <b>bold</b> take",  // double-escaped entity decoded, spaces collapsed
+		"Ben & Jerry’s <em>new</em> flavour", // CDATA with a newline inside
+		"if a < b then c",                    // a lone "<" is text
 	} {
 		if posts[i].Title != want {
 			t.Errorf("title %d = %q, want %q", i, posts[i].Title, want)
