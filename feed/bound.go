@@ -21,8 +21,10 @@ const (
 	// maxDepth: deeper than this anywhere and the body is refused. The
 	// scan stops there, so what it holds stays small whatever follows.
 	maxDepth = 256
-	// maxElements: more elements than this in one body and it is refused.
-	maxElements = 300_000
+	// maxElements bounds the elements gofeed gets to see, which is what
+	// its memory grows with: items after the budget is spent are left
+	// out, and a body with more than this outside its items is refused.
+	maxElements = 150_000
 	// maxItemElements: an item with more elements than this is left out
 	// (300,000 categories, say).
 	maxItemElements = 10_000
@@ -34,6 +36,7 @@ const (
 // itemShape is what the scan learns of one item that gofeed's universal
 // translator forgets: whether its text fields hold text or HTML.
 type itemShape struct {
+	pos         int    // the item's place in the document, from 1
 	titleType   string // Atom type attribute of <title>, "" for RSS
 	summaryType string // Atom <summary>; RSS <description> is HTML
 	contentType string // Atom <content>
@@ -119,9 +122,11 @@ func scanXML(body []byte) (*xmlScan, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			elements++
-			if elements > maxElements {
-				return nil, &errBound{fmt.Sprintf("more than %d XML elements", maxElements)}
+			if !inItem {
+				elements++ // an item's elements count when it is kept
+				if elements > maxElements {
+					return nil, &errBound{fmt.Sprintf("more than %d XML elements outside the items", maxElements)}
+				}
 			}
 			depth := len(stack) + 1
 			if depth > maxDepth {
@@ -201,13 +206,17 @@ func scanXML(body []byte) (*xmlScan, error) {
 				why = fmt.Sprintf("nested deeper than %d elements", maxItemDepth)
 			case itemElements > maxItemElements:
 				why = fmt.Sprintf("%d elements, more than the %d an item may have", itemElements, maxItemElements)
+			case elements+itemElements+1 > maxElements:
+				why = fmt.Sprintf("the items before it hold the %d elements a document may have", maxElements)
 			}
 			if why != "" {
 				cuts = append(cuts, [2]int64{itemStart, end})
-				if nItems <= maxItems+1 || nItems%1000 == 0 { // don't name thousands
+				if len(sc.skipped) < maxSkippedLines { // don't name thousands
 					sc.skipped = append(sc.skipped, fmt.Sprintf("item %d%s: %s", nItems, label.String(), why))
 				}
 			} else {
+				elements += itemElements + 1
+				shape.pos = nItems
 				sc.items = append(sc.items, shape)
 			}
 			lastItemEnd = end

@@ -55,7 +55,7 @@ func parseJSONFeed(body []byte) (*rawFeed, error) {
 			f.skipped = append(f.skipped, fmt.Sprintf("item %d: not a JSON object", n))
 			continue
 		}
-		it := rawItem{}
+		it := rawItem{pos: n}
 		var bad []string
 		str := func(key string) string {
 			raw, ok := fields[key]

@@ -91,6 +91,7 @@ type rawItem struct {
 	published, updated       *time.Time
 	publishedRaw, updatedRaw string
 	label                    string // names the item in a skipped line
+	pos                      int    // the item's place in the document, from 1
 }
 
 // rawFeed is a feed document as its format gives it.
@@ -134,7 +135,7 @@ func (p *Parser) Parse(body []byte, baseURL string) (*Parsed, error) {
 // parseXML bounds the document (scanXML), lets gofeed parse what is left
 // and takes from the scan what gofeed's universal translator forgets.
 func (p *Parser) parseXML(body []byte) (*rawFeed, error) {
-	sc, err := scanXML(body)
+	sc, err := scanXML(stripControls(body))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFeed, err)
 	}
@@ -182,6 +183,10 @@ func (p *Parser) parseXML(body []byte) (*rawFeed, error) {
 			ri.summaryHTML, ri.contentHTML = true, true
 		}
 		ri.label = itemLabel{title: it.Title, id: it.GUID, link: it.Link}.String()
+		ri.pos = sh.pos
+		if ri.pos == 0 {
+			ri.pos = i + 1
+		}
 		f.items = append(f.items, ri)
 	}
 	return f, nil
@@ -215,17 +220,26 @@ func (p *Parser) normalise(f *rawFeed, baseURL string) *Parsed {
 	seen := make(map[string]int, len(f.items))
 	for i := range f.items {
 		it := &f.items[i]
+		n := it.pos
 		post, hashed := p.post(it, site, f.author)
 		if post == nil {
-			out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: no guid, link, title or date to know it by, left out", i+1, it.label))
+			out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: no guid, link, title or date to know it by, left out", n, it.label))
 			continue
 		}
 		if first, dup := seen[post.GUID]; dup {
 			// The first one wins: two items with one identity are one post.
-			out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: the same id as item %d, left out", i+1, it.label, first))
+			out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: the same id as item %d, left out", n, it.label, first))
 			continue
 		}
-		seen[post.GUID] = i + 1
+		seen[post.GUID] = n
+		if post.PublishedAt.IsZero() {
+			for _, raw := range []string{it.publishedRaw, it.updatedRaw} {
+				if raw = strings.TrimSpace(raw); raw != "" {
+					out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: date %q is not a date, left out", n, it.label, truncate(collapseSpace(raw), 60)))
+					break
+				}
+			}
+		}
 		if hashed {
 			out.Hashed++
 		}
