@@ -244,6 +244,7 @@ func (p *Parser) normalise(f *rawFeed, baseURL string) *Parsed {
 			out.Hashed++
 		}
 		out.Posts = append(out.Posts, post)
+		*it = rawItem{} // let the raw text go as the posts are made
 	}
 	return out
 }
