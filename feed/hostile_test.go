@@ -204,6 +204,9 @@ func TestParseMemoryBound(t *testing.T) {
 	if testing.Short() {
 		t.Skip("allocates a few hundred MB")
 	}
+	if raceEnabled {
+		t.Skip("measured without the race detector: .ci/run runs it so")
+	}
 	for _, tc := range memoryBodies() {
 		t.Run(tc.name, func(t *testing.T) {
 			p := NewParser()
