@@ -510,3 +510,73 @@ func TestRunNoFeeds(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestPollAllConcurrent: hanging feeds do not hold up a healthy one, each
+// poll has its own timeout, and PollAll answers once they have run out:
+// the healthy feed is fetched while every hanging one still hangs.
+func TestPollAllConcurrent(t *testing.T) {
+	var mu sync.Mutex
+	ended := 0
+	healthyHitWhileHanging := false
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // until herald's per-feed timeout gives up
+		mu.Lock()
+		ended++
+		mu.Unlock()
+	}))
+	defer hang.Close()
+	good := newFeedServer(t)
+	good.set(func(s *feedServer) { s.body = rss(itemA) })
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		healthyHitWhileHanging = ended == 0
+		mu.Unlock()
+		good.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer healthy.Close()
+
+	// The hanging feeds come first, as a sequential poll would meet them.
+	urls := []string{hang.URL + "/a", hang.URL + "/b", hang.URL + "/c", healthy.URL}
+	f := newPollFixture(t, time.Minute, FetcherOptions{Timeout: 2 * time.Second}, urls...)
+	results := f.poller.PollAll(context.Background())
+	if len(results) != 4 {
+		t.Fatalf("%d results", len(results))
+	}
+	for i, res := range results[:3] {
+		if res.Feed != urls[i] || res.Status != StatusError || !strings.Contains(res.Error, "no complete answer within 2s") {
+			t.Errorf("hanging feed %d: %+v", i, res)
+		}
+	}
+	if res := results[3]; res.Status != StatusOK || res.New != 1 {
+		t.Errorf("healthy feed: %+v", res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !healthyHitWhileHanging {
+		t.Error("the healthy feed was fetched only after the hanging ones gave up")
+	}
+}
+
+// TestPollAllFeedBusy: a feed whose poll is still running elsewhere is
+// reported busy once the manual poll's time is up; the others are polled.
+func TestPollAllFeedBusy(t *testing.T) {
+	a, b := newFeedServer(t), newFeedServer(t)
+	a.set(func(s *feedServer) { s.body = rss(itemA) })
+	b.set(func(s *feedServer) { s.body = rss(itemB) })
+	f := newPollFixture(t, time.Minute, FetcherOptions{Timeout: time.Second}, a.URL, b.URL)
+	unlock, err := f.poller.lock(context.Background(), a.URL) // a poll of a in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	results := f.poller.PollAll(context.Background())
+	if res := results[0]; res.Status != StatusError || !strings.Contains(res.Error, "another poll of this feed is still running") {
+		t.Errorf("busy feed: %+v", res)
+	}
+	if res := results[1]; res.Status != StatusOK {
+		t.Errorf("free feed: %+v", res)
+	}
+	if st := f.store.state(a.URL); st.Failures != 0 || !st.LastPoll.IsZero() {
+		t.Errorf("a busy feed's state changed: %+v", st)
+	}
+}
