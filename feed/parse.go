@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/herald-dev/herald"
 	"github.com/microcosm-cc/bluemonday"
@@ -265,7 +266,10 @@ func (p *Parser) post(it *rawItem, site *url.URL, feedAuthor string) (post *hera
 		contentBase, _ = url.Parse(postURL)
 	}
 
-	title := it.title
+	// A title, an author or a category longer than this has nothing more
+	// to show after truncation: don't collapse megabytes of it first.
+	const fieldHead = 64 << 10
+	title := head(it.title, fieldHead)
 	if it.titleHTML {
 		title = htmlText(title)
 	} else {
@@ -274,7 +278,7 @@ func (p *Parser) post(it *rawItem, site *url.URL, feedAuthor string) (post *hera
 	post = &herald.Post{
 		URL:         postURL,
 		Title:       truncate(title, maxTitleRunes),
-		Author:      truncate(textField(it.author), maxAuthorRunes),
+		Author:      truncate(textField(head(it.author, fieldHead)), maxAuthorRunes),
 		Categories:  categories(it.categories),
 		PublishedAt: publishedAt(it),
 		Content:     p.fragment(contentBase, it.content, it.contentHTML),
@@ -328,6 +332,17 @@ func (p *Parser) post(it *rawItem, site *url.URL, feedAuthor string) (post *hera
 	return post, hashed
 }
 
+// head is the first n bytes of s at most, cut at a character boundary.
+func head(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
 // fragment makes a field an email-safe HTML fragment: HTML is sanitised
 // and balanced, text is escaped into paragraphs.
 func (p *Parser) fragment(base *url.URL, s string, isHTML bool) string {
@@ -373,7 +388,7 @@ func categories(in []string) []string {
 	var out []string
 	seen := make(map[string]bool, len(in))
 	for _, c := range in {
-		c = truncate(textField(c), maxCategoryRunes)
+		c = truncate(textField(head(c, 4*maxCategoryRunes)), maxCategoryRunes)
 		key := strings.ToLower(c)
 		if c == "" || seen[key] {
 			continue
