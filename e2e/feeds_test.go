@@ -6,6 +6,7 @@ import (
 	"compress/gzip"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -245,6 +246,24 @@ weekly = ""
 			t.Fatalf("no active WebSub subscription: %s", r.Body)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+
+	// The hub records the subscription once herald has answered its
+	// verification, a moment after herald marks it active.
+	for {
+		resp, err := http.Get(hub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(subs), b.feedURL()) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub lists no subscription: %s", subs)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 
 	var took []time.Duration

@@ -118,8 +118,13 @@ func (p *Poller) afterPoll(ctx context.Context, feedURL string, fr *FetchResult,
 		topic = parsed.Self
 	}
 	if parsed == nil && hub == "" {
-		// A 304 without Link headers says nothing about the hub.
-		return
+		// A 304 without Link headers says nothing new about the hub: keep
+		// the subscription there is (its lease may be due for renewal).
+		st, err := p.store.FeedState(ctx, feedURL)
+		if err != nil || st.Push == nil || st.Push.State == PushUnsubscribing {
+			return
+		}
+		hub, topic = st.Push.Hub, st.Push.Topic
 	}
 	if hub != "" && topic == "" {
 		topic = feedURL

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -145,8 +146,12 @@ func (f *pushFixture) waitPush(t *testing.T, what string, ok func(*herald.PushSt
 	}
 }
 
+// publish asks the hub to distribute topic, once the hub lists a
+// subscription to it (herald marks its own side active before it answers
+// the hub's verification, so the hub records it a moment later).
 func publish(t *testing.T, hub, topic string) {
 	t.Helper()
+	waitHubLists(t, hub, topic)
 	resp, err := http.PostForm(hub, url.Values{"hub.mode": {"publish"}, "hub.url": {topic}})
 	if err != nil {
 		t.Fatal(err)
@@ -154,6 +159,28 @@ func publish(t *testing.T, hub, topic string) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusNoContent {
 		t.Fatalf("publish: %s", resp.Status)
+	}
+}
+
+// waitHubLists waits (a deadline, not a measure) until the hub's list of
+// active subscriptions names topic.
+func waitHubLists(t *testing.T, hub, topic string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		resp, err := http.Get(hub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(b), topic+" ") {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the hub never listed a subscription to %s:\n%s", topic, b)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
 
@@ -327,4 +354,32 @@ func TestLinkRels(t *testing.T) {
 	if hub != "https://a/;x" || self != "" {
 		t.Errorf("quoted comma: hub %q self %q", hub, self)
 	}
+}
+
+// TestWebSubRenewsOnNotModified: a feed that answers 304 to every poll
+// (ETag) still gets its lease renewed.
+func TestWebSubRenewsOnNotModified(t *testing.T) {
+	_, hub := startHub(t, websubhub.Options{})
+	f := newPushFixture(t, hub, testItem{"a", "https://push.example.org/a", "Post A", time.Now().UTC()})
+	var notModified atomic.Bool
+	inner := f.feed.Config.Handler
+	f.feed.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if notModified.Load() {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		w.Header().Set("ETag", `"v1"`)
+		inner.ServeHTTP(w, r)
+	})
+	if _, err := f.poller.PollOne(context.Background(), f.url()); err != nil {
+		t.Fatal(err)
+	}
+	ps := f.waitPush(t, "active", func(p *herald.PushState) bool { return p != nil && p.State == PushActive })
+	notModified.Store(true)
+	f.clock.advance(55 * time.Minute)
+	res, err := f.poller.PollOne(context.Background(), f.url())
+	if err != nil || res.Status != StatusNotModified {
+		t.Fatalf("poll = %+v, %v", res, err)
+	}
+	f.waitPush(t, "renewed", func(p *herald.PushState) bool { return p.State == PushActive && p.VerifiedAt.After(ps.VerifiedAt) })
 }
