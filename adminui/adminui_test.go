@@ -773,3 +773,26 @@ func TestSilentPostSentByHand(t *testing.T) {
 		t.Error("a second send was not refused")
 	}
 }
+
+// TestDashboardFeedPushAndSkipped: the dashboard's feed list shows a
+// feed's WebSub state and what its last poll left out.
+func TestDashboardFeedPushAndSkipped(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	now := time.Now().UTC()
+	err := e.db.PutFeedState(context.Background(), &herald.FeedState{
+		URL: "https://blog.example.org/feed/", Initialized: true, LastPoll: now, LastSuccess: now,
+		Skipped: []string{`item 3 ("Tags"): 300002 elements, more than the 10000 an item may have`},
+		Push:    &herald.PushState{Hub: "https://hub.example/", Topic: "https://blog.example.org/feed/", State: "active"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/")
+	for _, want := range []string{"WebSub: active", "Last poll left out 1: item 3 (&#34;Tags&#34;): 300002 elements"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+}
