@@ -21,10 +21,14 @@ const (
 	// maxDepth: deeper than this anywhere and the body is refused. The
 	// scan stops there, so what it holds stays small whatever follows.
 	maxDepth = 256
-	// maxElements bounds the elements gofeed gets to see, which is what
+	// elementBudget bounds the elements gofeed gets to see, which is what
 	// its memory grows with: items after the budget is spent are left
-	// out, and a body with more than this outside its items is refused.
-	maxElements = 150_000
+	// out, and a body that spends it outside its items is refused. An
+	// element of a namespace gofeed keeps as an extension (a map and a
+	// struct each, several hundred bytes) costs extensionCost; one of RSS
+	// or Atom itself, or inside an Atom text construct (kept as text), 1.
+	elementBudget = 200_000
+	extensionCost = 4
 	// maxItemElements: an item with more elements than this is left out
 	// (300,000 categories, say).
 	maxItemElements = 10_000
@@ -32,6 +36,17 @@ const (
 	// first.
 	maxItems = 10_000
 )
+
+// Namespaces whose elements gofeed keeps in its own fields.
+const (
+	nsAtom = "http://www.w3.org/2005/Atom"
+	nsRSS1 = "http://purl.org/rss/1.0/"
+	nsRDF  = "http://www.w3.org/1999/02/22-rdf-syntax-ns#"
+)
+
+// atomText are Atom's text constructs: gofeed keeps what is inside them
+// as text, whatever elements (xhtml) it holds.
+var atomText = map[string]bool{"title": true, "subtitle": true, "summary": true, "content": true, "rights": true}
 
 // itemShape is what the scan learns of one item that gofeed's universal
 // translator forgets: whether its text fields hold text or HTML.
@@ -77,16 +92,18 @@ func scanXML(body []byte) (*xmlScan, error) {
 		raw   string // the qualified name as written, to close it
 	}
 	var (
-		stack    []open
-		sc       = &xmlScan{}
-		cuts     [][2]int64 // byte ranges to leave out
-		elements int
-		nItems   int
+		stack     []open
+		sc        = &xmlScan{}
+		cuts      [][2]int64 // byte ranges to leave out
+		spent     int        // of elementBudget, by the kept elements
+		textDepth int        // depth of the Atom text construct we are in, 0 if none
+		nItems    int
 
 		inItem       bool
 		itemDepth    int // depth of the item element
 		itemStart    int64
 		itemElements int
+		itemCost     int
 		itemTooDeep  bool
 		shape        itemShape
 		label        itemLabel
@@ -122,15 +139,23 @@ func scanXML(body []byte) (*xmlScan, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			if !inItem {
-				elements++ // an item's elements count when it is kept
-				if elements > maxElements {
-					return nil, &errBound{fmt.Sprintf("more than %d XML elements outside the items", maxElements)}
-				}
-			}
 			depth := len(stack) + 1
 			if depth > maxDepth {
 				return nil, &errBound{fmt.Sprintf("XML nested deeper than %d elements", maxDepth)}
+			}
+			cost := 1
+			switch {
+			case textDepth > 0:
+			case t.Name.Space == nsAtom && atomText[t.Name.Local]:
+				textDepth = depth
+			case t.Name.Space != "" && t.Name.Space != nsAtom && t.Name.Space != nsRSS1 && t.Name.Space != nsRDF:
+				cost = extensionCost
+			}
+			if !inItem {
+				spent += cost // an item's elements count when it is kept
+				if spent > elementBudget {
+					return nil, &errBound{fmt.Sprintf("more XML elements outside the items than the budget of %d allows", elementBudget)}
+				}
 			}
 			stack = append(stack, open{t.Name.Local, rawName(body, start)})
 			parent := ""
@@ -139,11 +164,12 @@ func scanXML(body []byte) (*xmlScan, error) {
 			}
 			switch {
 			case !inItem && isItem(t.Name.Local, parent):
-				inItem, itemDepth, itemStart, itemElements, itemTooDeep = true, depth, start, 0, false
+				inItem, itemDepth, itemStart, itemElements, itemCost, itemTooDeep = true, depth, start, 0, 0, false
 				shape = itemShape{atom: t.Name.Local == "entry"}
 				label = itemLabel{}
 			case inItem:
 				itemElements++
+				itemCost += cost
 				if depth > maxItemDepth {
 					itemTooDeep = true
 				}
@@ -189,6 +215,9 @@ func scanXML(body []byte) (*xmlScan, error) {
 			}
 			depth := len(stack)
 			stack = stack[:depth-1]
+			if depth == textDepth {
+				textDepth = 0
+			}
 			if inItem && depth == itemDepth+1 {
 				labelCapture = ""
 			}
@@ -206,8 +235,8 @@ func scanXML(body []byte) (*xmlScan, error) {
 				why = fmt.Sprintf("nested deeper than %d elements", maxItemDepth)
 			case itemElements > maxItemElements:
 				why = fmt.Sprintf("%d elements, more than the %d an item may have", itemElements, maxItemElements)
-			case elements+itemElements+1 > maxElements:
-				why = fmt.Sprintf("the items before it hold the %d elements a document may have", maxElements)
+			case spent+itemCost+1 > elementBudget:
+				why = fmt.Sprintf("the items before it use up the element budget of %d", elementBudget)
 			}
 			if why != "" {
 				cuts = append(cuts, [2]int64{itemStart, end})
@@ -215,7 +244,7 @@ func scanXML(body []byte) (*xmlScan, error) {
 					sc.skipped = append(sc.skipped, fmt.Sprintf("item %d%s: %s", nItems, label.String(), why))
 				}
 			} else {
-				elements += itemElements + 1
+				spent += itemCost + 1
 				shape.pos = nItems
 				sc.items = append(sc.items, shape)
 			}

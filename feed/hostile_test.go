@@ -195,8 +195,8 @@ func TestHostileFeedOverHTTP(t *testing.T) {
 	}
 }
 
-// TestParseMemoryBound: parsing a body at the 10 MiB cap holds at most a
-// few times its size in memory, whatever its shape. The peak is sampled
+// TestParseMemoryBound: no body, whatever its size and shape, makes a
+// parse hold more than a few times the 10 MiB cap. The peak is sampled
 // while the parse runs (a sample can only miss a peak, never invent one),
 // with the collector set to run at 10% heap growth, so that what is
 // sampled is close to what the parse holds live.
@@ -207,21 +207,22 @@ func TestParseMemoryBound(t *testing.T) {
 	if raceEnabled {
 		t.Skip("measured without the race detector: .ci/run runs it so")
 	}
-	for _, tc := range memoryBodies() {
-		t.Run(tc.name, func(t *testing.T) {
-			p := NewParser()
-			peak := peakHeap(func() { _, _ = p.Parse(tc.body, "https://h.example.org/feed") })
-			ratio := float64(peak) / float64(len(tc.body))
-			t.Logf("%s: %d bytes, peak heap %.1f× its size", tc.name, len(tc.body), ratio)
-			if ratio > maxPeakRatio {
-				t.Errorf("%s: peak heap %.1f× its size, more than %d×", tc.name, ratio, maxPeakRatio)
-			}
-		})
+	for _, size := range []int{1 << 20, DefaultMaxBytes - 1024} {
+		for _, tc := range memoryBodies(size) {
+			t.Run(fmt.Sprintf("%s/%dKiB", tc.name, len(tc.body)>>10), func(t *testing.T) {
+				p := NewParser()
+				peak := peakHeap(func() { _, _ = p.Parse(tc.body, "https://h.example.org/feed") })
+				t.Logf("%d bytes, peak heap %.1f MB, %.1f× the body", len(tc.body), float64(peak)/1e6, float64(peak)/float64(len(tc.body)))
+				if limit := uint64(maxPeakRatio * DefaultMaxBytes); peak > limit {
+					t.Errorf("peak heap %.1f MB, more than %d× the %d MiB cap", float64(peak)/1e6, maxPeakRatio, DefaultMaxBytes>>20)
+				}
+			})
+		}
 	}
 }
 
 // maxPeakRatio bounds the heap a parse holds at its peak against the
-// body's size.
+// body cap.
 const maxPeakRatio = 6
 
 // peakHeap runs fn and returns the most heap it was seen to hold above
@@ -261,9 +262,9 @@ type memoryBody struct {
 	body []byte
 }
 
-// memoryBodies are 10 MiB bodies of the shapes that cost gofeed most.
-func memoryBodies() []memoryBody {
-	const size = DefaultMaxBytes - 1024
+// memoryBodies are bodies of about size bytes, of the shapes that cost
+// gofeed most.
+func memoryBodies(size int) []memoryBody {
 	pad := func(prefix, unit, suffix string) []byte {
 		n := (size - len(prefix) - len(suffix)) / len(unit)
 		return []byte(prefix + strings.Repeat(unit, n) + suffix)
@@ -286,27 +287,29 @@ func bigFeedOfSize(size int) []byte {
 	return bigFeed((size - one) / (two - one))
 }
 
-// BenchmarkParseMemory reports, per body shape at the 10 MiB cap, the
-// peak heap of a parse per byte of body (peak/body, sampled with the
-// collector at GOGC=10, so close to the live peak) and all it allocates
-// (alloc/body, garbage included):
+// BenchmarkParseMemory reports, per body shape and size (1 MiB and the
+// 10 MiB cap), the peak heap of a parse per byte of body (peak/body,
+// sampled with the collector at GOGC=10, so close to the live peak) and
+// all it allocates (alloc/body, garbage included):
 //
 //	go test ./feed -run '^$' -bench ParseMemory -benchtime 3x
 func BenchmarkParseMemory(b *testing.B) {
-	for _, tc := range memoryBodies() {
-		b.Run(strings.ReplaceAll(tc.name, " ", "_"), func(b *testing.B) {
-			p := NewParser()
-			b.SetBytes(int64(len(tc.body)))
-			var peak uint64
-			var ms runtime.MemStats
-			runtime.ReadMemStats(&ms)
-			start := ms.TotalAlloc
-			for b.Loop() {
-				peak = max(peak, peakHeap(func() { _, _ = p.Parse(tc.body, "https://h.example.org/feed") }))
-			}
-			runtime.ReadMemStats(&ms)
-			b.ReportMetric(float64(peak)/float64(len(tc.body)), "peak/body")
-			b.ReportMetric(float64(ms.TotalAlloc-start)/float64(b.N)/float64(len(tc.body)), "alloc/body")
-		})
+	for _, size := range []int{1 << 20, DefaultMaxBytes - 1024} {
+		for _, tc := range memoryBodies(size) {
+			b.Run(fmt.Sprintf("%s/%dKiB", strings.ReplaceAll(tc.name, " ", "_"), len(tc.body)>>10), func(b *testing.B) {
+				p := NewParser()
+				b.SetBytes(int64(len(tc.body)))
+				var peak uint64
+				var ms runtime.MemStats
+				runtime.ReadMemStats(&ms)
+				start := ms.TotalAlloc
+				for b.Loop() {
+					peak = max(peak, peakHeap(func() { _, _ = p.Parse(tc.body, "https://h.example.org/feed") }))
+				}
+				runtime.ReadMemStats(&ms)
+				b.ReportMetric(float64(peak)/float64(len(tc.body)), "peak/body")
+				b.ReportMetric(float64(ms.TotalAlloc-start)/float64(b.N)/float64(len(tc.body)), "alloc/body")
+			})
+		}
 	}
 }
