@@ -131,10 +131,11 @@ type dashData struct {
 	Statuses   []string
 	Freqs      []string
 	GrandTotal int
+	Warnings   []string
 }
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
-	d := dashData{Statuses: statuses, Freqs: frequencies}
+	d := dashData{Statuses: statuses, Freqs: frequencies, Warnings: u.opt.Warnings}
 	var raw map[string]any
 	if err := u.getJSON(r, "/api/v1/stats", &raw); err != nil {
 		d.StatsBox = boxFor(err)

@@ -45,6 +45,9 @@ type Options struct {
 	// Nonce returns the request's CSP nonce. Optional: the default is
 	// handlers.Nonce, right when the UI is mounted on a handlers.Server.
 	Nonce func(r *http.Request) string
+	// Warnings are settings that would hurt in production (each naming
+	// its key), shown as a banner on the dashboard.
+	Warnings []string
 }
 
 // Session and throttle settings.
