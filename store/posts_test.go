@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -131,6 +132,10 @@ func TestMigrateSchema3(t *testing.T) {
 	if err := os.WriteFile(path, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	// A backup from before the change is a good herald database.
+	if info, err := Verify(ctx, path); err != nil || info.Schema != 3 {
+		t.Fatalf("Verify before the migration = %+v, %v", info, err)
+	}
 	db := openTest(t, path, nil)
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		if v := btoi(tx.Bucket(bucketMeta).Get(keySchemaVersion)); v != uint64(SchemaVersion()) {
@@ -170,6 +175,19 @@ func TestMigrateSchema3(t *testing.T) {
 	st, _ := db.FeedState(ctx, "https://b.example/atom.xml")
 	if !st.Initialized || st.ETag != `"e1"` || st.TotalPosts != 3 {
 		t.Fatalf("feed state = %+v", st)
+	}
+
+	// And so is the migrated one, copied out the way a backup is.
+	var backup bytes.Buffer
+	if _, err := db.Backup(ctx, &backup); err != nil {
+		t.Fatal(err)
+	}
+	copyPath := filepath.Join(t.TempDir(), "backup.db")
+	if err := os.WriteFile(copyPath, backup.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := Verify(ctx, copyPath); err != nil || info.Schema != SchemaVersion() {
+		t.Fatalf("Verify after the migration = %+v, %v", info, err)
 	}
 
 	// Seen again, each stored post is updated in place, by (feed, guid).
