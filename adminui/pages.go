@@ -39,6 +39,9 @@ type post struct {
 	Categories  []string  `json:"categories"`
 	PublishedAt time.Time `json:"published_at"`
 	Feed        string    `json:"feed"`
+	// Silent posts are recorded, not mailed; the reason says why.
+	Silent       bool   `json:"silent"`
+	SilentReason string `json:"silent_reason"`
 	// Runs that carried the post, if the API says.
 	Runs []uint64 `json:"runs"`
 }
@@ -467,6 +470,21 @@ func (u *UI) postsPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u.render(w, r, http.StatusOK, "posts", &view{Title: "Posts", Active: "posts", Data: d})
+}
+
+// sendPost mails a silent post after all: it becomes the newest post.
+func (u *UI) sendPost(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+		u.redirectFlash(w, r, "/admin/posts", "Say which post to send.", true)
+		return
+	}
+	if _, err := u.sendJSON(r, http.MethodPost, "/api/v1/posts/"+id+"/send", map[string]any{}, nil); err != nil {
+		u.redirectFlash(w, r, "/admin/posts", "Could not send post "+id+": "+userMessage(err), true)
+		return
+	}
+	u.log.Info("adminui: silent post sent by hand", "id", id)
+	u.redirectFlash(w, r, "/admin/posts", "Post "+id+" goes out with every reader's next email.", false)
 }
 
 // ---- runs

@@ -211,6 +211,14 @@ type feedHealth struct {
 	Failures    int       `json:"failures"`
 	NextPoll    time.Time `json:"next_poll"`
 	TotalPosts  int       `json:"total_posts"`
+	// Skipped names what the last good poll left out; Push is the WebSub
+	// subscription, nil when the feed names no hub.
+	Skipped []string `json:"skipped"`
+	Push    *struct {
+		State string `json:"state"`
+		Hub   string `json:"hub"`
+		Error string `json:"error"`
+	} `json:"push"`
 }
 
 // Healthy: the last poll worked.

@@ -91,6 +91,8 @@ type Deps struct {
 	Bounces Bounces
 	// Archive backs the public archive of past digests.
 	Archive Archive
+	// WebSub backs the WebSub callbacks at /websub/{feed}.
+	WebSub WebSub
 }
 
 // Server is the http.Handler for every route.
@@ -150,6 +152,7 @@ func New(opt Options, deps Deps) *Server {
 	s.registerArchive(r)
 	s.registerData(r)
 	s.registerPprof(r)
+	s.registerFeeds(r, api)
 	s.router = r
 	return s
 }

@@ -118,11 +118,16 @@ func bucketsAt(v int) [][]byte {
 	bs := [][]byte{
 		bucketSubs, bucketSubEmail, bucketSubCounts,
 		bucketOutbox, bucketOutboxDue, bucketOutboxSub, bucketFailed,
-		bucketPosts, bucketPostGUID, bucketPostURL, bucketFeeds,
+		bucketPosts, bucketFeeds,
 		bucketRuns, bucketRunsOpen, bucketSettings, bucketCounters,
 	}
 	if v >= 2 {
 		bs = append(bs, bucketArchive, bucketArchFreq)
+	}
+	if v >= 4 {
+		bs = append(bs, bucketPostKey) // posts by (feed, guid)
+	} else {
+		bs = append(bs, bucketPostGUIDv3, bucketPostURLv3)
 	}
 	return bs
 }

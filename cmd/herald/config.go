@@ -94,6 +94,7 @@ type SiteConfig struct {
 type FeedConfig struct {
 	URL          string   `toml:"url"`
 	PollInterval Duration `toml:"poll_interval"`
+	MaxAge       Duration `toml:"max_age"`
 }
 
 type DigestConfig struct {
@@ -179,6 +180,9 @@ func DefaultConfig() *Config {
 // defaultPollInterval applies to a [[feeds]] entry without poll_interval.
 const defaultPollInterval = 15 * time.Minute
 
+// defaultMaxAge applies to a [[feeds]] entry without max_age.
+const defaultMaxAge = 72 * time.Hour
+
 // LoadConfig reads the config: file (may be "" for defaults), then the
 // environment's secrets, then validates. Errors name the key, and the
 // file and line for syntax errors and unknown keys.
@@ -213,6 +217,9 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 	for i := range cfg.Feeds {
 		if cfg.Feeds[i].PollInterval.Duration == 0 {
 			cfg.Feeds[i].PollInterval = Duration{defaultPollInterval}
+		}
+		if cfg.Feeds[i].MaxAge.Duration == 0 {
+			cfg.Feeds[i].MaxAge = Duration{defaultMaxAge}
 		}
 	}
 	if v := getenv("HERALD_SMTP_PASSWORD"); v != "" {
@@ -306,6 +313,9 @@ func (c *Config) Validate() error {
 		seen[f.URL] = true
 		if f.PollInterval.Duration < 10*time.Second {
 			bad(key+".poll_interval", "must be at least 10s, got %s", f.PollInterval.Duration)
+		}
+		if f.MaxAge.Duration < time.Minute {
+			bad(key+".max_age", "must be at least 1m, got %s", f.MaxAge.Duration)
 		}
 	}
 	if _, err := time.LoadLocation(c.Digest.Timezone); err != nil || c.Digest.Timezone == "" {

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -170,7 +171,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	parser := feed.NewParser()
 	var feeds []feed.FeedConfig
 	for _, f := range cfg.Feeds {
-		feeds = append(feeds, feed.FeedConfig{URL: f.URL, Interval: f.PollInterval.Duration})
+		feeds = append(feeds, feed.FeedConfig{URL: f.URL, Interval: f.PollInterval.Duration, MaxAge: f.MaxAge.Duration})
 	}
 	a.poller = feed.NewPoller(a.db, feed.NewFetcher(feed.FetcherOptions{
 		UserAgent: fmt.Sprintf("herald/%s (+%s)", version, cfg.Server.BaseURL),
@@ -178,6 +179,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Logger: log, Feeds: feeds,
 		OnNewPosts: func(ctx context.Context, feedURL string, n int) { a.digest.NewPosts() },
 		OnPoll:     func(res *feed.PollResult) { m.FeedPoll(res.Status) },
+		WebSub:     feed.WebSubOptions{CallbackBase: cfg.Server.BaseURL, Secret: secret},
 	})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
 	var proxies []netip.Prefix
@@ -205,6 +207,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Observe:   m.ObserveHTTP,
 		Bounces:   a.subs,
 		Archive:   a.db,
+		WebSub:    webSubCallbacks{a.poller},
 	})
 	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log})
 	ui, err := adminui.New(adminui.Options{
@@ -366,4 +369,15 @@ func archiveStore(cfg *Config, db *store.DB) digest.Archive {
 		return nil
 	}
 	return db
+}
+
+// webSubCallbacks gives the handlers the poller's WebSub side.
+type webSubCallbacks struct{ p *feed.Poller }
+
+func (w webSubCallbacks) VerifyIntent(ctx context.Context, feedID string, q url.Values) (string, error) {
+	return w.p.VerifyIntent(ctx, feedID, q)
+}
+
+func (w webSubCallbacks) Push(ctx context.Context, feedID, sig, contentType string, body []byte) (any, error) {
+	return w.p.Push(ctx, feedID, sig, contentType, body)
 }
