@@ -20,6 +20,7 @@ type statsView struct {
 	Outbox   *int
 	Figures  []figure
 	Feeds    []feedHealth
+	Routes   []routeView
 }
 
 type figure struct {
@@ -65,6 +66,7 @@ func numbers(v any) (map[string]int, bool) {
 
 func parseStats(raw map[string]any) *statsView {
 	s := &statsView{Grid: map[string]map[string]int{}, ByStatus: map[string]int{}, ByFreq: map[string]int{}}
+	s.Routes = parseRoutes(raw["routes"])
 	totalGiven := false
 	if subs, ok := raw["subscribers"].(map[string]any); ok {
 		for k, v := range subs {

@@ -29,6 +29,8 @@ type Stats struct {
 	Emails      *EmailStats     `json:"emails,omitempty"`
 	// Outbox is how many messages wait in the outbox.
 	Outbox *int `json:"outbox,omitempty"`
+	// Routes: sent, failed, deferred and set-aside per relay or provider.
+	Routes []herald.RouteStats `json:"routes,omitempty"`
 }
 
 // SubscriberStats counts subscribers. Every status and frequency is
@@ -116,6 +118,9 @@ func (s *Server) apiStats(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
+	}
+	if d.Routes != nil {
+		st.Routes = d.Routes.Routes()
 	}
 	writeJSON(w, http.StatusOK, st)
 }

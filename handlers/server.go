@@ -62,6 +62,8 @@ type Options struct {
 // Deps are the services behind the routes. Subs, Store and Templates are
 // required; the rest may be nil until the feature exists.
 type Deps struct {
+	// Routes reports each relay or provider for /api/v1/stats (nil: files).
+	Routes herald.RouteReporter
 	Subs      Subscriptions
 	Store     herald.SubscriberStore
 	Templates *templates.Set

@@ -64,7 +64,7 @@ const defaultRelayWeight = 1
 
 // relayList is the relay set: [[relays]], or [smtp] alone as one relay.
 // Each entry has its defaults filled in.
-func (c *Config) relayList(getenv func(string) string) []RelayConfig {
+func (c *Config) relayList() []RelayConfig {
 	if len(c.Relays) == 0 {
 		s := c.SMTP
 		return []RelayConfig{{Host: s.Host, Port: s.Port, Username: s.Username, Password: s.Password, TLS: s.TLS,
@@ -90,14 +90,20 @@ func (c *Config) relayList(getenv func(string) string) []RelayConfig {
 		if r.Timeout.Duration == 0 {
 			r.Timeout = c.SMTP.Timeout
 		}
-		if r.PasswordEnv != "" && getenv != nil {
-			if v := getenv(r.PasswordEnv); v != "" {
-				r.Password = v
-			}
-		}
 		out[i] = r
 	}
 	return out
+}
+
+// relayPasswords takes each relay's password_env from the environment.
+func (c *Config) relayPasswords(getenv func(string) string) {
+	for i, r := range c.Relays {
+		if r.PasswordEnv != "" {
+			if v := getenv(r.PasswordEnv); v != "" {
+				c.Relays[i].Password = v
+			}
+		}
+	}
 }
 
 // relayName is how stats and logs name a relay.
@@ -114,7 +120,7 @@ func (c *Config) sendWorkers() int {
 	switch c.Mail.Transport {
 	case "smtp":
 		n := 0
-		for _, r := range c.relayList(nil) {
+		for _, r := range c.relayList() {
 			n += r.Connections
 		}
 		return max(1, n)
@@ -133,7 +139,7 @@ func (c *Config) validateDelivery(bad func(key, format string, args ...any)) {
 		bad("mail.relay_backoff", "must be between 1s and 1h, got %s", c.Mail.RelayBackoff.Duration)
 	}
 	names := map[string]bool{}
-	for i, r := range c.relayList(nil) {
+	for i, r := range c.relayList() {
 		if len(c.Relays) == 0 {
 			break // [smtp] is checked on its own
 		}
@@ -188,11 +194,11 @@ func (c *Config) validateDelivery(bad func(key, format string, args ...any)) {
 
 // newTransport builds mail.transport: the relay set, SES or files. The
 // RouteReporter (nil for files) feeds stats, metrics and the dashboard.
-func newTransport(ctx context.Context, cfg *Config, log *slog.Logger, getenv func(string) string) (herald.Transport, herald.RouteReporter, error) {
+func newTransport(ctx context.Context, cfg *Config, log *slog.Logger) (herald.Transport, herald.RouteReporter, error) {
 	switch cfg.Mail.Transport {
 	case "smtp":
 		var relays []relay.Relay
-		for _, r := range cfg.relayList(getenv) {
+		for _, r := range cfg.relayList() {
 			relays = append(relays, relay.Relay{
 				Name: relayName(r), Weight: r.Weight, Connections: r.Connections, Rate: r.Rate,
 				Transport: mailer.NewSMTPTransport(mailer.SMTPConfig{
@@ -230,7 +236,7 @@ func newTransport(ctx context.Context, cfg *Config, log *slog.Logger, getenv fun
 func (c *Config) mailSummary() string {
 	switch c.Mail.Transport {
 	case "smtp":
-		rs := c.relayList(nil)
+		rs := c.relayList()
 		if len(rs) == 1 {
 			return fmt.Sprintf("SMTP to %s:%d (%s) from %s", rs[0].Host, rs[0].Port, rs[0].TLS, c.Mail.From)
 		}
