@@ -152,13 +152,13 @@ func TestMailboxPoll(t *testing.T) {
 	add := func(file, returnPath, msgID string) {
 		appendMsg(t, c, fill(mustRead(t, file), returnPath, msgID))
 	}
-	add("postfix.eml", verp.Address("alice@example.net"), "<p1@blog.example.org>")      // VERP, hard
+	add("postfix.eml", verp.Address("alice@example.net"), "<p1@blog.example.org>")       // VERP, hard
 	add("postfix-delayed.eml", verp.Address("bob@example.com"), "<p2@blog.example.org>") // VERP, soft
-	add("exim.eml", verp.Address("carol@example.org"), "<e1@blog.example.org>")         // VERP, a reader herald no longer has
-	add("gmail.eml", plain, "<GMAIL-1@blog.example.org>")                               // Message-ID
-	add("m365.eml", plain, "<m365-1@blog.example.org>")                                 // Message-ID
-	add("exim-plain.eml", plain, "<never-sent@blog.example.org>")                       // unknown: left
-	add("autoreply.eml", plain, "")                                                     // no report: left
+	add("exim.eml", verp.Address("carol@example.org"), "<e1@blog.example.org>")          // VERP, a reader herald no longer has
+	add("gmail.eml", plain, "<GMAIL-1@blog.example.org>")                                // Message-ID
+	add("m365.eml", plain, "<m365-1@blog.example.org>")                                  // Message-ID
+	add("exim-plain.eml", plain, "<never-sent@blog.example.org>")                        // unknown: left
+	add("autoreply.eml", plain, "")                                                      // no report: left
 
 	rec := &recorder{known: map[string]bool{"alice@example.net": true, "bob@example.com": true, "erin@gmail.com": true, "frank@contoso.com": true}}
 	mb, err := NewMailbox(MailboxOptions{

@@ -63,7 +63,7 @@ type Options struct {
 // required; the rest may be nil until the feature exists.
 type Deps struct {
 	// Routes reports each relay or provider for /api/v1/stats (nil: files).
-	Routes herald.RouteReporter
+	Routes    herald.RouteReporter
 	Subs      Subscriptions
 	Store     herald.SubscriberStore
 	Templates *templates.Set

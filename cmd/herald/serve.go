@@ -41,22 +41,22 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 
 // app is everything serve wires together.
 type app struct {
-	cfg    *Config
-	log    *slog.Logger
-	db     *store.DB
-	tr     herald.Transport
+	cfg *Config
+	log *slog.Logger
+	db  *store.DB
+	tr  herald.Transport
 	// routes reports each relay or provider (nil for files).
 	routes   herald.RouteReporter
 	tracker  *bounce.Tracker
 	verp     *bounce.VERP
 	webhooks *bounce.Webhooks
 	mailbox  *bounce.Mailbox
-	sender *mailer.Sender
-	subs   *subscription.Service
-	digest *digest.Service
-	poller *feed.Poller
-	http   *handlers.Server
-	ln     net.Listener
+	sender   *mailer.Sender
+	subs     *subscription.Service
+	digest   *digest.Service
+	poller   *feed.Poller
+	http     *handlers.Server
+	ln       net.Listener
 	// janitor erases sign-ups that can no longer be confirmed.
 	janitor *subscription.Janitor
 	// tls serves HTTPS with ACME certificates (server.tls = "auto").
