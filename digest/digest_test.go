@@ -78,6 +78,15 @@ func (f *fx) newService(mod func(*digest.Options)) *digest.Service {
 	return d
 }
 
+// serve runs d's loop (schedules, instant runs, and the runs StartRun
+// queues) until the test ends.
+func (f *fx) serve(d *digest.Service) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	f.t.Cleanup(func() { cancel(); <-done })
+}
+
 func (f *fx) reader(email string, freq herald.Frequency) *herald.Subscriber {
 	f.t.Helper()
 	s, err := f.subs.Subscribe(f.ctx, herald.SubscribeRequest{Email: email, Frequency: string(freq), Confirmed: true, Source: "import"})

@@ -103,10 +103,13 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		r.FinishedAt = &end
 		r.Error = msg
 		r.Skipped = int(e.skipped.Load())
-		if r.DryRun {
+		switch {
+		case r.DryRun:
 			r.Total = int(e.planned.Load())
-		} else if n := r.Sent + r.Failed + r.Skipped; n != r.Total {
-			r.Total = n // readers left or joined while it ran
+		case final == herald.RunDone:
+			// Every reader it owed has an outcome: readers who left or
+			// joined while it ran make the count at the start wrong.
+			r.Total = r.Sent + r.Failed + r.Skipped
 		}
 		return nil
 	})
@@ -126,9 +129,12 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 func (e *execution) pass() error {
 	s := e.s
 	counts, err := s.store.CountSubscribers(e.ctx)
-	if err == nil {
-		total := counts[herald.StatusConfirmed][e.run.Frequency]
-		_, _ = s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil })
+	if err != nil {
+		return fmt.Errorf("digest: count readers: %w", err)
+	}
+	total := counts[herald.StatusConfirmed][e.run.Frequency]
+	if _, err := s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil }); err != nil {
+		return fmt.Errorf("digest: run %d: %w", e.run.ID, err)
 	}
 	// Readers go to the deliverers in small batches: handing them over one
 	// by one woke the scan for every reader taken off a full queue.
@@ -279,16 +285,28 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 	sub := j.sub
 	if j.gen == 0 || s.generation() != j.gen {
 		var err error
-		if sub, err = s.store.SubscriberByID(e.ctx, j.sub.ID); err != nil || !e.owes(sub) {
+		sub, err = s.store.SubscriberByID(e.ctx, j.sub.ID)
+		switch {
+		case herald.ErrorCode(err) == herald.ENOTFOUND:
+			return // erased meanwhile: the run owes them nothing
+		case err != nil:
+			// Neither sent nor skipped: the run cannot say it reached
+			// everyone, so it ends failed with this reason.
+			e.rec.fail(fmt.Errorf("digest: read reader %d again: %w", j.sub.ID, err))
 			return
+		case !e.owes(sub):
+			return // left, or changed frequency, meanwhile
 		}
 	}
 	if sub.Cursor != j.sub.Cursor {
-		// Someone else moved the cursor (an earlier try of ours that got
-		// through); the posts are what is left after it.
+		// The posts are what is left after the cursor.
 		posts, err := s.newPosts(e.ctx, sub.Cursor, e.run.Cutoff)
-		if err != nil || len(posts) == 0 {
+		if err != nil {
+			e.rec.fail(err)
 			return
+		}
+		if len(posts) == 0 {
+			return // an earlier try got through, and was recorded
 		}
 		j.posts = posts
 	}
@@ -526,7 +544,9 @@ func (r *recorder) loop() {
 			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 		}
 		if retries > 0 {
-			_, _ = r.s.store.UpdateRun(ctx, r.runID, func(run *herald.Run) error { run.Retries += retries; return nil })
+			if _, err := r.s.store.UpdateRun(ctx, r.runID, func(run *herald.Run) error { run.Retries += retries; return nil }); err != nil {
+				r.fail(fmt.Errorf("digest: count retries: %w", err))
+			}
 		}
 		batch = batch[:0]
 	}
