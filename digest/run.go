@@ -297,6 +297,14 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 		case !e.owes(sub):
 			return // left, or changed frequency, meanwhile
 		}
+		// The store may be behind what this run sent (the recorder writes
+		// outcomes after the sends), or ahead of this job (an earlier try
+		// got through): the later cursor is where the reader stands.
+		if j.sub.Cursor > sub.Cursor {
+			cp := *sub
+			cp.Cursor = j.sub.Cursor
+			sub = &cp
+		}
 	}
 	if sub.Cursor != j.sub.Cursor {
 		// The posts are what is left after the cursor.

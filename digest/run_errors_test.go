@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/digest"
+	"github.com/herald-dev/herald/internal/testmail"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -60,5 +63,74 @@ func TestUnreadableReaderFailsTheRun(t *testing.T) {
 	}
 	if s, _ := f.db.SubscriberByID(f.ctx, bad.ID); s.Cursor != 0 || s.LastRunID != 0 {
 		t.Fatalf("the unread reader is marked done: %+v", s)
+	}
+}
+
+// holdingStore holds every recorded outcome until the run has read a
+// reader again: the recorder writes outcomes behind the senders, so the
+// store may be behind what was sent.
+type holdingStore struct {
+	*store.DB
+	once   sync.Once
+	reread chan struct{}
+}
+
+func (s *holdingStore) SubscriberByID(ctx context.Context, id uint64) (*herald.Subscriber, error) {
+	sub, err := s.DB.SubscriberByID(ctx, id)
+	s.once.Do(func() { close(s.reread) })
+	return sub, err
+}
+
+func (s *holdingStore) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...herald.Delivery) error {
+	select {
+	case <-s.reread:
+	case <-time.After(20 * time.Second): // the run never read a reader again
+	}
+	return s.DB.RecordDeliveries(ctx, bounceLimit, ds...)
+}
+
+// An instant reader whose second post failed for a moment gets the first
+// post once: the retry reads the reader again, and the store can still be
+// behind the post that went out (its outcome not yet written), so the
+// retry starts from the later of the two cursors.
+func TestRetryWhileTheStoreIsBehindSendsNothingTwice(t *testing.T) {
+	f := setup(t, nil)
+	r := f.reader("instant@example.org", herald.Instant)
+	f.post(1, false)
+	f.post(2, false)
+	var mu sync.Mutex
+	rcpts := 0
+	f.smtp.RejectRecipient(func(addr string) (int, string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		rcpts++
+		if rcpts == 2 { // the second post, once
+			return 451, "4.3.0 try again in a moment", true
+		}
+		return 0, "", false
+	})
+	hs := &holdingStore{DB: f.db, reread: make(chan struct{})}
+	d, err := digest.New(hs, f.tr, f.subs, f.tpl, digest.Options{
+		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
+		From: "Test Blog <digest@example.org>", Workers: 1,
+		RetryBackoff: time.Millisecond, MaxRetryBackoff: time.Millisecond,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.serve(d)
+	run := f.runAndWait(d, herald.Instant)
+	if run.State != herald.RunDone || run.Sent != 2 {
+		t.Fatalf("run %+v", run)
+	}
+	subjects := map[string]int{}
+	for _, m := range f.smtp.Messages() {
+		subjects[testmail.MustParse(t, m.Data).Subject]++
+	}
+	if subjects["Post number 1"] != 1 || subjects["Post number 2"] != 1 || len(subjects) != 2 {
+		t.Fatalf("emails by subject %v: want each post once", subjects)
+	}
+	if s, _ := f.db.SubscriberByID(f.ctx, r.ID); s.Cursor != 2 {
+		t.Fatalf("cursor %d, want 2", s.Cursor)
 	}
 }
