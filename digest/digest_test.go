@@ -58,7 +58,7 @@ func setup(t *testing.T, mod func(*digest.Options)) *fx {
 		t.Fatal(err)
 	}
 	f := &fx{t: t, ctx: ctx, db: db, smtp: sm, tr: tr, subs: subs, tpl: tpl, path: path}
-	f.dig = f.newService(mod)
+	f.dig = f.served(mod)
 	return f
 }
 
@@ -75,6 +75,13 @@ func (f *fx) newService(mod func(*digest.Options)) *digest.Service {
 	if err != nil {
 		f.t.Fatal(err)
 	}
+	return d
+}
+
+// served is newService with its loop running until the test ends.
+func (f *fx) served(mod func(*digest.Options)) *digest.Service {
+	d := f.newService(mod)
+	f.serve(d)
 	return d
 }
 
@@ -275,10 +282,6 @@ func TestMaxPostsLinksTheRest(t *testing.T) {
 
 func TestInstantReadersGetEachPostOnItsOwn(t *testing.T) {
 	f := setup(t, func(o *digest.Options) { o.InstantDelay = 10 * time.Millisecond })
-	ctx, cancel := context.WithCancel(f.ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.dig.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	f.reader("instant@example.org", herald.Instant)
 	f.reader("daily@example.org", herald.Daily)
 	f.post(1, false)

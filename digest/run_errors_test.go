@@ -134,3 +134,52 @@ func TestRetryWhileTheStoreIsBehindSendsNothingTwice(t *testing.T) {
 		t.Fatalf("cursor %d, want 2", s.Cursor)
 	}
 }
+
+// A run asked for before the service loop started is still the loop's to
+// stop: shutdown does not wait on a run that retries a refusing server
+// for ever.
+func TestRunStartedBeforeRunStopsWithIt(t *testing.T) {
+	f := setup(t, nil)
+	d := f.newService(func(o *digest.Options) {
+		o.RetryBackoff, o.MaxRetryBackoff = 10*time.Millisecond, 10*time.Millisecond
+	})
+	f.reader("a@example.org", herald.Daily)
+	f.post(1, false)
+	tried := make(chan struct{}, 1)
+	f.smtp.RejectRecipient(func(string) (int, string, bool) {
+		select {
+		case tried <- struct{}{}:
+		default:
+		}
+		return 451, "4.3.0 try again later", true
+	})
+	run, err := d.StartRun(f.ctx, herald.Daily, "api", false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Nothing runs outside the loop: there is nothing yet to wait for.
+	waited := make(chan struct{})
+	go func() { defer close(waited); d.Wait() }()
+	select {
+	case <-waited:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run started outside Run's loop, on a context nothing cancels")
+	}
+	ctx, cancel := context.WithCancel(f.ctx)
+	stopped := make(chan struct{})
+	go func() { defer close(stopped); _ = d.Run(ctx) }()
+	select { // the run has met the refusing server
+	case <-tried:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the run never tried to send")
+	}
+	cancel()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("Run did not return after its context ended: the run started before it kept going")
+	}
+	if r, _ := f.db.Run(f.ctx, run.ID); r.State != herald.RunRunning {
+		t.Fatalf("run %+v: want it left running, to resume at the next start", r)
+	}
+}

@@ -50,7 +50,8 @@ type scheduler struct {
 
 func lastKey(f herald.Frequency) string { return "schedule:" + string(f) + ":last" }
 
-func newScheduler(s *Service) (*scheduler, error) {
+// newScheduler makes the cron schedules; their runs start under ctx (Run's).
+func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
 	sc := &scheduler{s: s}
 	for _, it := range []struct {
 		f    herald.Frequency
@@ -74,7 +75,7 @@ func newScheduler(s *Service) (*scheduler, error) {
 		cron.WithLogger(logger),
 	)
 	for _, it := range sc.items {
-		sc.cron.Schedule(it.sch, cron.FuncJob(func() { sc.fire(it) }))
+		sc.cron.Schedule(it.sch, cron.FuncJob(func() { sc.fire(ctx, it) }))
 	}
 	return sc, nil
 }
@@ -85,9 +86,8 @@ func (sc *scheduler) stop() { <-sc.cron.Stop().Done() }
 
 // fire runs a scheduled digest and waits for it, so SkipIfStillRunning
 // means something; then it records the time, for the missed-run check.
-func (sc *scheduler) fire(it schedule) {
+func (sc *scheduler) fire(ctx context.Context, it schedule) {
 	s := sc.s
-	ctx := s.ctx()
 	now := s.opt.Now()
 	run, err := s.StartRun(ctx, it.freq, "schedule", false)
 	if herald.ErrorCode(err) == herald.ECONFLICT {

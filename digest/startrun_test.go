@@ -28,7 +28,7 @@ func (a *slowArchive) PutArchive(ctx context.Context, e *herald.ArchiveEntry) er
 func TestNextRunAfterDone(t *testing.T) {
 	f := setup(t, nil)
 	arch := &slowArchive{Archive: f.db, release: make(chan struct{})}
-	f.dig = f.newService(func(o *digest.Options) { o.Archive = arch })
+	f.dig = f.served(func(o *digest.Options) { o.Archive = arch })
 	f.reader("a@example.org", herald.Daily)
 	f.post(1, false)
 	first := f.runAndWait(f.dig, herald.Daily) // done in the store; its archive copy is held

@@ -93,10 +93,14 @@ func newCLIEnv(t *testing.T, token string) *cliEnv {
 		Subs: subs, Store: db, Templates: tpl, Health: db.Ping,
 		Posts: db, Runs: db, Outbox: db, Counters: db, Backup: db, Digests: dig,
 	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = dig.Run(ctx) }()
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		srv.Close()
-		dig.Wait()
+		cancel()
+		<-done
 		db.Close()
 	})
 	return &cliEnv{t: t, db: db, srv: srv, tr: tr}

@@ -79,12 +79,13 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sender.Run(ctx) }()
+	done := make(chan struct{}, 2)
+	go func() { _ = sender.Run(ctx); done <- struct{}{} }()
+	go func() { _ = dig.Run(ctx); done <- struct{}{} }()
 	t.Cleanup(func() {
 		cancel()
 		<-done
-		dig.Wait()
+		<-done
 		tr.Close()
 		db.Close()
 	})
