@@ -144,10 +144,10 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	return &Service{
 		store: store, tr: tr, links: links, opt: opt,
-		render:  NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
-		log:     opt.Logger.With("component", "digest"),
-		from:    from,
-		listID:  listID(opt.SiteName, domain),
+		render:   NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
+		log:      opt.Logger.With("component", "digest"),
+		from:     from,
+		listID:   listID(opt.SiteName, domain),
 		active:   map[herald.Frequency]uint64{},
 		done:     map[uint64]chan struct{}{},
 		launched: map[uint64]bool{},
