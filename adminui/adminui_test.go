@@ -186,6 +186,24 @@ func TestRepeatedFailuresSlowDown(t *testing.T) {
 	}
 }
 
+// Behind a reverse proxy (server.trusted_proxies), failed logins slow down
+// the client who made them, not every admin behind the same proxy.
+func TestThrottleBehindAProxyKeysOnTheClient(t *testing.T) {
+	e := newEnv(t, envOpts{trustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}})
+	guesser := e.browser()
+	guesser.forwardedFor = "203.0.113.9"
+	guesser.get("/admin/login")
+	for i := 0; i <= freeFailures; i++ {
+		guesser.form("/admin/login", url.Values{"token": {"guess"}})
+	}
+	if r := guesser.form("/admin/login", url.Values{"token": {testToken}}); r.status != http.StatusTooManyRequests {
+		t.Fatalf("the guesser with the right token while throttled: %d", r.status)
+	}
+	admin := e.browser()
+	admin.forwardedFor = "198.51.100.20"
+	admin.login() // fails the test unless it logs in at once
+}
+
 func TestThrottleDelays(t *testing.T) {
 	clk := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
 	l := newLoginThrottle(clk.Now)

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"regexp"
@@ -63,6 +64,8 @@ type envOpts struct {
 	token   string
 	noToken bool
 	secure  bool
+	// trustedProxies is server.trusted_proxies.
+	trustedProxies []netip.Prefix
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -106,7 +109,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	wg.Go(func() { _ = dig.Run(ctx) })
 	h := handlers.New(handlers.Options{
 		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
-		AdminToken: o.token, Logger: log,
+		AdminToken: o.token, Logger: log, TrustedProxies: o.trustedProxies,
 	}, handlers.Deps{
 		Subs: subs, Store: db, Templates: tpl, Health: db.Ping,
 		Posts: db, Runs: db, Outbox: db, Counters: db, Backup: db, Digests: dig,
@@ -136,6 +139,9 @@ type browser struct {
 	c      *http.Client
 	csrf   string // the last CSRF token seen on a page
 	locate string
+	// forwardedFor, if set, is sent as X-Forwarded-For (a browser behind
+	// a reverse proxy).
+	forwardedFor string
 }
 
 func (e *env) browser() *browser {
@@ -159,6 +165,9 @@ var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func (b *browser) do(req *http.Request) resp {
 	b.e.t.Helper()
+	if b.forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", b.forwardedFor)
+	}
 	res, err := b.c.Do(req)
 	if err != nil {
 		b.e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)

@@ -15,7 +15,6 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
@@ -39,8 +38,9 @@ type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// ClientIP names the client of a request for the login throttle.
-	// Optional: the default is the peer address (behind a reverse proxy that
-	// is the proxy, so failures from anyone slow down everyone: safe, if blunt).
+	// Optional: the default is handlers.ClientIP, the client the server's
+	// middleware worked out (server.trusted_proxies honoured), right when
+	// the UI is mounted on a handlers.Server.
 	ClientIP func(r *http.Request) netip.Addr
 	// Nonce returns the request's CSP nonce. Optional: the default is
 	// handlers.Nonce, right when the UI is mounted on a handlers.Server.
@@ -82,7 +82,7 @@ func New(opts Options) (*UI, error) {
 		opts.Nonce = handlers.Nonce
 	}
 	if opts.ClientIP == nil {
-		opts.ClientIP = peerAddr
+		opts.ClientIP = handlers.ClientIP
 	}
 	if opts.SiteName == "" {
 		opts.SiteName = "herald"
@@ -153,18 +153,6 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.mux.ServeHTTP(w, r)
-}
-
-func peerAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap()
 }
 
 // chartCache keeps the growth chart for a minute: it pages through every

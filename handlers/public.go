@@ -52,13 +52,13 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		fail(err, in)
 		return
 	}
-	if ok, retry := s.ipLim.allow(s.clientIP(r).String()); !ok {
+	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
 		fail(&herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups from your network. Please try again later.", RetryAfter: retry}, in)
 		return
 	}
 	if strings.TrimSpace(in.Website) != "" {
 		// A bot filled the hidden field: look like success, send nothing.
-		s.log.Info("handlers: honeypot filled; ignoring sign-up", "ip", s.clientIP(r).String())
+		s.log.Info("handlers: honeypot filled; ignoring sign-up", "ip", ClientIP(r).String())
 		s.subscribed(w, r, asJSON)
 		return
 	}
@@ -118,7 +118,7 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if ok, retry := s.ipLim.allow(s.clientIP(r).String()); !ok {
+	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
 		s.error(w, r, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many requests from your network. Please try again later.", RetryAfter: retry})
 		return
 	}

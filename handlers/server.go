@@ -169,7 +169,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	nonce := newNonce()
 	setSecurityHeaders(rec.Header(), nonce)
-	r = r.WithContext(context.WithValue(r.Context(), nonceKey{}, nonce))
+	ctx := context.WithValue(r.Context(), nonceKey{}, nonce)
+	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, s.clientIP(r)))
 	r, route := withRouteBox(r)
 	defer func() {
 		if v := recover(); v != nil {
@@ -183,7 +184,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.observe(route, rec.status, time.Since(start))
 		s.log.Info("http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"bytes", rec.bytes, "dur", time.Since(start).Round(time.Microsecond), "ip", s.clientIP(r).String())
+			"bytes", rec.bytes, "dur", time.Since(start).Round(time.Microsecond), "ip", ClientIP(r).String())
 	}()
 	s.router.ServeHTTP(rec, r)
 }
@@ -204,6 +205,18 @@ func nonceFrom(r *http.Request) string {
 // Nonce is the CSP nonce of this request, for handlers mounted under the
 // middleware (the admin UI) to put on their inline <style> and <script>.
 func Nonce(r *http.Request) string { return nonceFrom(r) }
+
+type clientIPKey struct{}
+
+// ClientIP is the client of this request as the middleware worked it out
+// (server.trusted_proxies honoured), for handlers mounted under it (the
+// admin UI's login throttle). Outside the middleware it is the peer.
+func ClientIP(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(clientIPKey{}).(netip.Addr); ok {
+		return a
+	}
+	return peerAddr(r)
+}
 
 // setSecurityHeaders: pages carry their CSS and the confirm script inline,
 // allowed by a per-request nonce and nothing else.
@@ -247,13 +260,7 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // clientIP is the peer address, or the right-most untrusted address of
 // X-Forwarded-For when the peer is a trusted proxy.
 func (s *Server) clientIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	var peer netip.Addr
-	if err == nil {
-		peer = ap.Addr().Unmap()
-	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
-		peer = a.Unmap()
-	}
+	peer := peerAddr(r)
 	if !s.trusted(peer) {
 		return peer
 	}
@@ -271,6 +278,16 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		peer = a
 	}
 	return peer
+}
+
+// peerAddr is the address of the connection's other end.
+func peerAddr(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
