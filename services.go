@@ -113,6 +113,11 @@ type RunStore interface {
 const (
 	CounterEmailsSent   = "emails_sent"
 	CounterEmailsFailed = "emails_failed"
+	// CounterOutbox is how many messages wait in the outbox, and
+	// CounterRuns how many runs are stored: kept with every write, so a
+	// scrape reads one key instead of walking a bucket.
+	CounterOutbox = "outbox"
+	CounterRuns   = "runs"
 )
 
 // CounterStore keeps durable counters. RecordDeliveries, MessageSent and

@@ -76,6 +76,9 @@ func (db *DB) CreateRun(ctx context.Context, r *herald.Run) error {
 		if r.State == "" {
 			r.State = herald.RunQueued
 		}
+		if err := bumpCounter(tx, herald.CounterRuns, 1); err != nil {
+			return err
+		}
 		return putRun(tx, r)
 	})
 	if err != nil {
@@ -189,14 +192,14 @@ func (db *DB) UnfinishedRuns(ctx context.Context) ([]*herald.Run, error) {
 	return out, nil
 }
 
-// CountRuns returns how many runs are stored.
+// CountRuns returns how many runs are stored (a counter, not a walk).
 func (db *DB) CountRuns(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	var n int
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketRuns).Stats().KeyN
+		n = int(counter(tx, herald.CounterRuns))
 		return nil
 	})
 	if err != nil {

@@ -124,6 +124,17 @@ var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyConvertSubs, []byte{1})
 	},
+	// 3 → 4: the outbox depth and the number of runs are counters, kept
+	// by every write that changes them; counted here once.
+	func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCounters)
+		for name, b := range map[string][]byte{herald.CounterOutbox: bucketOutbox, herald.CounterRuns: bucketRuns} {
+			if err := c.Put([]byte(name), itob(uint64(tx.Bucket(b).Stats().KeyN))); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // SchemaVersion is the schema version this binary reads and writes.
@@ -339,6 +350,11 @@ func bumpCounter(tx *bolt.Tx, name string, delta int64) error {
 	b := tx.Bucket(bucketCounters)
 	v := int64(btoi(b.Get([]byte(name)))) + delta
 	return b.Put([]byte(name), itob(uint64(v)))
+}
+
+// counter reads the named counter inside tx.
+func counter(tx *bolt.Tx, name string) int64 {
+	return int64(btoi(tx.Bucket(bucketCounters).Get([]byte(name))))
 }
 
 // itob encodes an id as a big-endian key, so keys sort as numbers.

@@ -290,7 +290,12 @@ func TestCountersStartAtZero(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(m) != 2 || m[herald.CounterEmailsSent] != 0 || m[herald.CounterEmailsFailed] != 0 {
+	for _, k := range []string{herald.CounterEmailsSent, herald.CounterEmailsFailed, herald.CounterOutbox, herald.CounterRuns} {
+		if n, ok := m[k]; !ok || n != 0 {
+			t.Fatalf("counters = %v", m)
+		}
+	}
+	if len(m) != 4 {
 		t.Fatalf("counters = %v", m)
 	}
 }
