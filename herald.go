@@ -143,28 +143,34 @@ const (
 	RunFailed  RunState = "failed"
 )
 
+// Trigger says what started a run.
+type Trigger string
+
+const (
+	TriggerSchedule Trigger = "schedule" // a cron schedule came due
+	TriggerMissed   Trigger = "missed"   // a schedule came due while herald was down; run at start
+	TriggerPoll     Trigger = "poll"     // new posts arrived, for the instant readers
+	TriggerAPI      Trigger = "api"      // POST /api/v1/runs: herald send, the admin UI
+)
+
 // Run is one digest run for one frequency.
 type Run struct {
 	ID        uint64    `json:"id"`
 	Frequency Frequency `json:"frequency"`
-	// Trigger is "schedule", "missed", "manual", "poll" or "api".
-	Trigger string   `json:"trigger"`
-	DryRun  bool     `json:"dry_run"`
-	State   RunState `json:"state"`
+	Trigger   Trigger   `json:"trigger"`
+	DryRun    bool      `json:"dry_run"`
+	State     RunState  `json:"state"`
 	// Cutoff is the newest post sequence the run may carry.
-	Cutoff uint64 `json:"cutoff"`
-	// MaxSubscriberID bounds the reader list: readers created after the run
-	// was, are not part of it.
-	MaxSubscriberID uint64     `json:"-"`
-	Total           int        `json:"total"`
-	Sent            int        `json:"sent"`
-	Failed          int        `json:"failed"`
-	Skipped         int        `json:"skipped"`
-	Retries         int        `json:"retries"`
-	CreatedAt       time.Time  `json:"created_at"`
-	StartedAt       *time.Time `json:"started_at"`
-	FinishedAt      *time.Time `json:"finished_at"`
-	Error           string     `json:"error,omitempty"`
+	Cutoff     uint64     `json:"cutoff"`
+	Total      int        `json:"total"`
+	Sent       int        `json:"sent"`
+	Failed     int        `json:"failed"`
+	Skipped    int        `json:"skipped"`
+	Retries    int        `json:"retries"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Error      string     `json:"error,omitempty"`
 	// Failures keeps the last few permanent failures with the SMTP reply.
 	Failures []RunFailure `json:"failures,omitempty"`
 }
@@ -176,15 +182,32 @@ type RunFailure struct {
 	At    time.Time `json:"at"`
 }
 
+// Outcome is what became of one reader in one run.
+type Outcome string
+
+const (
+	OutcomeSent    Outcome = "sent"
+	OutcomeFailed  Outcome = "failed"
+	OutcomeSkipped Outcome = "skipped" // nothing new for them: the cursor moves, no email
+)
+
+// Valid reports whether o is one of the known outcomes.
+func (o Outcome) Valid() bool {
+	switch o {
+	case OutcomeSent, OutcomeFailed, OutcomeSkipped:
+		return true
+	}
+	return false
+}
+
 // Delivery is the outcome of one reader in one run, recorded in one
 // transaction with the reader's cursor.
 type Delivery struct {
 	RunID        uint64
 	SubscriberID uint64
 	// Cursor is the reader's new cursor (unchanged on failure).
-	Cursor uint64
-	// Outcome is "sent", "failed" or "skipped".
-	Outcome string
+	Cursor  uint64
+	Outcome Outcome
 	Error   string
 	// Permanent marks a permanent failure, which counts as a bounce.
 	Permanent bool
@@ -334,6 +357,3 @@ func ErrorField(err error) string {
 	}
 	return ""
 }
-
-// Clock lets tests move time.
-type Clock func() time.Time

@@ -100,8 +100,8 @@ type RunStore interface {
 	UnfinishedRuns(ctx context.Context) ([]*Run, error)
 	// RecordDeliveries applies outcomes in one transaction (callers group
 	// them: one call, one commit): for each, the subscriber's LastRunID becomes RunID, its
-	// Cursor becomes d.Cursor when the outcome is "sent" or "skipped", its
-	// Bounces counter resets on "sent" and grows on a permanent failure
+	// Cursor becomes d.Cursor when the outcome is sent or skipped, its
+	// Bounces counter resets on sent and grows on a permanent failure
 	// (status becomes bounced at bounceLimit), and the run's counters grow.
 	// A subscriber already at LastRunID >= RunID is left as it is and the
 	// run's counters do not change for it (idempotent on replay).
@@ -153,7 +153,7 @@ type SubscribeRequest struct {
 type Digests interface {
 	// StartRun creates a durable run for freq and starts sending in the
 	// background. A run already queued or running for freq: ECONFLICT.
-	StartRun(ctx context.Context, freq Frequency, trigger string, dryRun bool) (*Run, error)
+	StartRun(ctx context.Context, freq Frequency, trigger Trigger, dryRun bool) (*Run, error)
 	// Preview renders the HTML digest the subscriber would get if a run
 	// started now; ok is false when nothing is new for them.
 	Preview(ctx context.Context, email string) (html string, ok bool, err error)

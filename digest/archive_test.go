@@ -34,7 +34,7 @@ func TestFinishedRunsAreArchived(t *testing.T) {
 	f.post(2, false)
 	f.post(3, false)
 	// A dry run sends nothing and archives nothing.
-	dry, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", true)
+	dry, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, true)
 	if err != nil {
 		t.Fatal(err)
 	}

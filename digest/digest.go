@@ -182,7 +182,7 @@ func listID(name, domain string) string {
 // StartRun creates a durable run and has Run's loop send it, under Run's
 // context. Outside Run (before it starts, after it stopped) the run waits
 // in the store, queued, and the next Run resumes it.
-func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger string, dryRun bool) (*herald.Run, error) {
+func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger herald.Trigger, dryRun bool) (*herald.Run, error) {
 	if !freq.Valid() {
 		return nil, herald.Errorf(herald.EINVALID, "unknown frequency %q (want instant, daily or weekly)", freq).WithField("frequency")
 	}
@@ -233,7 +233,7 @@ func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger s
 	return run, nil
 }
 
-func (s *Service) createRun(ctx context.Context, freq herald.Frequency, trigger string, dryRun bool) (*herald.Run, error) {
+func (s *Service) createRun(ctx context.Context, freq herald.Frequency, trigger herald.Trigger, dryRun bool) (*herald.Run, error) {
 	cutoff, err := s.store.LastPostID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("digest: %w", err)
@@ -413,7 +413,7 @@ func (s *Service) instantLoop(ctx context.Context) {
 		case <-time.After(s.opt.InstantDelay):
 		}
 		for {
-			run, err := s.StartRun(ctx, herald.Instant, "poll", false)
+			run, err := s.StartRun(ctx, herald.Instant, herald.TriggerPoll, false)
 			if herald.ErrorCode(err) == herald.ECONFLICT {
 				s.mu.Lock()
 				cur := s.active[herald.Instant]

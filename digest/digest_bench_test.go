@@ -122,7 +122,7 @@ func BenchmarkRun(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		run, err := d.StartRun(ctx, herald.Daily, "manual", false)
+		run, err := d.StartRun(ctx, herald.Daily, herald.TriggerAPI, false)
 		if err != nil {
 			b.Fatal(err)
 		}

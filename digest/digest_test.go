@@ -120,7 +120,7 @@ func (f *fx) post(n int, silent bool) *herald.Post {
 // runAndWait starts a run and waits until it is done or failed.
 func (f *fx) runAndWait(d *digest.Service, freq herald.Frequency) *herald.Run {
 	f.t.Helper()
-	run, err := d.StartRun(f.ctx, freq, "manual", false)
+	run, err := d.StartRun(f.ctx, freq, herald.TriggerAPI, false)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -386,7 +386,7 @@ func TestInterruptedRunResumes(t *testing.T) {
 	d1 := f.newService(nil)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d1.Run(ctx) }()
-	run, err := d1.StartRun(ctx, herald.Weekly, "manual", false)
+	run, err := d1.StartRun(ctx, herald.Weekly, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -434,7 +434,7 @@ func TestDryRunSendsNothing(t *testing.T) {
 	f.reader("a@example.org", herald.Daily)
 	f.reader("b@example.org", herald.Daily)
 	f.post(1, false)
-	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", true)
+	run, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -455,14 +455,14 @@ func TestOneRunPerFrequencyAtATime(t *testing.T) {
 	}
 	f.post(1, false)
 	f.smtp.SetDelay(20 * time.Millisecond)
-	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
+	run, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false); herald.ErrorCode(err) != herald.ECONFLICT {
+	if _, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false); herald.ErrorCode(err) != herald.ECONFLICT {
 		t.Fatalf("second daily run while one runs: %v", err)
 	}
-	if _, err := f.dig.StartRun(f.ctx, herald.Weekly, "manual", false); err != nil {
+	if _, err := f.dig.StartRun(f.ctx, herald.Weekly, herald.TriggerAPI, false); err != nil {
 		t.Fatalf("a weekly run must not wait for the daily one: %v", err)
 	}
 	f.smtp.SetDelay(0)

@@ -333,7 +333,7 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 	if err != nil {
 		// The reader's address or name can't go into a header: fail them,
 		// not the run.
-		e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Outcome: "failed", Error: err.Error(), At: s.opt.Now().UTC()})
+		e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Outcome: herald.OutcomeFailed, Error: err.Error(), At: s.opt.Now().UTC()})
 		return
 	}
 	err = e.send(msg)
@@ -352,7 +352,7 @@ func (e *execution) deliverSingles(j *job, buf *[]byte) {
 		}
 		msg, err := s.compose(r, j.sub, s.messageID(e.run.ID, j.sub.ID, p.ID), s.opt.Now(), buf)
 		if err != nil {
-			e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Outcome: "failed", Error: err.Error(), At: s.opt.Now().UTC()})
+			e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Outcome: herald.OutcomeFailed, Error: err.Error(), At: s.opt.Now().UTC()})
 			return
 		}
 		err = e.send(msg)
@@ -391,10 +391,10 @@ func (e *execution) outcome(j *job, err error, d herald.Delivery, kind herald.Me
 	d.At = e.s.opt.Now().UTC()
 	switch {
 	case err == nil:
-		d.Outcome = "sent"
+		d.Outcome = herald.OutcomeSent
 		e.rec.add(d)
 	case herald.IsPermanent(err):
-		d.Outcome, d.Error, d.Permanent, d.Partial = "failed", err.Error(), true, false
+		d.Outcome, d.Error, d.Permanent, d.Partial = herald.OutcomeFailed, err.Error(), true, false
 		d.Cursor = 0 // a failure never moves the cursor
 		e.s.log.Warn("run: permanent failure", "run", e.run.ID, "to", j.sub.Email, "err", err)
 		e.rec.add(d)

@@ -89,7 +89,7 @@ func (sc *scheduler) stop() { <-sc.cron.Stop().Done() }
 func (sc *scheduler) fire(ctx context.Context, it schedule) {
 	s := sc.s
 	now := s.opt.Now()
-	run, err := s.StartRun(ctx, it.freq, "schedule", false)
+	run, err := s.StartRun(ctx, it.freq, herald.TriggerSchedule, false)
 	if herald.ErrorCode(err) == herald.ECONFLICT {
 		s.log.Warn("scheduled run skipped: one is still in progress", "frequency", it.freq)
 		sc.setLast(ctx, it.freq, now)
@@ -135,7 +135,7 @@ func (sc *scheduler) catchUp(ctx context.Context) error {
 			continue
 		}
 		s.log.Info("a scheduled run was missed while herald was down; running it now", "frequency", it.freq, "was_due", due)
-		if _, err := s.StartRun(ctx, it.freq, "missed", false); err != nil && herald.ErrorCode(err) != herald.ECONFLICT {
+		if _, err := s.StartRun(ctx, it.freq, herald.TriggerMissed, false); err != nil && herald.ErrorCode(err) != herald.ECONFLICT {
 			return err
 		}
 		sc.setLast(ctx, it.freq, now)

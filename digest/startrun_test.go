@@ -41,7 +41,7 @@ func TestNextRunAfterDone(t *testing.T) {
 	}
 	got := make(chan result, 1)
 	go func() {
-		r, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
+		r, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false)
 		got <- result{r, err}
 	}()
 	select {
@@ -59,11 +59,11 @@ func TestNextRunAfterDone(t *testing.T) {
 	// A run still sending is a conflict, as before.
 	f.smtp.SetDelay(200 * time.Millisecond)
 	f.post(2, false)
-	running, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
+	running, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false); herald.ErrorCode(err) != herald.ECONFLICT {
+	if _, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false); herald.ErrorCode(err) != herald.ECONFLICT {
 		t.Fatalf("a run while one sends: %v", err)
 	}
 	f.waitRun(running.ID)

@@ -38,7 +38,7 @@ func TestChangesDuringARunAreFinalAtOnce(t *testing.T) {
 	}
 	f.post(1, false)
 	f.smtp.SetDelay(5 * time.Millisecond)
-	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
+	run, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}

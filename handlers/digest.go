@@ -269,7 +269,7 @@ func (s *Server) apiStartRun(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	run, err := s.deps.Digests.StartRun(r.Context(), f, "api", in.DryRun)
+	run, err := s.deps.Digests.StartRun(r.Context(), f, herald.TriggerAPI, in.DryRun)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return

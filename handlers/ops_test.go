@@ -571,7 +571,7 @@ func TestStats(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if err := e.db.CreateRun(ctx, &herald.Run{Frequency: herald.Daily, Trigger: "manual", State: herald.RunDone}); err != nil {
+	if err := e.db.CreateRun(ctx, &herald.Run{Frequency: herald.Daily, Trigger: herald.TriggerAPI, State: herald.RunDone}); err != nil {
 		t.Fatal(err)
 	}
 	var st handlers.Stats

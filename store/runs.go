@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/herald-dev/herald"
 	bolt "go.etcd.io/bbolt"
@@ -13,42 +12,19 @@ import (
 // maxRunFailures is how many failures a run keeps, newest last.
 const maxRunFailures = 50
 
-// runRecord is how a run is stored: herald.Run hides MaxSubscriberID from
-// its JSON. Same fields in the same order, so they convert directly.
-type runRecord struct {
-	ID              uint64              `json:"id"`
-	Frequency       herald.Frequency    `json:"frequency"`
-	Trigger         string              `json:"trigger"`
-	DryRun          bool                `json:"dry_run,omitempty"`
-	State           herald.RunState     `json:"state"`
-	Cutoff          uint64              `json:"cutoff"`
-	MaxSubscriberID uint64              `json:"max_subscriber_id"`
-	Total           int                 `json:"total"`
-	Sent            int                 `json:"sent"`
-	Failed          int                 `json:"failed"`
-	Skipped         int                 `json:"skipped"`
-	Retries         int                 `json:"retries"`
-	CreatedAt       time.Time           `json:"created_at"`
-	StartedAt       *time.Time          `json:"started_at,omitempty"`
-	FinishedAt      *time.Time          `json:"finished_at,omitempty"`
-	Error           string              `json:"error,omitempty"`
-	Failures        []herald.RunFailure `json:"failures,omitempty"`
-}
-
+// Runs are stored as their JSON.
 func loadRun(tx *bolt.Tx, id uint64) (*herald.Run, error) {
-	var rec runRecord
-	ok, err := getJSON(tx.Bucket(bucketRuns), itob(id), &rec)
+	var r herald.Run
+	ok, err := getJSON(tx.Bucket(bucketRuns), itob(id), &r)
 	if err != nil || !ok {
 		return nil, err
 	}
-	r := herald.Run(rec)
 	return &r, nil
 }
 
 // putRun saves r and keeps the index of unfinished runs in step.
 func putRun(tx *bolt.Tx, r *herald.Run) error {
-	rec := runRecord(*r)
-	if err := putJSON(tx.Bucket(bucketRuns), itob(r.ID), &rec); err != nil {
+	if err := putJSON(tx.Bucket(bucketRuns), itob(r.ID), r); err != nil {
 		return err
 	}
 	open := tx.Bucket(bucketRunsOpen)
@@ -118,11 +94,10 @@ func (db *DB) ListRuns(ctx context.Context, limit int, before uint64) ([]*herald
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRuns).Cursor()
 		for k, v := seekBefore(c, before); k != nil && len(out) < limit; k, v = c.Prev() {
-			var rec runRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
+			var r herald.Run
+			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode run %d: %w", btoi(k), err)
 			}
-			r := herald.Run(rec)
 			out = append(out, &r)
 		}
 		return nil
@@ -208,13 +183,6 @@ func (db *DB) CountRuns(ctx context.Context) (int, error) {
 	return n, nil
 }
 
-// Delivery outcomes.
-const (
-	outcomeSent    = "sent"
-	outcomeFailed  = "failed"
-	outcomeSkipped = "skipped"
-)
-
 // RecordDeliveries applies delivery outcomes to readers, runs and counters
 // in one transaction, committed at once; see herald.RunStore. Its caller,
 // the digest's recorder, groups the outcomes itself (one call per commit),
@@ -227,9 +195,7 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 		return err
 	}
 	for _, d := range ds {
-		switch d.Outcome {
-		case outcomeSent, outcomeFailed, outcomeSkipped:
-		default:
+		if !d.Outcome.Valid() {
 			return herald.Errorf(herald.EINVALID, "delivery to subscriber %d: unknown outcome %q", d.SubscriberID, d.Outcome)
 		}
 	}
@@ -272,15 +238,15 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 				s.LastRunID = d.RunID
 			}
 			switch d.Outcome {
-			case outcomeSent:
+			case herald.OutcomeSent:
 				s.Cursor = max(s.Cursor, d.Cursor)
 				s.Bounces = 0
 				sent++
 				r.Sent++
-			case outcomeSkipped:
+			case herald.OutcomeSkipped:
 				s.Cursor = max(s.Cursor, d.Cursor)
 				r.Skipped++
-			case outcomeFailed:
+			case herald.OutcomeFailed:
 				failed++
 				r.Failed++
 				if d.Permanent {

@@ -89,9 +89,6 @@ func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt O
 	return &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}, nil
 }
 
-// Tokens returns the token signer (the digest uses it for footer links).
-func (s *Service) Tokens() *Tokens { return s.tokens }
-
 // Validated is a Request after its rules were checked.
 type Validated struct {
 	Email     string

@@ -94,7 +94,7 @@ func newStack(t *testing.T) *stack {
 
 func (s *stack) run(t *testing.T, f herald.Frequency) *herald.Run {
 	t.Helper()
-	r, err := s.dig.StartRun(context.Background(), f, "manual", false)
+	r, err := s.dig.StartRun(context.Background(), f, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
