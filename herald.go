@@ -96,6 +96,26 @@ type Subscriber struct {
 	Source string `json:"-"`
 }
 
+// DefaultBounceLimit is how many consecutive hard bounces make a confirmed
+// reader bounced when no limit is configured (mail.bounce_limit).
+const DefaultBounceLimit = 3
+
+// HardBounce counts one permanent delivery failure against s (a 5xx at
+// send time, or a relay's report) and applies the bounce rule, the one
+// place it is written: a pending address becomes bounced at once (only
+// its confirmation was ever sent to it, so it does not take mail), a
+// confirmed reader at limit consecutive ones (never, when limit is 0). A
+// delivered email sets Bounces back to 0.
+func (s *Subscriber) HardBounce(limit int) {
+	s.Bounces++
+	switch {
+	case s.Status == StatusPending:
+		s.Status = StatusBounced
+	case s.Status == StatusConfirmed && limit > 0 && s.Bounces >= limit:
+		s.Status = StatusBounced
+	}
+}
+
 // Post is one blog post. ID is its sequence number in arrival order.
 type Post struct {
 	ID          uint64    `json:"id"`

@@ -102,7 +102,7 @@ type RunStore interface {
 	// them: one call, one commit): for each, the subscriber's LastRunID becomes RunID, its
 	// Cursor becomes d.Cursor when the outcome is sent or skipped, its
 	// Bounces counter resets on sent and grows on a permanent failure
-	// (status becomes bounced at bounceLimit), and the run's counters grow.
+	// (Subscriber.HardBounce with bounceLimit), and the run's counters grow.
 	// A subscriber already at LastRunID >= RunID is left as it is and the
 	// run's counters do not change for it (idempotent on replay).
 	RecordDeliveries(ctx context.Context, bounceLimit int, ds ...Delivery) error

@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -123,7 +122,7 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 		opt.Workers = 4
 	}
 	if opt.BounceLimit <= 0 {
-		opt.BounceLimit = 3
+		opt.BounceLimit = herald.DefaultBounceLimit
 	}
 	if opt.RetryBackoff <= 0 {
 		opt.RetryBackoff = 30 * time.Second
@@ -557,13 +556,9 @@ func (s *Service) SendTest(ctx context.Context, to string) error {
 	// A test has no reader: its footer links lead to the subscribe page.
 	html, text := r.For(s.opt.BaseURL+"/", s.opt.BaseURL+"/")
 	now := s.opt.Now()
-	var rnd [8]byte
-	for i := range rnd {
-		rnd[i] = byte(rand.IntN(256))
-	}
 	m, err := mailer.Compose(&mailer.Email{
 		From: s.opt.From, To: addr, Subject: "[Test] " + r.Subject, HTML: html, Text: text,
-		MessageID: mailer.NewMessageID(s.opt.From, "test", fmt.Sprintf("%x", rnd), now.String()), Date: now,
+		MessageID: mailer.NewMessageID(s.opt.From), Date: now, // a random one: tests are not resent
 		Headers: map[string]string{"List-Id": s.listID},
 	})
 	if err != nil {

@@ -3,12 +3,12 @@ package digest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/mailer"
 )
 
 // scanPage is how many readers one short read transaction returns.
@@ -400,7 +400,7 @@ func (e *execution) outcome(j *job, err error, d herald.Delivery, kind herald.Me
 		e.rec.add(d)
 	default:
 		j.attempts++
-		j.next = e.s.opt.Now().Add(e.backoff(j.attempts))
+		j.next = e.s.opt.Now().Add(mailer.Backoff(e.s.opt.RetryBackoff, e.s.opt.MaxRetryBackoff, j.attempts))
 		j.gen = 0 // a retry reads the reader again
 		e.s.log.Info("run: temporary failure; will retry", "run", e.run.ID, "to", j.sub.Email, "attempt", j.attempts, "err", err)
 		e.rec.retried()
@@ -408,16 +408,6 @@ func (e *execution) outcome(j *job, err error, d herald.Delivery, kind herald.Me
 		e.retry = append(e.retry, j)
 		e.mu.Unlock()
 	}
-}
-
-func (e *execution) backoff(attempts int) time.Duration {
-	d := e.s.opt.RetryBackoff
-	for i := 1; i < attempts && d < e.s.opt.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, e.s.opt.MaxRetryBackoff)
-	// Jitter spreads a crowd of retries against a recovering server.
-	return d/2 + time.Duration(float64(d/2)*rand.Float64())
 }
 
 // retries keeps trying readers whose email failed for a temporary reason

@@ -2,7 +2,9 @@ package digest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -13,11 +15,16 @@ import (
 // CronParser parses the schedules: five fields or a descriptor (@daily).
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseSchedule reads a cron expression the way the scheduler does. When
-// clocks go back, a time like 01:30 happens twice; robfig/cron fires at
-// both, so the schedule skips a firing that repeats the last one's local
-// date and wall-clock minute: one digest a day, DST or not.
+// ParseSchedule reads a cron expression the way the scheduler does: five
+// fields or a descriptor (@daily), in the one time zone of all schedules
+// (Options.Location), so a CRON_TZ= or TZ= prefix is refused. When clocks
+// go back, a time like 01:30 happens twice; robfig/cron fires at both, so
+// the schedule skips a firing that repeats the last one's local date and
+// wall-clock minute: one digest a day, DST or not.
 func ParseSchedule(expr string) (cron.Schedule, error) {
+	if strings.Contains(expr, "TZ=") {
+		return nil, errors.New("the time zone is set once for every schedule, not in the expression")
+	}
 	sch, err := cronParser.Parse(expr)
 	if err != nil {
 		return nil, err

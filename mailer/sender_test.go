@@ -556,11 +556,10 @@ func TestSenderUnparsableFrom(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	s := NewSender(newMemStore(), &fakeTransport{}, SenderOptions{BaseBackoff: time.Second, MaxBackoff: time.Minute})
-	for attempts, want := range map[int]time.Duration{0: time.Second, 1: 2 * time.Second, 3: 8 * time.Second, 10: time.Minute, 1000: time.Minute} {
+	for failures, want := range map[int]time.Duration{1: time.Second, 2: 2 * time.Second, 4: 8 * time.Second, 11: time.Minute, 1000: time.Minute} {
 		for range 50 {
-			if d := s.backoff(attempts); d < want/2 || d > want {
-				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", attempts, d, want/2, want)
+			if d := Backoff(time.Second, time.Minute, failures); d < want/2 || d > want {
+				t.Fatalf("Backoff after %d failures = %v, want in [%v, %v]", failures, d, want/2, want)
 			}
 		}
 	}

@@ -250,10 +250,7 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 				failed++
 				r.Failed++
 				if d.Permanent {
-					s.Bounces++
-					if bounceLimit > 0 && s.Bounces >= bounceLimit && s.Status == herald.StatusConfirmed {
-						s.Status = herald.StatusBounced
-					}
+					s.HardBounce(bounceLimit)
 				}
 				at := d.At
 				if at.IsZero() {

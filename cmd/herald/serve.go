@@ -129,7 +129,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Workers:      cfg.SMTP.Connections,
 		EnvelopeFrom: from.Address,
 		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
-		Drop:         a.dropMessage,
+		Drop:         func(ctx context.Context, m *herald.OutboxMessage) (bool, string) { return a.subs.Unwanted(ctx, m) },
 		OnResult: func(k herald.MessageKind, to string, err error) {
 			m.EmailResult(k, err)
 			a.subs.MessageResult(k, to, err) // bounces of confirmations and welcomes
@@ -215,31 +215,6 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, fmt.Errorf("server.listen: %w", err)
 	}
 	return a, nil
-}
-
-// dropMessage keeps the promise that an unsubscribe is final at once:
-// mail queued before it is not sent after it.
-func (a *app) dropMessage(ctx context.Context, m *herald.OutboxMessage) (bool, string) {
-	if m.SubscriberID == 0 {
-		return false, ""
-	}
-	sub, err := a.db.SubscriberByID(ctx, m.SubscriberID)
-	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return true, "subscriber erased"
-	} else if err != nil {
-		return false, "" // can't tell; sending a confirmation late is the lesser harm
-	}
-	switch m.Kind {
-	case herald.KindConfirm:
-		if sub.Status != herald.StatusPending {
-			return true, "subscriber is " + string(sub.Status) + ", no confirmation needed"
-		}
-	default:
-		if sub.Status != herald.StatusConfirmed {
-			return true, "subscriber is " + string(sub.Status)
-		}
-	}
-	return false, ""
 }
 
 func hostOf(u string) string {
