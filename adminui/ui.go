@@ -1,10 +1,11 @@
 // Package adminui is herald's admin web UI, served under /admin.
 //
-// The UI is a client of the admin API: to read or change anything it builds
-// a request to /api/v1/... with the admin token and runs it in-process
-// through the API handler, then renders what came back. So every rule of the
-// API (validation, CSV import, runs) holds for the UI too, and the UI never
-// touches the store.
+// The UI is a client of the admin API: to read or change anything it calls
+// /api/v1/... with the admin token through the one API client (package
+// api), whose transport runs the request through the API handler in this
+// process, then renders what came back. So every rule of the API
+// (validation, CSV import, runs) holds for the UI too, and the UI never
+// touches a service or the store.
 //
 // Login is with the admin token; a session lives in memory (12h) behind an
 // HttpOnly, SameSite=Strict cookie, and every form carries a CSRF token
@@ -21,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/handlers"
 )
 
@@ -68,6 +70,8 @@ type UI struct {
 	sessions *sessions
 	throttle *loginThrottle
 	chart    chartCache
+	// api is the admin API's client, answered by Options.API in-process.
+	api *api.Client
 }
 
 // New builds the UI and parses its templates; a broken template fails here.
@@ -106,6 +110,10 @@ func New(opts Options) (*UI, error) {
 		key:      key,
 		sessions: newSessions(opts.Now, key),
 		throttle: newLoginThrottle(opts.Now),
+		api: &api.Client{
+			BaseURL: "http://herald.internal", Token: opts.Token, UserAgent: "herald-adminui",
+			HTTP: &http.Client{Transport: inProcess{opts.API}},
+		},
 	}
 	u.routes()
 	return u, nil

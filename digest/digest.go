@@ -293,6 +293,23 @@ func (s *Service) wait(ctx context.Context, id uint64) {
 	}
 }
 
+var _ herald.DigestService = (*Service)(nil)
+
+// RunByID returns a run; ENOTFOUND if none.
+func (s *Service) RunByID(ctx context.Context, id uint64) (*herald.Run, error) {
+	return s.store.Run(ctx, id)
+}
+
+// ListRuns returns up to limit runs with ID < before (0: the newest),
+// newest first.
+func (s *Service) ListRuns(ctx context.Context, limit int, before uint64) ([]*herald.Run, error) {
+	runs, err := s.store.ListRuns(ctx, limit, before)
+	if err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	return runs, nil
+}
+
 // Wait blocks until every run this process is executing has ended.
 func (s *Service) Wait() { s.runs.Wait() }
 

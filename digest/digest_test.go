@@ -3,8 +3,6 @@ package digest_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +11,8 @@ import (
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
-	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -25,39 +23,20 @@ type fx struct {
 	ctx  context.Context
 	db   *store.DB
 	smtp *smtptest.Server
-	tr   *mailer.SMTPTransport
+	tr   herald.Transport
 	subs *subscription.Service
 	dig  *digest.Service
 	tpl  *templates.Set
 	path string
 }
 
+// setup is a whole herald (internal/testenv) and a digest service of its
+// own on it, f.dig, with options for these tests (mod changes them), its
+// loop running.
 func setup(t *testing.T, mod func(*digest.Options)) *fx {
 	t.Helper()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "herald.db")
-	db, err := store.Open(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sm := smtptest.Start(t)
-	log := slog.New(slog.DiscardHandler)
-	tr := mailer.NewSMTPTransport(mailer.SMTPConfig{Host: sm.Host(), Port: sm.Port(), TLS: "none", Connections: 4, Timeout: 5 * time.Second}, log)
-	t.Cleanup(func() { tr.Close() })
-	tpl, err := templates.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, _ := subscription.NewTokens([]byte("0123456789abcdef0123456789abcdef"), nil)
-	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
-		From: "Test Blog <digest@example.org>",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fx{t: t, ctx: ctx, db: db, smtp: sm, tr: tr, subs: subs, tpl: tpl, path: path}
+	app := testenv.New(t, testenv.Options{})
+	f := &fx{t: t, ctx: context.Background(), db: app.DB, smtp: app.SMTP, tr: app.Transport, subs: app.Subs, tpl: app.Templates, path: app.DB.Path()}
 	f.dig = f.served(mod)
 	return f
 }

@@ -51,19 +51,9 @@ type PollerOptions struct {
 	OnPoll func(res *PollResult)
 }
 
-// PollResult says what one poll found.
-type PollResult struct {
-	Feed    string `json:"feed"`
-	Status  string `json:"status"` // "ok", "not_modified" or "error"
-	Items   int    `json:"items"`  // items in the feed
-	New     int    `json:"new"`    // posts created
-	Updated int    `json:"updated"`
-	Error   string `json:"error,omitempty"`
-	// Backlog is true when this was the feed's first good poll: its posts
-	// were recorded silently, not mailed.
-	Backlog  bool      `json:"backlog"`
-	NextPoll time.Time `json:"next_poll"`
-}
+// PollResult says what one poll found (the type is the root package's,
+// the answer of POST /api/v1/feeds/poll).
+type PollResult = herald.PollResult
 
 // Poller polls feeds into a PostStore. PollOne and PollAll may be called
 // while Run is running: polls of one feed never overlap.

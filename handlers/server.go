@@ -20,22 +20,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/templates"
 )
-
-// Subscriptions is the double opt-in service the public pages use.
-type Subscriptions interface {
-	Subscribe(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error)
-	Resend(ctx context.Context, email string) error
-	CheckConfirmToken(token string) error
-	Confirm(ctx context.Context, token string) (*herald.Subscriber, error)
-	ForUnsubscribe(ctx context.Context, token string) (*herald.Subscriber, error)
-	ForPreferences(ctx context.Context, token string) (*herald.Subscriber, error)
-	Unsubscribe(ctx context.Context, token string) (*herald.Subscriber, error)
-	UnsubscribeFromPreferences(ctx context.Context, token string) (*herald.Subscriber, error)
-	SetFrequency(ctx context.Context, token, freq string) (*herald.Subscriber, error)
-	ManageToken(id uint64) string
-}
 
 // Rate is N requests per Period; N = 0 means unlimited.
 type Rate struct {
@@ -54,43 +41,43 @@ type Options struct {
 	DefaultFrequency herald.Frequency
 	Logger           *slog.Logger
 	Now              func() time.Time
-	// ArchiveEnabled serves /archive, /archive/{id} and /archive.xml
-	// (with Deps.Archive); off, they are 404.
-	ArchiveEnabled bool
 }
 
-// Deps are the services behind the routes. Subs, Store and Templates are
-// required; the rest may be nil until the feature exists.
+// Deps are the services behind the routes. Archive and Observe may be
+// nil; the rest are required.
 type Deps struct {
-	Subs      Subscriptions
-	Store     herald.SubscriberStore
-	Templates *templates.Set
+	Subscriptions herald.SubscriptionService
+	Imports       herald.ImportService
+	Digests       herald.DigestService
+	Posts         herald.PostService
+	Stats         herald.StatsService
+	Backup        herald.Backupper
+	Templates     *templates.Set
 	// Health answers nil when the database answers.
 	Health func(ctx context.Context) error
-
-	// Optional: routes whose dependency is nil answer 501.
-	Posts    herald.PostStore
-	Runs     herald.RunStore
-	Outbox   herald.OutboxStore
-	Counters herald.CounterStore
-	Backup   herald.Backupper
-	Digests  herald.Digests
-	// CleanPost sanitises a post that came in through the API, as feed
-	// posts are (HTML through bluemonday, title as plain text).
-	CleanPost func(p *herald.Post) error
-	// PollFeeds polls every feed now and returns what each poll found.
-	PollFeeds func(ctx context.Context) any
 	// Metrics serves /metrics (Prometheus text format) behind the admin token.
 	Metrics http.Handler
-	// Admin is the admin web UI, mounted at /admin/.
-	Admin http.Handler
+	// Archive backs the public archive of past digests at /archive,
+	// /archive/{id} and /archive.xml; nil: archive.enabled is off, and
+	// those routes do not exist (404).
+	Archive herald.ArchiveService
 	// Observe is called once per request with the route's path template
 	// and the status, for metrics.
 	Observe func(route string, status int, d time.Duration)
-	// Bounces backs the bounce webhook and reactivation.
-	Bounces Bounces
-	// Archive backs the public archive of past digests.
-	Archive Archive
+}
+
+// check says which required dependency is missing.
+func (d Deps) check() error {
+	for name, missing := range map[string]bool{
+		"Subscriptions": d.Subscriptions == nil, "Imports": d.Imports == nil, "Digests": d.Digests == nil,
+		"Posts": d.Posts == nil, "Stats": d.Stats == nil, "Backup": d.Backup == nil,
+		"Templates": d.Templates == nil, "Health": d.Health == nil, "Metrics": d.Metrics == nil,
+	} {
+		if missing {
+			return fmt.Errorf("handlers: Deps.%s is required", name)
+		}
+	}
+	return nil
 }
 
 // Server is the http.Handler for every route.
@@ -107,7 +94,10 @@ type Server struct {
 const MaxBody = 64 << 10
 
 // New builds the routes.
-func New(opt Options, deps Deps) *Server {
+func New(opt Options, deps Deps) (*Server, error) {
+	if err := deps.check(); err != nil {
+		return nil, err
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -137,21 +127,21 @@ func New(opt Options, deps Deps) *Server {
 	r.HandleFunc("/preferences", s.preferences).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 
-	api := r.PathPrefix("/api/v1").Subrouter()
-	api.Use(s.requireAdmin)
-	api.HandleFunc("/subscribers", s.apiListSubscribers).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
-	api.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
-	s.registerCSV(api)
-	s.registerOps(r, api)
-	s.registerDigest(api)
-	s.registerBounces(api)
+	v1 := r.PathPrefix("/api/v1").Subrouter()
+	v1.Use(s.requireAdmin)
+	v1.HandleFunc("/subscribers", s.apiListSubscribers).Methods(http.MethodGet)
+	v1.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
+	v1.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
+	v1.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
+	s.registerCSV(v1)
+	s.registerOps(r, v1)
+	s.registerDigest(v1)
+	s.registerBounces(v1)
 	s.registerArchive(r)
 	s.registerData(r)
 	s.registerPprof(r)
 	s.router = r
-	return s
+	return s, nil
 }
 
 // Router exposes the router so later features can add routes.
@@ -351,11 +341,7 @@ func setRetryAfter(w http.ResponseWriter, err error) {
 func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
 	s.logIfInternal(r, err)
 	setRetryAfter(w, err)
-	body := map[string]string{"error": herald.ErrorMessage(err)}
-	if f := herald.ErrorField(err); f != "" {
-		body["field"] = f
-	}
-	writeJSON(w, statusFor(herald.ErrorCode(err)), body)
+	writeJSON(w, statusFor(herald.ErrorCode(err)), api.ErrorBody{Error: herald.ErrorMessage(err), Field: herald.ErrorField(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -381,18 +367,14 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/api/") {
-		s.apiNotFound(w, r)
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such API route: " + r.URL.Path})
 		return
 	}
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such page"})
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such page"})
 		return
 	}
 	s.page(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Heading": "Page not found", "Error": "There is nothing at this address.", "SubscribeURL": "/"})
-}
-
-func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such API route: " + r.URL.Path})
 }
 
 // allowedMethods works out which methods the path answers to; gorilla/mux
@@ -419,7 +401,7 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	}
 	msg := fmt.Sprintf("method %s is not allowed here", r.Method)
 	if strings.HasPrefix(r.URL.Path, "/api/") || wantsJSON(r) {
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": msg})
+		writeJSON(w, http.StatusMethodNotAllowed, api.ErrorBody{Error: msg})
 		return
 	}
 	s.page(w, r, http.StatusMethodNotAllowed, "error", map[string]any{"Title": "Not allowed", "Error": msg})
@@ -457,14 +439,12 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Health != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.deps.Health(ctx); err != nil {
-			s.log.Warn("handlers: health check failed", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database does not answer"})
-			return
-		}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.deps.Health(ctx); err != nil {
+		s.log.Warn("handlers: health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "unavailable", Error: "database does not answer"})
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 }

@@ -1,5 +1,5 @@
 // Package metrics exposes herald's Prometheus metrics: gauges read from
-// the store at scrape time, and counters and histograms fed by hooks in
+// the stats service at scrape time (kept counters, no bucket walks), and counters and histograms fed by hooks in
 // the HTTP layer, the sender, the feed poller and the digest runs. It uses
 // its own registry, never the global default one.
 package metrics
@@ -21,14 +21,11 @@ import (
 
 // Options configure Metrics.
 type Options struct {
-	// The stores the scrape-time collector reads (*store.DB is all four);
-	// a nil one leaves its metrics out.
-	Subscribers herald.SubscriberStore
-	Outbox      herald.OutboxStore
-	Counters    herald.CounterStore
-	Posts       herald.PostStore
-	Logger      *slog.Logger
-	// ScrapeTimeout bounds the store reads of one scrape (default 5s).
+	// Stats is what the scrape-time collector reads (store.DB); nil leaves
+	// those metrics out.
+	Stats  herald.StatsService
+	Logger *slog.Logger
+	// ScrapeTimeout bounds the reads of one scrape (default 5s).
 	ScrapeTimeout time.Duration
 	// NoRuntime leaves out the Go runtime and process collectors.
 	NoRuntime bool
@@ -200,41 +197,27 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.opt.Stats == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.ScrapeTimeout)
 	defer cancel()
-	if s := c.opt.Subscribers; s != nil {
-		counts, err := s.CountSubscribers(ctx)
-		if err != nil {
-			c.fail(ch, c.subscribers, err)
+	st, err := c.opt.Stats.Stats(ctx)
+	if err != nil {
+		for _, d := range []*prometheus.Desc{c.subscribers, c.outbox, c.emails, c.posts} {
+			c.fail(ch, d, err)
 		}
-		for st, byFreq := range counts {
-			for f, n := range byFreq {
-				ch <- prometheus.MustNewConstMetric(c.subscribers, prometheus.GaugeValue, float64(n), string(st), string(f))
-			}
+		return
+	}
+	for status, byFreq := range st.Subscribers.ByStatusAndFrequency {
+		for f, n := range byFreq {
+			ch <- prometheus.MustNewConstMetric(c.subscribers, prometheus.GaugeValue, float64(n), string(status), string(f))
 		}
 	}
-	if o := c.opt.Outbox; o != nil {
-		if n, err := o.OutboxDepth(ctx); err != nil {
-			c.fail(ch, c.outbox, err)
-		} else {
-			ch <- prometheus.MustNewConstMetric(c.outbox, prometheus.GaugeValue, float64(n))
-		}
-	}
-	if k := c.opt.Counters; k != nil {
-		if m, err := k.Counters(ctx); err != nil {
-			c.fail(ch, c.emails, err)
-		} else {
-			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(m[herald.CounterEmailsSent]), "sent")
-			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(m[herald.CounterEmailsFailed]), "failed")
-		}
-	}
-	if p := c.opt.Posts; p != nil {
-		if n, err := p.CountPosts(ctx); err != nil {
-			c.fail(ch, c.posts, err)
-		} else {
-			ch <- prometheus.MustNewConstMetric(c.posts, prometheus.CounterValue, float64(n))
-		}
-	}
+	ch <- prometheus.MustNewConstMetric(c.outbox, prometheus.GaugeValue, float64(st.Outbox))
+	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Sent), "sent")
+	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Failed), "failed")
+	ch <- prometheus.MustNewConstMetric(c.posts, prometheus.CounterValue, float64(st.Posts))
 }
 
 func (c *storeCollector) fail(ch chan<- prometheus.Metric, d *prometheus.Desc, err error) {

@@ -22,6 +22,7 @@ import (
 	"github.com/herald-dev/herald/handlers"
 	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/metrics"
+	"github.com/herald-dev/herald/posts"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -119,7 +120,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		a.tr = mailer.NewSigningTransport(a.tr, signer)
 		log.Info("dkim signing on", "domain", signer.Domain(), "selector", signer.Selector())
 	}
-	m := metrics.New(metrics.Options{Subscribers: a.db, Outbox: a.db, Counters: a.db, Posts: a.db, Logger: log})
+	m := metrics.New(metrics.Options{Stats: a.db, Logger: log})
 	from, err := mail.ParseAddress(cfg.Mail.From)
 	if err != nil {
 		return nil, fmt.Errorf("mail.from: %w", err)
@@ -174,6 +175,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		OnNewPosts: func(ctx context.Context, feedURL string, n int) { a.digest.NewPosts() },
 		OnPoll:     func(res *feed.PollResult) { m.FeedPoll(res.Status) },
 	})
+	postSvc := posts.New(a.db, posts.Options{Cleaner: parser, Poller: a.poller, NewPosts: a.digest.NewPosts, Logger: log})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
 	var proxies []netip.Prefix
 	for _, p := range cfg.Server.TrustedProxies {
@@ -183,24 +185,25 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 			proxies = append(proxies, netip.PrefixFrom(ad, ad.BitLen()))
 		}
 	}
-	a.http = handlers.New(handlers.Options{
+	var archive herald.ArchiveService
+	if cfg.Archive.Enabled {
+		archive = a.db
+	}
+	a.http, err = handlers.New(handlers.Options{
 		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL,
 		AdminToken: cfg.Admin.Token, TrustedProxies: proxies,
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
-		ArchiveEnabled:   cfg.Archive.Enabled,
 	}, handlers.Deps{
-		Subs: a.subs, Store: a.db, Templates: tpl, Health: a.db.Ping,
-		Posts: a.db, Runs: a.db, Outbox: a.db, Counters: a.db, Backup: a.db,
-		Digests:   a.digest,
-		CleanPost: parser.Clean,
-		PollFeeds: func(ctx context.Context) any { return a.poller.PollAll(ctx) },
-		Metrics:   m.Handler(),
-		Observe:   m.ObserveHTTP,
-		Bounces:   a.subs,
-		Archive:   a.db,
+		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc,
+		Stats: a.db, Backup: a.db, Archive: archive,
+		Templates: tpl, Health: a.db.Ping,
+		Metrics: m.Handler(), Observe: m.ObserveHTTP,
 	})
+	if err != nil {
+		return nil, err
+	}
 	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log})
 	ui, err := adminui.New(adminui.Options{
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
