@@ -72,6 +72,10 @@ type Options struct {
 	// Archive, when set, gets a web copy of every finished daily and
 	// weekly run that mailed someone (see archive.go).
 	Archive Archive
+	// Ready, when set, is called once Run has resumed the unfinished runs
+	// and started those of schedules missed while herald was down (they
+	// are under way: Wait waits for them).
+	Ready func()
 }
 
 // Service runs digests.
@@ -366,6 +370,9 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sched.start()
 	s.wg.Go(func() { s.instantLoop(ctx) })
+	if s.opt.Ready != nil {
+		s.opt.Ready()
+	}
 	<-ctx.Done()
 	sched.stop()
 	return nil

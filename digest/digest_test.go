@@ -108,19 +108,38 @@ func (f *fx) runAndWait(d *digest.Service, freq herald.Frequency) *herald.Run {
 
 func (f *fx) waitRun(id uint64) *herald.Run {
 	f.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		r, err := f.db.Run(f.ctx, id)
-		if err != nil {
+	var r *herald.Run
+	testenv.Eventually(f.t, time.Minute, fmt.Sprintf("run %d to finish", id), func() bool {
+		var err error
+		if r, err = f.db.Run(f.ctx, id); err != nil {
 			f.t.Fatal(err)
 		}
-		if r.State == herald.RunDone || r.State == herald.RunFailed {
-			return r
+		return r.State == herald.RunDone || r.State == herald.RunFailed
+	})
+	return r
+}
+
+// finishedRuns waits until there are n runs, all of them done or failed,
+// and returns them newest first.
+func (f *fx) finishedRuns(n int) []*herald.Run {
+	f.t.Helper()
+	var runs []*herald.Run
+	testenv.Eventually(f.t, time.Minute, fmt.Sprintf("%d finished runs", n), func() bool {
+		var err error
+		if runs, err = f.db.ListRuns(f.ctx, 100, 0); err != nil {
+			f.t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	f.t.Fatalf("run %d did not finish", id)
-	return nil
+		if len(runs) < n {
+			return false
+		}
+		for _, r := range runs {
+			if r.State != herald.RunDone && r.State != herald.RunFailed {
+				return false
+			}
+		}
+		return true
+	})
+	return runs
 }
 
 // byRecipient groups what the SMTP server got.
@@ -266,9 +285,10 @@ func TestInstantReadersGetEachPostOnItsOwn(t *testing.T) {
 	f.post(1, false)
 	f.post(2, false)
 	f.dig.NewPosts()
-	msgs := f.smtp.WaitFor(t, 2, 20*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	msgs = f.smtp.Messages()
+	if runs := f.finishedRuns(1); runs[0].Frequency != herald.Instant || runs[0].Trigger != herald.TriggerPoll || runs[0].Sent != 2 {
+		t.Fatalf("instant run %+v", runs[0])
+	}
+	msgs := f.smtp.Messages() // the run is done: the server took every email
 	if len(msgs) != 2 {
 		t.Fatalf("%d emails, want 2", len(msgs))
 	}
@@ -282,11 +302,10 @@ func TestInstantReadersGetEachPostOnItsOwn(t *testing.T) {
 	if !got["Post number 1"] || !got["Post number 2"] {
 		t.Fatalf("subjects %v", got)
 	}
-	// Nothing twice.
+	// Nothing twice: the next instant run has nothing to send.
 	f.dig.NewPosts()
-	time.Sleep(300 * time.Millisecond)
-	if n := f.smtp.Count(); n != 2 {
-		t.Fatalf("a second instant run sent %d more", n-2)
+	if again := f.finishedRuns(2)[0]; again.Sent != 0 || f.smtp.Count() != 2 {
+		t.Fatalf("a second instant run sent %d more: %+v", f.smtp.Count()-2, again)
 	}
 }
 
@@ -369,9 +388,7 @@ func TestInterruptedRunResumes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for f.smtp.Count() < n/3 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "a third of the emails", func() bool { return f.smtp.Count() >= n/3 })
 	cancel()
 	<-done
 	mid, _ := f.db.Run(f.ctx, run.ID)
@@ -433,7 +450,7 @@ func TestOneRunPerFrequencyAtATime(t *testing.T) {
 		f.reader(fmt.Sprintf("r%d@example.org", i), herald.Daily)
 	}
 	f.post(1, false)
-	f.smtp.SetDelay(20 * time.Millisecond)
+	f.smtp.Hold() // the daily run is sending until Release
 	run, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
@@ -444,7 +461,7 @@ func TestOneRunPerFrequencyAtATime(t *testing.T) {
 	if _, err := f.dig.StartRun(f.ctx, herald.Weekly, herald.TriggerAPI, false); err != nil {
 		t.Fatalf("a weekly run must not wait for the daily one: %v", err)
 	}
-	f.smtp.SetDelay(0)
+	f.smtp.Release()
 	f.waitRun(run.ID)
 	f.dig.Wait()
 }

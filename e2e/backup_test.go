@@ -30,7 +30,7 @@ func TestBackupDuringRunAndRestore(t *testing.T) {
 		time.Sleep(5 * time.Millisecond)
 	}
 	backup := filepath.Join(t.TempDir(), "herald-backup.db")
-	cmd := exec.Command(binary, "backup", backup, "--server", in.base)
+	cmd := exec.Command(heraldBinary(t), "backup", backup, "--server", in.base)
 	cmd.Env = append(os.Environ(), "HERALD_ADMIN_TOKEN="+adminToken)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

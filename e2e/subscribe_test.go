@@ -79,7 +79,7 @@ func TestWholeProcessSubscribeFlow(t *testing.T) {
 		t.Fatalf("confirm link %q", link)
 	}
 	// A second herald on the same database fails at once, clearly.
-	out, err := exec.Command(binary, "serve", "--config", in.config).CombinedOutput()
+	out, err := exec.Command(heraldBinary(t), "serve", "--config", in.config).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "database is in use by another herald process") {
 		t.Fatalf("second process: %v\n%s", err, out)
 	}
@@ -159,17 +159,17 @@ func TestConfirmationWaitsForSMTP(t *testing.T) {
 
 func TestBadConfigExits1(t *testing.T) {
 	in := newInstance(t, "[digest]\ndaily = \"every morning\"\n")
-	out, err := exec.Command(binary, "serve", "--config", in.config).CombinedOutput()
+	out, err := exec.Command(heraldBinary(t), "serve", "--config", in.config).CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "digest.daily") {
 		t.Fatalf("serve with a bad config: %v\n%s", err, out)
 	}
-	out, err = exec.Command(binary, "check-config", "--config", in.config).CombinedOutput()
+	out, err = exec.Command(heraldBinary(t), "check-config", "--config", in.config).CombinedOutput()
 	ee, ok = err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "digest.daily") {
 		t.Fatalf("check-config with a bad config: %v\n%s", err, out)
 	}
-	out, err = exec.Command(binary, "version").CombinedOutput()
+	out, err = exec.Command(heraldBinary(t), "version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "go1.") {
 		t.Fatalf("version: %v %s", err, out)
 	}

@@ -70,14 +70,11 @@ func TestPostsAndRunsAPI(t *testing.T) {
 	var started struct{ ID uint64 }
 	_ = json.Unmarshal([]byte(r.Body), &started)
 	var run herald.Run
-	for i := 0; i < 500; i++ {
+	testenv.Eventually(t, time.Minute, "the run to be done", func() bool {
 		g := e.api("GET", fmt.Sprintf("/api/v1/runs/%d", started.ID), "")
 		_ = json.Unmarshal([]byte(g.Body), &run)
-		if run.State == herald.RunDone {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return run.State == herald.RunDone
+	})
 	if run.State != herald.RunDone || run.Sent != 1 || run.Frequency != herald.Daily || run.Trigger != "api" || run.StartedAt == nil || run.FinishedAt == nil {
 		t.Fatalf("run %+v", run)
 	}
@@ -172,12 +169,12 @@ func TestDigestRoutesBadInput(t *testing.T) {
 	// A second run of the same frequency while one runs: 409.
 	e.Subs.Subscribe(context.Background(), herald.SubscribeRequest{Email: "slow@example.org", Confirmed: true})
 	e.api("POST", "/api/v1/posts", `{"url":"https://b.org/2","title":"two"}`)
-	e.SMTP.SetDelay(300 * time.Millisecond)
+	e.SMTP.Hold() // the first run sends until Release
 	if r := e.api("POST", "/api/v1/runs", `{"frequency":"daily"}`); r.Status != 202 {
 		t.Fatalf("first run: %d", r.Status)
 	}
 	if r := e.api("POST", "/api/v1/runs", `{"frequency":"daily"}`); r.Status != 409 {
 		t.Fatalf("overlapping run: %d %s", r.Status, r.Body)
 	}
-	e.SMTP.SetDelay(0)
+	e.SMTP.Release()
 }

@@ -143,7 +143,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	// reserved here and given back below when none was queued (the
 	// address is confirmed already, or at its per-address limit), so a
 	// bot repeating one address can't use up everyone's sign-ups.
-	var reserved *rate.Reservation
+	var reserved *globalToken
 	if !r.Confirmed {
 		var wait time.Duration
 		if reserved, wait = s.takeGlobal(); wait > 0 {
@@ -240,10 +240,16 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	return out
 }
 
+// globalToken is one confirmation taken from the cap, and when.
+type globalToken struct {
+	r  *rate.Reservation
+	at time.Time
+}
+
 // takeGlobal counts one confirmation against the cap (x/time/rate's
 // token bucket); when the cap is reached it takes nothing and says how
 // long until one is free.
-func (s *Service) takeGlobal() (*rate.Reservation, time.Duration) {
+func (s *Service) takeGlobal() (*globalToken, time.Duration) {
 	if s.global == nil {
 		return nil, 0
 	}
@@ -253,13 +259,15 @@ func (s *Service) takeGlobal() (*rate.Reservation, time.Duration) {
 		r.CancelAt(now)
 		return nil, max(d, time.Second)
 	}
-	return r, 0
+	return &globalToken{r: r, at: now}, 0
 }
 
-// giveBackGlobal returns a confirmation taken that was not sent after all.
-func (s *Service) giveBackGlobal(r *rate.Reservation) {
-	if r != nil {
-		r.CancelAt(s.opt.Now())
+// giveBackGlobal returns a confirmation taken that was not sent after
+// all. It cancels at the time the token was taken: rate.Reservation gives
+// back nothing once its time to act has passed, and this one's was then.
+func (s *Service) giveBackGlobal(t *globalToken) {
+	if t != nil {
+		t.r.CancelAt(t.at)
 	}
 }
 

@@ -301,18 +301,42 @@ func (a *App) AddPost(n int) *herald.Post {
 // WaitRun waits for a run to end (done or failed), a minute at most.
 func (a *App) WaitRun(id uint64) *herald.Run {
 	a.T.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for {
-		r, err := a.DB.Run(context.Background(), id)
-		if err != nil {
+	var r *herald.Run
+	Eventually(a.T, time.Minute, fmt.Sprintf("run %d to end", id), func() bool {
+		var err error
+		if r, err = a.DB.Run(context.Background(), id); err != nil {
 			a.T.Fatal(err)
 		}
-		if r.State == herald.RunDone || r.State == herald.RunFailed {
-			return r
-		}
+		return r.State == herald.RunDone || r.State == herald.RunFailed
+	})
+	return r
+}
+
+// Eventually waits until cond holds, checking every few milliseconds, and
+// fails the test if it does not within d: every polling loop of a test
+// has a deadline.
+func Eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
 		if time.Now().After(deadline) {
-			a.T.Fatalf("run %d did not end within a minute: %+v", id, r)
+			t.Fatalf("%s: not within %v", what, d)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// OutboxSent waits until the outbox is empty: every message queued so far
+// was sent (or failed for good). After it, the SMTP server holds all the
+// mail there is to hold: a test can count it instead of sleeping "long
+// enough" and hoping nothing else arrives.
+func (a *App) OutboxSent() {
+	a.T.Helper()
+	Eventually(a.T, time.Minute, "the outbox to drain", func() bool {
+		n, err := a.DB.OutboxDepth(context.Background())
+		if err != nil {
+			a.T.Fatal(err)
+		}
+		return n == 0
+	})
 }
