@@ -177,7 +177,10 @@ func TestOpenLocked(t *testing.T) {
 	var db2 *DB
 	var err error
 	opened := make(chan struct{})
-	go func() { defer close(opened); db2, err = Open(context.Background(), path, Options{LockTimeout: 100 * time.Millisecond}) }()
+	go func() {
+		defer close(opened)
+		db2, err = Open(context.Background(), path, Options{LockTimeout: 100 * time.Millisecond})
+	}()
 	select {
 	case <-opened:
 	case <-time.After(time.Minute):
