@@ -26,9 +26,7 @@ func TestBackupDuringRunAndRestore(t *testing.T) {
 	in.addPost("backup-1", "A post to send while the backup runs")
 	sm.SetDelay(3 * time.Millisecond)
 	runID := in.startRun("daily")
-	for sm.Count() < 100 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitUntil(t, time.Minute, "the run to be under way", func() bool { return sm.Count() >= 100 })
 	backup := filepath.Join(t.TempDir(), "herald-backup.db")
 	cmd := exec.Command(heraldBinary(t), "backup", backup, "--server", in.base)
 	cmd.Env = append(os.Environ(), "HERALD_ADMIN_TOKEN="+adminToken)

@@ -94,9 +94,7 @@ func TestRobustSMTPMisbehaving(t *testing.T) {
 	}()
 
 	// The outage, half way through the run.
-	for sm.Count() < readers/2 {
-		time.Sleep(time.Millisecond)
-	}
+	waitUntil(t, 5*time.Minute, "half the run", func() bool { return sm.Count() >= readers/2 })
 	close(stop)
 	<-injected
 	if err := sm.SetRefuse(true); err != nil {
