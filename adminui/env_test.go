@@ -89,10 +89,9 @@ func newEnv(t *testing.T, o envOpts) *env {
 // browser is an HTTP client with its own cookies that does not follow
 // redirects.
 type browser struct {
-	e      *env
-	c      *http.Client
-	csrf   string // the last CSRF token seen on a page
-	locate string
+	e    *env
+	c    *http.Client
+	csrf string // the last CSRF token seen on a page
 	// forwardedFor, if set, is sent as X-Forwarded-For (a browser behind
 	// a reverse proxy).
 	forwardedFor string

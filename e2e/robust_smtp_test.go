@@ -143,7 +143,7 @@ func TestRobustSMTPMisbehaving(t *testing.T) {
 	}
 	// The confirmations queued during the outage arrive.
 	deadline := time.Now().Add(2*outage + 2*time.Minute)
-	confirms := map[string]map[string]int{}
+	var confirms map[string]map[string]int
 	for {
 		confirms = map[string]map[string]int{}
 		for _, m := range sm.Messages() {

@@ -324,7 +324,7 @@ func TestBadTokensChangeNothing(t *testing.T) {
 	e := newEnv(t, testenv.Options{})
 	sub, _ := e.Subs.Subscribe(context.Background(), herald.SubscribeRequest{Email: "t@example.org", Confirmed: true})
 	good := e.Subs.ManageToken(sub.ID)
-	tampered := good[:10] + string("AB"[strings.IndexByte("AB", good[10])+1&1]) + good[11:]
+	tampered := good[:10] + string("AB"[(strings.IndexByte("AB", good[10])+1)&1]) + good[11:]
 	if good[10] != 'A' && good[10] != 'B' {
 		tampered = good[:10] + "A" + good[11:]
 	}

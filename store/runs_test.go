@@ -19,7 +19,6 @@ func TestRuns(t *testing.T) {
 	if _, err := db.Run(ctx, 1); herald.ErrorCode(err) != herald.ENOTFOUND {
 		t.Fatalf("missing run: %v", err)
 	}
-	var runs []*herald.Run
 	for i := range 5 {
 		r := &herald.Run{Frequency: herald.Daily, Trigger: "schedule", Cutoff: uint64(i * 10)}
 		if err := db.CreateRun(ctx, r); err != nil {
@@ -28,7 +27,6 @@ func TestRuns(t *testing.T) {
 		if r.ID != uint64(i+1) || r.State != herald.RunQueued || !r.CreatedAt.Equal(clock.Now()) {
 			t.Fatalf("created = %+v", r)
 		}
-		runs = append(runs, r)
 	}
 	got, err := db.Run(ctx, 3)
 	if err != nil || got.Cutoff != 20 || got.Trigger != "schedule" {

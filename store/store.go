@@ -25,6 +25,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The store implements every store interface of the root package.
@@ -170,7 +171,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		bopts.InitialMmapSize = 1 << 30
 	}
 	bdb, err := bolt.Open(path, 0o600, bopts)
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrLocked
 	} else if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
