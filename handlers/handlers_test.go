@@ -492,7 +492,7 @@ func TestAdminSubscribersAPI(t *testing.T) {
 	_ = bytes.MinRead
 }
 
-// SPEC §3: /healthz answers 503 when the database does not answer.
+// /healthz answers 503 when the database does not answer.
 func TestHealthzWhenTheDatabaseIsGone(t *testing.T) {
 	e := newEnv(t, testenv.Options{})
 	if r := e.do("GET", "/healthz", "", ""); r.Status != http.StatusOK {

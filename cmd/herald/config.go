@@ -37,7 +37,8 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText prints the duration back.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
 
-// Config is every key of the config file (SPEC §2).
+// Config is every key of the config file (config.example.toml documents
+// each, with its default).
 type Config struct {
 	Server   ServerConfig   `toml:"server"`
 	Store    StoreConfig    `toml:"store"`
