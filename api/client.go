@@ -202,18 +202,24 @@ func (c *Client) Stats(ctx context.Context) (*herald.Stats, error) {
 	return &out, c.call(ctx, http.MethodGet, "/api/v1/stats", nil, &out)
 }
 
-// ListPosts reads a page of posts, newest first; after is the Next of the
-// previous page.
-func (c *Client) ListPosts(ctx context.Context, limit int, after string) (*PostList, error) {
+// page is the query of a page of a list: its size, and where the
+// previous page ended (name: the cursor's parameter).
+func page(limit int, name, cursor string) string {
 	v := url.Values{}
 	if limit > 0 {
 		v.Set("limit", strconv.Itoa(limit))
 	}
-	if after != "" {
-		v.Set("after", after)
+	if cursor != "" {
+		v.Set(name, cursor)
 	}
+	return v.Encode()
+}
+
+// ListPosts reads a page of posts, newest first; after is the Next of the
+// previous page.
+func (c *Client) ListPosts(ctx context.Context, limit int, after string) (*PostList, error) {
 	var out PostList
-	return &out, c.call(ctx, http.MethodGet, "/api/v1/posts?"+v.Encode(), nil, &out)
+	return &out, c.call(ctx, http.MethodGet, "/api/v1/posts?"+page(limit, "after", after), nil, &out)
 }
 
 // AddPost sends a post, as a CMS webhook does.
@@ -251,15 +257,8 @@ func (c *Client) Run(ctx context.Context, id uint64) (*herald.Run, error) {
 // ListRuns reads a page of runs, newest first; before is the Next of the
 // previous page.
 func (c *Client) ListRuns(ctx context.Context, limit int, before string) (*RunList, error) {
-	v := url.Values{}
-	if limit > 0 {
-		v.Set("limit", strconv.Itoa(limit))
-	}
-	if before != "" {
-		v.Set("before", before)
-	}
 	var out RunList
-	return &out, c.call(ctx, http.MethodGet, "/api/v1/runs?"+v.Encode(), nil, &out)
+	return &out, c.call(ctx, http.MethodGet, "/api/v1/runs?"+page(limit, "before", before), nil, &out)
 }
 
 // Preview is the HTML digest the reader would get if a run started now;

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // build is the herald binary, built on first use: `go test -run X ./e2e`
@@ -219,25 +220,12 @@ func (in *instance) do(method, path, contentType, body string, hdr ...string) re
 	return response{res.StatusCode, res.Header, string(b)}
 }
 
-// waitUntil polls cond until it holds, and fails the test if it does not
-// within d.
-func waitUntil(t *testing.T, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, d)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // outboxSent waits until herald's outbox is empty (GET /api/v1/stats):
 // every message it queued has been sent, or failed for good. Then the
 // SMTP server holds all there is to count.
 func (in *instance) outboxSent() {
 	in.t.Helper()
-	waitUntil(in.t, time.Minute, "herald's outbox to drain", func() bool {
+	testenv.Eventually(in.t, time.Minute, "herald's outbox to drain", func() bool {
 		r := in.do("GET", "/api/v1/stats", "", "", "Authorization", "Bearer "+adminToken)
 		var st struct{ Outbox *int }
 		return r.Status == 200 && json.Unmarshal([]byte(r.Body), &st) == nil && st.Outbox != nil && *st.Outbox == 0
@@ -249,5 +237,5 @@ func (in *instance) outboxSent() {
 // recorded (or not), so the count stops moving.
 func settled(t *testing.T, sm *smtptest.Server) {
 	t.Helper()
-	waitUntil(t, time.Minute, "the SMTP server's connections to close", func() bool { return sm.ActiveConnections() == 0 })
+	testenv.Eventually(t, time.Minute, "the SMTP server's connections to close", func() bool { return sm.ActiveConnections() == 0 })
 }

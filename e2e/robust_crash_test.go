@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // crashDuringRun is the body of TestCrashDuringRun: a run to readers
@@ -66,7 +67,7 @@ func crashDuringRun(t *testing.T, readers, kills int) {
 
 	sumInFlight, maxInFlight := 0, 0
 	for k, target := range targets {
-		waitUntil(t, 5*time.Minute, fmt.Sprintf("%d emails", target), func() bool { return sm.Count() >= target })
+		testenv.Eventually(t, 5*time.Minute, fmt.Sprintf("%d emails", target), func() bool { return sm.Count() >= target })
 		if sm.Count() > target+connections {
 			// The previous restart already went past this point: kill at
 			// a random moment of the resume instead.

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // TestRobustSMTPMisbehaving runs digests against an SMTP server that
@@ -94,7 +95,7 @@ func TestRobustSMTPMisbehaving(t *testing.T) {
 	}()
 
 	// The outage, half way through the run.
-	waitUntil(t, 5*time.Minute, "half the run", func() bool { return sm.Count() >= readers/2 })
+	testenv.Eventually(t, 5*time.Minute, "half the run", func() bool { return sm.Count() >= readers/2 })
 	close(stop)
 	<-injected
 	if err := sm.SetRefuse(true); err != nil {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
 )
 
@@ -134,7 +135,7 @@ func TestConfirmationWaitsForSMTP(t *testing.T) {
 	if r.Status != 202 {
 		t.Fatalf("subscribe: %d %s", r.Status, r.Body)
 	}
-	waitUntil(t, time.Minute, "a failed attempt", func() bool { return strings.Contains(p.Output(), "message will be retried") })
+	testenv.Eventually(t, time.Minute, "a failed attempt", func() bool { return strings.Contains(p.Output(), "message will be retried") })
 	if sm.Count() != 0 {
 		t.Fatal("mail arrived while SMTP refused connections")
 	}

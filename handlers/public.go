@@ -157,15 +157,25 @@ func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, http.StatusOK, "confirm", map[string]any{"Title": "Confirm", "Action": "/confirm", "Token": tok})
 }
 
-func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+// formAndToken reads a form, and the link's token from it (or else from
+// the query).
+func formAndToken(w http.ResponseWriter, r *http.Request) (url.Values, string, error) {
 	vals, err := parseForm(w, r)
 	if err != nil {
-		s.error(w, r, err)
-		return
+		return nil, "", err
 	}
 	tok := vals.Get("token")
 	if tok == "" {
 		tok = r.URL.Query().Get("token")
+	}
+	return vals, tok, nil
+}
+
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+	_, tok, err := formAndToken(w, r)
+	if err != nil {
+		s.error(w, r, err)
+		return
 	}
 	sub, err := s.deps.Subscriptions.Confirm(r.Context(), tok)
 	if err != nil {
@@ -232,14 +242,10 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
-	vals, err := parseForm(w, r)
+	vals, tok, err := formAndToken(w, r)
 	if err != nil {
 		s.error(w, r, err)
 		return
-	}
-	tok := vals.Get("token")
-	if tok == "" {
-		tok = r.URL.Query().Get("token")
 	}
 	switch vals.Get("action") {
 	case "unsubscribe":
