@@ -312,17 +312,16 @@ func IsPermanent(err error) bool {
 
 // Error codes, mapped to HTTP statuses in one place (handlers).
 const (
-	ECONFLICT       = "conflict"
-	EINTERNAL       = "internal"
-	EINVALID        = "invalid"
-	ENOTFOUND       = "not_found"
-	ENOTIMPLEMENTED = "not_implemented"
-	EUNAUTHORIZED   = "unauthorized"
-	EFORBIDDEN      = "forbidden"
-	ERATELIMIT      = "rate_limited"
-	ETOOLARGE       = "too_large"
-	EMALFORMED      = "malformed" // a body that does not parse at all
-	EUNAVAILABLE    = "unavailable"
+	ECONFLICT     = "conflict"
+	EINTERNAL     = "internal"
+	EINVALID      = "invalid"
+	ENOTFOUND     = "not_found"
+	EUNAUTHORIZED = "unauthorized"
+	EFORBIDDEN    = "forbidden"
+	ERATELIMIT    = "rate_limited"
+	ETOOLARGE     = "too_large"
+	EMALFORMED    = "malformed" // a body that does not parse at all
+	EUNAVAILABLE  = "unavailable"
 )
 
 // Error is herald's error with a code and a message safe to show a user.

@@ -312,8 +312,6 @@ func statusFor(code string) int {
 		return http.StatusTooManyRequests
 	case herald.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
-	case herald.ENOTIMPLEMENTED:
-		return http.StatusNotImplemented
 	case herald.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	}
