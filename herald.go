@@ -117,6 +117,8 @@ func (s *Subscriber) HardBounce(limit int) {
 }
 
 // Post is one blog post. ID is its sequence number in arrival order.
+// Its identity is (Feed, GUID): GUID is the item's guid, else its link,
+// else a hash of its title and date (the feed package chooses).
 type Post struct {
 	ID          uint64    `json:"id"`
 	GUID        string    `json:"guid"`
@@ -131,10 +133,18 @@ type Post struct {
 	// Feed is the URL of the feed it came from, or "api".
 	Feed    string    `json:"feed"`
 	FoundAt time.Time `json:"-"`
-	// Silent posts were already in a feed when it was first added: they are
-	// recorded but never mailed.
-	Silent bool `json:"-"`
+	// Silent posts are recorded but not mailed: they were already in a feed
+	// when it was first added, or were first seen long after they were
+	// published (a site move, changed guids). SilentReason says which.
+	Silent       bool   `json:"silent"`
+	SilentReason string `json:"silent_reason,omitempty"`
 }
+
+// Reasons a post is silent.
+const (
+	SilentBacklog = "backlog: already in the feed when herald first read it"
+	SilentMaxAge  = "max_age" // followed by the detail, see feed.Poller
+)
 
 // FeedState is what herald remembers of one feed between polls.
 type FeedState struct {
@@ -151,6 +161,34 @@ type FeedState struct {
 	Failures     int       `json:"failures"`    // consecutive failures, for backoff
 	NewPosts     int       `json:"new_posts"`   // new posts found by the last poll
 	TotalPosts   int       `json:"total_posts"` // posts ever recorded from it
+	// Held counts the last poll's new posts recorded silent because they
+	// were older than max_age.
+	Held int `json:"held"`
+	// Skipped names what the last good poll left out (a bad item, a field
+	// of the wrong type, items beyond the limits), one line each.
+	Skipped []string `json:"skipped,omitempty"`
+	// Push is the feed's WebSub subscription, nil when it has no hub.
+	Push *PushState `json:"push,omitempty"`
+}
+
+// PushState is where a feed's WebSub subscription stands.
+type PushState struct {
+	Hub   string `json:"hub"`
+	Topic string `json:"topic"`
+	// State is "subscribing" (asked, the hub has not verified yet),
+	// "active", "denied" (the hub refused; Error says why), "failed" (the
+	// hub could not be asked; polling goes on) or "unsubscribing".
+	State        string    `json:"state"`
+	Error        string    `json:"error,omitempty"`
+	RequestedAt  time.Time `json:"requested_at"`
+	VerifiedAt   time.Time `json:"verified_at"`
+	LeaseExpires time.Time `json:"lease_expires"`
+	LastPush     time.Time `json:"last_push"`
+	Pushes       int       `json:"pushes"`
+	// OldHub and OldTopic are a subscription being left (the feed moved to
+	// another hub); the verification of that unsubscribe checks them.
+	OldHub   string `json:"old_hub,omitempty"`
+	OldTopic string `json:"old_topic,omitempty"`
 }
 
 // RunState is where a digest run stands.

@@ -3,6 +3,7 @@ package herald
 import (
 	"context"
 	"fmt"
+	"net/url"
 	"time"
 )
 
@@ -162,18 +163,26 @@ type PostRuns struct {
 	Runs []uint64 `json:"runs"`
 }
 
-// PollResult says what one poll of a feed found.
+// PollResult says what one poll (or one WebSub push) of a feed found.
 type PollResult struct {
 	Feed    string `json:"feed"`
 	Status  string `json:"status"` // "ok", "not_modified" or "error"
-	Items   int    `json:"items"`  // items in the feed
+	Items   int    `json:"items"`  // posts the document held
 	New     int    `json:"new"`    // posts created
 	Updated int    `json:"updated"`
-	Error   string `json:"error,omitempty"`
+	// Held counts new posts recorded silent because they were dated more
+	// than max_age before herald first saw them.
+	Held int `json:"held"`
+	// Skipped names what the document held that was left out, one line
+	// each (a bad item, a field of the wrong type, items over a limit).
+	Skipped []string `json:"skipped,omitempty"`
+	Error   string   `json:"error,omitempty"`
 	// Backlog is true when this was the feed's first good poll: its posts
 	// were recorded silently, not mailed.
 	Backlog  bool      `json:"backlog"`
 	NextPoll time.Time `json:"next_poll"`
+	// Push is true for a result of a WebSub push, not a poll.
+	Push bool `json:"push,omitempty"`
 }
 
 // PostService is the admin's view of the posts and the feeds.
@@ -189,6 +198,20 @@ type PostService interface {
 	Feeds(ctx context.Context) ([]*FeedState, error)
 	// PollFeeds polls every feed now.
 	PollFeeds(ctx context.Context) ([]*PollResult, error)
+	// SendPost makes a silent post (a feed's backlog, older than max_age)
+	// go out: it becomes the newest post, for every reader's next email.
+	SendPost(ctx context.Context, id uint64) (*Post, error)
+}
+
+// PushService takes a WebSub hub's callbacks for the feeds that have one
+// (feed.Poller): the verification of intent and the content distribution.
+type PushService interface {
+	// VerifyIntent returns the challenge to echo; ENOTFOUND when herald
+	// did not ask for what the hub verifies.
+	VerifyIntent(ctx context.Context, feedID string, q url.Values) (string, error)
+	// Push takes a distributed body; EFORBIDDEN for a bad or missing
+	// signature. It returns what the body brought.
+	Push(ctx context.Context, feedID, signature, contentType string, body []byte) (*PollResult, error)
 }
 
 // Stats are the figures of GET /api/v1/stats, the dashboard and /metrics.

@@ -69,10 +69,11 @@ type OutboxStore interface {
 
 // PostStore keeps posts and feed state.
 type PostStore interface {
-	// UpsertPost saves p. A post with the same GUID, or failing that the
-	// same URL, as a stored one updates it (keeping its ID, FoundAt and
-	// Silent) and created is false; otherwise p gets the next sequence
-	// number as its ID and created is true. p.ID is set on return.
+	// UpsertPost saves p. A post with the same identity (Feed, GUID; the
+	// URL stands in for an empty GUID) as a stored one updates it (keeping
+	// its ID, FoundAt, Silent and SilentReason) and created is false;
+	// otherwise p gets the next sequence number as its ID and created is
+	// true. p.ID is set on return.
 	UpsertPost(ctx context.Context, p *Post) (created bool, err error)
 	// UpsertPosts is UpsertPost for many posts in one transaction.
 	UpsertPosts(ctx context.Context, ps []*Post) (created int, err error)
@@ -83,10 +84,19 @@ type PostStore interface {
 	// newest), newest first, and the next before value (0: no more).
 	ListPosts(ctx context.Context, limit int, before uint64) ([]*Post, uint64, error)
 	LastPostID(ctx context.Context) (uint64, error)
+	// ReleasePost makes a silent post mailable: it gets the next sequence
+	// number (readers' cursors are past its old one) and loses Silent.
+	// ENOTFOUND if there is no such post, ECONFLICT if it is not silent.
+	ReleasePost(ctx context.Context, id uint64) (*Post, error)
 	CountPosts(ctx context.Context) (int, error)
 
 	FeedState(ctx context.Context, url string) (*FeedState, error) // zero state if unknown
 	PutFeedState(ctx context.Context, st *FeedState) error
+	// UpdateFeedState runs fn on the stored state of the feed at url (a
+	// zero state with URL set when there is none) and saves it, in one
+	// transaction: a poll and a WebSub callback of one feed can then each
+	// change their part without losing the other's.
+	UpdateFeedState(ctx context.Context, url string, fn func(st *FeedState) error) (*FeedState, error)
 	FeedStates(ctx context.Context) ([]*FeedState, error)
 }
 

@@ -712,3 +712,70 @@ func TestBuildChart(t *testing.T) {
 		}
 	}
 }
+
+// TestSilentPostSentByHand: a post held back by max_age shows why on the
+// posts page, and its button mails it after all (it becomes the newest
+// post, so an instant reader gets it).
+func TestSilentPostSentByHand(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.addConfirmed("reader@example.org", "Reader", "instant")
+	held := &herald.Post{
+		Feed: "https://blog.example.org/feed/", GUID: "old-1", URL: "https://blog.example.org/old",
+		Title: "An old post, moved", PublishedAt: time.Date(2019, 3, 1, 9, 0, 0, 0, time.UTC),
+		Silent: true, SilentReason: "max_age: published 2019-03-01 09:00 UTC, first seen 2820d later (max_age 72h0m0s)",
+	}
+	if _, err := e.db.UpsertPost(context.Background(), held); err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login()
+	page := b.get("/admin/posts")
+	for _, want := range []string{"Not mailed: max_age: published 2019-03-01 09:00 UTC", `id="send-post-` + fmt.Sprint(held.ID) + `"`} {
+		if !strings.Contains(page.body, want) {
+			t.Fatalf("posts page lacks %q:\n%s", want, page.body)
+		}
+	}
+	r := b.form(fmt.Sprintf("/admin/posts/%d/send", held.ID), nil)
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("send = %d %s", r.status, r.body)
+	}
+	if !strings.Contains(b.get(r.location()).body, "goes out with every reader") {
+		t.Error("no confirmation after sending")
+	}
+	ps, _, _ := e.db.ListPosts(context.Background(), 10, 0)
+	if len(ps) != 1 || ps[0].Silent || ps[0].ID == held.ID {
+		t.Fatalf("posts after send = %+v", ps)
+	}
+	msg := e.smtp.WaitFor(t, 1, 10*time.Second)
+	if !strings.Contains(string(msg[0].Data), "An old post, moved") {
+		t.Fatalf("the instant email is not the post:\n%s", msg[0].Data)
+	}
+	// Sending a post that is mailed already is refused with the reason.
+	r = b.form(fmt.Sprintf("/admin/posts/%d/send", ps[0].ID), nil)
+	if !strings.Contains(b.get(r.location()).body, "only a silent post can be sent by hand") {
+		t.Error("a second send was not refused")
+	}
+}
+
+// TestDashboardFeedPushAndSkipped: the dashboard's feed list shows a
+// feed's WebSub state and what its last poll left out.
+func TestDashboardFeedPushAndSkipped(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	now := time.Now().UTC()
+	err := e.db.PutFeedState(context.Background(), &herald.FeedState{
+		URL: "https://blog.example.org/feed/", Initialized: true, LastPoll: now, LastSuccess: now,
+		Skipped: []string{`item 3 ("Tags"): 300002 elements, more than the 10000 an item may have`},
+		Push:    &herald.PushState{Hub: "https://hub.example/", Topic: "https://blog.example.org/feed/", State: "active"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/")
+	for _, want := range []string{"WebSub: active", "Last poll left out 1: item 3 (&#34;Tags&#34;): 300002 elements"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+}

@@ -72,10 +72,11 @@ type dashData struct {
 	FeedsBox box
 	Statuses []string
 	Freqs    []string
+	Warnings []string
 }
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
-	d := dashData{Statuses: statuses, Freqs: frequencies}
+	d := dashData{Statuses: statuses, Freqs: frequencies, Warnings: u.opt.Warnings}
 	if st, err := u.api.Stats(ctx(r)); err != nil {
 		d.StatsBox = boxFor(err)
 	} else {
@@ -346,6 +347,21 @@ func (u *UI) postsPage(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u.render(w, r, http.StatusOK, "posts", &view{Title: "Posts", Active: "posts", Data: d})
+}
+
+// sendPost mails a silent post after all: it becomes the newest post.
+func (u *UI) sendPost(w http.ResponseWriter, r *http.Request) {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
+		u.redirectFlash(w, r, "/admin/posts", "Say which post to send.", true)
+		return
+	}
+	if _, err := u.api.SendPost(ctx(r), id); err != nil {
+		u.redirectFlash(w, r, "/admin/posts", fmt.Sprintf("Could not send post %d: %s", id, userMessage(err)), true)
+		return
+	}
+	u.log.Info("adminui: silent post sent by hand", "id", id)
+	u.redirectFlash(w, r, "/admin/posts", fmt.Sprintf("Post %d goes out with every reader's next email.", id), false)
 }
 
 // ---- runs

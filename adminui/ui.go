@@ -47,6 +47,9 @@ type Options struct {
 	// Nonce returns the request's CSP nonce. Optional: the default is
 	// handlers.Nonce, right when the UI is mounted on a handlers.Server.
 	Nonce func(r *http.Request) string
+	// Warnings are settings that would hurt in production (each naming
+	// its key), shown as a banner on the dashboard.
+	Warnings []string
 }
 
 // Session and throttle settings.
@@ -135,6 +138,7 @@ func (u *UI) routes() {
 	m.Handle("POST /admin/subscribers/import", u.authed(u.importCSV)) // multipart: checks CSRF itself
 	m.Handle("GET /admin/subscribers.csv", u.get(u.exportCSV))
 	m.Handle("GET /admin/posts", u.get(u.postsPage))
+	m.Handle("POST /admin/posts/{id}/send", u.post(u.sendPost))
 	m.Handle("GET /admin/runs", u.get(u.runsPage))
 	m.Handle("POST /admin/runs", u.post(u.startRun))
 	m.Handle("GET /admin/runs/{id}", u.get(u.runPage)) // also {id}.json

@@ -47,6 +47,12 @@ type PostAdded struct {
 	Created bool         `json:"created"`
 }
 
+// PostSent is the answer to POST /api/v1/posts/{id}/send: the post, a
+// silent one made the newest, for every reader's next email.
+type PostSent struct {
+	Post *herald.Post `json:"post"`
+}
+
 // FeedList is GET /api/v1/feeds.
 type FeedList struct {
 	Feeds []*herald.FeedState `json:"feeds"`
@@ -55,6 +61,12 @@ type FeedList struct {
 // PollResults is the answer to POST /api/v1/feeds/poll.
 type PollResults struct {
 	Results []*herald.PollResult `json:"results"`
+}
+
+// PushResult is the answer to a WebSub hub's content distribution
+// (POST /websub/{feed}): what the pushed body brought.
+type PushResult struct {
+	Result *herald.PollResult `json:"result"`
 }
 
 // RunRequest is the body of POST /api/v1/runs; an empty body starts a run

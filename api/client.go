@@ -228,6 +228,13 @@ func (c *Client) AddPost(ctx context.Context, p herald.PostInput) (*PostAdded, e
 	return &out, c.call(ctx, http.MethodPost, "/api/v1/posts", p, &out)
 }
 
+// SendPost makes a silent post go out with every reader's next email.
+func (c *Client) SendPost(ctx context.Context, id uint64) (*herald.Post, error) {
+	var out PostSent
+	err := c.call(ctx, http.MethodPost, "/api/v1/posts/"+strconv.FormatUint(id, 10)+"/send", nil, &out)
+	return out.Post, err
+}
+
 // Feeds reads what is known of every feed.
 func (c *Client) Feeds(ctx context.Context) ([]*herald.FeedState, error) {
 	var out FeedList

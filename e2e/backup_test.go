@@ -5,7 +5,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -86,25 +85,5 @@ func TestBackupDuringRunAndRestore(t *testing.T) {
 	if final["state"] != "done" {
 		t.Fatalf("restored run: %v", final)
 	}
-	ids := map[string]map[string]bool{}
-	for _, m := range sm.Messages() {
-		h := string(m.Data)
-		i := strings.Index(h, "Message-Id: ")
-		if i < 0 {
-			i = strings.Index(h, "Message-ID: ")
-		}
-		id := strings.SplitN(h[i+12:], "\r\n", 2)[0]
-		if ids[m.To[0]] == nil {
-			ids[m.To[0]] = map[string]bool{}
-		}
-		ids[m.To[0]][id] = true
-	}
-	for to, s := range ids {
-		if len(s) != 1 {
-			t.Fatalf("%s got %d different digests for one run", to, len(s))
-		}
-	}
-	if len(ids) != readers {
-		t.Fatalf("%d readers got the digest, want %d", len(ids), readers)
-	}
+	oneDigestEach(t, sm, readers)
 }

@@ -19,10 +19,15 @@ type blog struct {
 	mu    sync.Mutex
 	items []int
 	srv   *httptest.Server
+	// hub, when set, is advertised as the feed's WebSub hub.
+	hub string
+	// base dates the posts: post n is published n hours after it, so
+	// new posts are new to herald (within max_age).
+	base time.Time
 }
 
 func newBlog(t *testing.T, items ...int) *blog {
-	b := &blog{items: items}
+	b := &blog{items: items, base: time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Hour)}
 	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b.mu.Lock()
 		defer b.mu.Unlock()
@@ -31,6 +36,9 @@ func newBlog(t *testing.T, items ...int) *blog {
 <rss version="2.0" xmlns:content="http://purl.org/rss/1.0/modules/content/" xmlns:dc="http://purl.org/dc/elements/1.1/">
 <channel><title>E2E Blog</title><link>https://blog.example.org</link><description>test</description>
 `)
+		if b.hub != "" {
+			fmt.Fprintf(&sb, "<atom:link xmlns:atom=\"http://www.w3.org/2005/Atom\" rel=\"hub\" href=\"%s\"/><atom:link xmlns:atom=\"http://www.w3.org/2005/Atom\" rel=\"self\" href=\"%s\"/>\n", b.hub, b.feedURL())
+		}
 		for i := len(b.items) - 1; i >= 0; i-- {
 			n := b.items[i]
 			fmt.Fprintf(&sb, `<item><title>Post %d</title><link>https://blog.example.org/%d/</link>
@@ -39,7 +47,7 @@ func newBlog(t *testing.T, items ...int) *blog {
 <pubDate>%s</pubDate>
 <description><![CDATA[<p>Summary %d <script>alert(1)</script></p>]]></description>
 <content:encoded><![CDATA[<p>Body of post %d.</p>]]></content:encoded></item>
-`, n, n, n, n, time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC).Add(time.Duration(n)*time.Hour).Format(time.RFC1123Z), n, n)
+`, n, n, n, n, b.base.Add(time.Duration(n)*time.Hour).Format(time.RFC1123Z), n, n)
 		}
 		sb.WriteString("</channel></rss>")
 		w.Header().Set("Content-Type", "application/rss+xml; charset=UTF-8")
@@ -48,6 +56,9 @@ func newBlog(t *testing.T, items ...int) *blog {
 	t.Cleanup(b.srv.Close)
 	return b
 }
+
+// feedURL is where herald is told the feed is.
+func (b *blog) feedURL() string { return b.srv.URL + "/feed/" }
 
 func (b *blog) publish(n ...int) {
 	b.mu.Lock()

@@ -50,6 +50,15 @@ func toUTF8(body []byte, contentType string) ([]byte, error) {
 		}
 		return fixDeclaration(out), nil
 	}
+	// UTF-16 without a byte order mark: every other byte of the ASCII
+	// start ("<?xml", "<rss", "{") is zero. Such a body is valid UTF-8
+	// full of NULs, so this comes before the UTF-8 test.
+	if len(body) >= 4 && body[0] != 0 && body[1] == 0 && body[2] != 0 && body[3] == 0 {
+		return decodeUTF16(body, unicode.LittleEndian)
+	}
+	if len(body) >= 4 && body[0] == 0 && body[1] != 0 && body[2] == 0 && body[3] != 0 {
+		return decodeUTF16(body, unicode.BigEndian)
+	}
 	if utf8.Valid(body) {
 		return fixDeclaration(body), nil
 	}
@@ -128,4 +137,34 @@ func httpCharset(contentType string) string {
 		return ""
 	}
 	return strings.TrimSpace(params["charset"])
+}
+
+func decodeUTF16(body []byte, order unicode.Endianness) ([]byte, error) {
+	out, err := unicode.UTF16(order, unicode.IgnoreBOM).NewDecoder().Bytes(body)
+	if err != nil {
+		return nil, fmt.Errorf("feed: decode UTF-16: %w", err)
+	}
+	return fixDeclaration(out), nil
+}
+
+// stripControls drops the C0 control characters XML 1.0 forbids (all but
+// tab, line feed and carriage return): one stray byte in a title would
+// otherwise end the document there. It copies only when it finds one.
+func stripControls(body []byte) []byte {
+	i := bytes.IndexFunc(body, isForbiddenControl)
+	if i < 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body))
+	out = append(out, body[:i]...)
+	for _, c := range body[i:] {
+		if c >= 0x20 || c == '\t' || c == '\n' || c == '\r' {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func isForbiddenControl(r rune) bool {
+	return r < 0x20 && r != '\t' && r != '\n' && r != '\r'
 }

@@ -57,6 +57,9 @@ type FetchResult struct {
 	LastModified string
 	FinalURL     string // after redirects; the base for relative links
 	ContentType  string
+	// Hub and Self are the WebSub links of the HTTP Link header ("" if
+	// none); they take precedence over the document's own.
+	Hub, Self string
 }
 
 // HTTPError is a response with a status herald cannot use: 4xx or 5xx.
@@ -156,6 +159,7 @@ func (f *Fetcher) Fetch(ctx context.Context, rawURL, etag, lastModified string) 
 		FinalURL:     resp.Request.URL.String(),
 		ContentType:  resp.Header.Get("Content-Type"),
 	}
+	res.Hub, res.Self = linkRels(resp.Request.URL, resp.Header.Values("Link"))
 
 	switch {
 	case resp.StatusCode == http.StatusNotModified:
@@ -225,4 +229,55 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 		}
 	}
 	return 0
+}
+
+// linkRels finds the first rel="hub" and rel="self" targets of HTTP Link
+// headers (RFC 8288), resolved against base.
+func linkRels(base *url.URL, headers []string) (hub, self string) {
+	for _, h := range headers {
+		for _, link := range splitOutsideQuotes(h, ',') {
+			link = strings.TrimSpace(link)
+			if !strings.HasPrefix(link, "<") {
+				continue
+			}
+			end := strings.IndexByte(link, '>')
+			if end < 0 {
+				continue
+			}
+			target := absHTTPURL(base, link[1:end])
+			for _, param := range splitOutsideQuotes(link[end+1:], ';') {
+				k, v, ok := strings.Cut(strings.TrimSpace(param), "=")
+				if !ok || !strings.EqualFold(strings.TrimSpace(k), "rel") {
+					continue
+				}
+				for _, rel := range strings.Fields(strings.ToLower(strings.Trim(strings.TrimSpace(v), `"`))) {
+					switch {
+					case rel == "hub" && hub == "":
+						hub = target
+					case rel == "self" && self == "":
+						self = target
+					}
+				}
+			}
+		}
+	}
+	return hub, self
+}
+
+// splitOutsideQuotes splits s at sep where sep is not inside quotes.
+func splitOutsideQuotes(s string, sep byte) []string {
+	var out []string
+	quoted, start := false, 0
+	for i := 0; i < len(s); i++ {
+		switch s[i] {
+		case '"':
+			quoted = !quoted
+		case sep:
+			if !quoted {
+				out = append(out, s[start:i])
+				start = i + 1
+			}
+		}
+	}
+	return append(out, s[start:])
 }

@@ -229,7 +229,7 @@ func TestFetchCharset(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	posts, err := NewParser().Parse(res.Body, res.FinalURL)
+	posts, err := parsePosts(NewParser(), res.Body, res.FinalURL)
 	if err != nil || len(posts) != 1 || posts[0].Title != "Café crème" {
 		t.Fatalf("posts %+v, err %v", posts, err)
 	}

@@ -1,12 +1,17 @@
 package feed
 
 import (
-	"golang.org/x/net/html"
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+
+	"golang.org/x/net/html"
+	"golang.org/x/net/html/atom"
 )
 
 // FuzzParse feeds arbitrary documents to the parser: it must not panic,
@@ -31,9 +36,9 @@ func FuzzParse(f *testing.F) {
 
 	p := NewParser()
 	f.Fuzz(func(t *testing.T, body []byte) {
-		posts, err := p.Parse(body, "https://fuzz.example.org/feed/")
+		parsed, err := p.Parse(body, "https://fuzz.example.org/feed/")
 		if err != nil {
-			if posts != nil {
+			if parsed != nil {
 				t.Fatalf("posts and an error: %v", err)
 			}
 			if !strings.HasPrefix(err.Error(), "feed: ") {
@@ -42,7 +47,7 @@ func FuzzParse(f *testing.F) {
 			return
 		}
 		guids := map[string]bool{}
-		for _, post := range posts {
+		for _, post := range parsed.Posts {
 			if post.GUID == "" || post.Title == "" {
 				t.Fatalf("post without guid or title: %+v", post)
 			}
@@ -93,6 +98,117 @@ func unsafeHTML(h string) string {
 					return a.Key + "=" + v
 				}
 			}
+		}
+	}
+}
+
+// FuzzIngest runs arbitrary bytes through the whole ingest path, as a
+// poll or a push does: parse, identity, silent rules, the bbolt store.
+// Whatever the bytes, nothing panics; a refused body stores nothing; an
+// accepted one stores exactly its posts, each with an identity, under its
+// feed, with balanced, script-free HTML, and a second ingest of the same
+// bytes creates nothing new.
+func FuzzIngest(f *testing.F) {
+	for _, dir := range []string{"testdata/*.*", "testdata/corpus/*"} {
+		files, err := filepath.Glob(dir)
+		if err != nil {
+			f.Fatal(err)
+		}
+		for _, name := range files {
+			if strings.HasSuffix(name, ".golden.json") {
+				continue
+			}
+			b, err := os.ReadFile(name)
+			if err != nil {
+				f.Fatal(err)
+			}
+			f.Add(b)
+		}
+	}
+	f.Add([]byte(`<rss><channel><item><title>a</title><description>&lt;table&gt;&lt;tr&gt;&lt;td&gt;x</description></item><item><title>a</title></item></channel></rss>`))
+	f.Add([]byte(`{"version":"https://jsonfeed.org/version/1","items":[{"id":1,"tags":"a"},{"title":"<i>"}]}`))
+
+	st := newTestStore(f)
+	p := NewPoller(st, NewFetcher(FetcherOptions{}), NewParser(), PollerOptions{})
+	n := 0
+	f.Fuzz(func(t *testing.T, body []byte) {
+		n++
+		url := fmt.Sprintf("https://fuzz.example.org/%d/feed", n)
+		cfg := p.config(url)
+		ctx := context.Background()
+		for round := range 2 {
+			state := st.state(url)
+			res := &PollResult{Feed: url}
+			parsed, err := p.parser.Parse(body, url)
+			if err != nil {
+				if n := countFeedPosts(t, st, url); n != 0 {
+					t.Fatalf("a refused body left %d posts", n)
+				}
+				return
+			}
+			if err := p.ingest(ctx, res, &state, cfg, parsed, time.Now()); err != nil {
+				t.Fatalf("ingest: %v", err)
+			}
+			if err := st.PutFeedState(ctx, &state); err != nil {
+				t.Fatal(err)
+			}
+			if round == 1 && res.New != 0 {
+				t.Fatalf("the same bytes again created %d posts", res.New)
+			}
+			if got := countFeedPosts(t, st, url); got != len(parsed.Posts) {
+				t.Fatalf("stored %d posts for %d parsed", got, len(parsed.Posts))
+			}
+		}
+	})
+}
+
+// countFeedPosts checks every stored post of feed and counts them.
+func countFeedPosts(t *testing.T, st *testStore, feed string) int {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, post := range st.all() {
+		if post.Feed != feed {
+			continue
+		}
+		if post.GUID == "" || seen[post.GUID] {
+			t.Fatalf("post without identity or twice: %+v", post)
+		}
+		seen[post.GUID] = true
+		for _, h := range []string{post.Summary, post.Content} {
+			if bad := unsafeHTML(h); bad != "" {
+				t.Fatalf("unsafe HTML survived (%s): %q", bad, h)
+			}
+			if !balancedHTML(h) {
+				t.Fatalf("unbalanced HTML stored: %q", h)
+			}
+		}
+		if !post.Silent { // the first ingest of a feed is its backlog
+			t.Fatalf("a backlog post is not silent: %+v", post)
+		}
+	}
+	return len(seen)
+}
+
+// balancedHTML reports whether every element opened in h is closed in
+// order (void elements aside).
+func balancedHTML(h string) bool {
+	z := html.NewTokenizer(strings.NewReader(h))
+	var stack []string
+	for {
+		switch z.Next() {
+		case html.ErrorToken:
+			return len(stack) == 0
+		case html.StartTagToken:
+			name, _ := z.TagName()
+			if !voidTags[atom.Lookup(name)] {
+				stack = append(stack, string(name))
+			}
+		case html.EndTagToken:
+			name, _ := z.TagName()
+			if len(stack) == 0 || stack[len(stack)-1] != string(name) {
+				return false
+			}
+			stack = stack[:len(stack)-1]
 		}
 	}
 }

@@ -3,6 +3,7 @@ package feed
 import (
 	"bytes"
 	"compress/gzip"
+	"github.com/herald-dev/herald"
 	"testing"
 )
 
@@ -17,4 +18,13 @@ func gzipBytes(t *testing.T, b []byte) []byte {
 		t.Fatal(err)
 	}
 	return buf.Bytes()
+}
+
+// parsePosts is Parse for tests that only look at the posts.
+func parsePosts(p *Parser, body []byte, base string) ([]*herald.Post, error) {
+	parsed, err := p.Parse(body, base)
+	if err != nil {
+		return nil, err
+	}
+	return parsed.Posts, nil
 }

@@ -257,3 +257,108 @@ func wordCount(text string) int {
 	}
 	return strings.Count(text, " ") + 1
 }
+
+// Limits on a fragment the balancing parse takes as a tree; past them it
+// becomes its text, in paragraphs (a fragment that deep or that big is no
+// post anyone wrote by hand).
+const (
+	maxFragmentDepth = 128
+	maxFragmentTags  = 100_000
+)
+
+// voidTags never have an end tag, so they do not nest.
+var voidTags = map[atom.Atom]bool{
+	atom.Area: true, atom.Base: true, atom.Br: true, atom.Col: true, atom.Embed: true,
+	atom.Hr: true, atom.Img: true, atom.Input: true, atom.Link: true, atom.Meta: true,
+	atom.Source: true, atom.Track: true, atom.Wbr: true,
+}
+
+// balance parses an HTML fragment as the content of a <div> (the HTML5
+// algorithm browsers use: what is left open is closed, stray end tags are
+// dropped, misnested tags are mended) and renders it back. In an email,
+// one post's unclosed <table> or <blockquote> can then never swallow the
+// next post or the footer.
+func balance(fragment string) string {
+	if !strings.Contains(fragment, "<") {
+		return fragment
+	}
+	if !shallow(fragment) {
+		return textHTML(htmlText(fragment))
+	}
+	ctx := &xhtml.Node{Type: xhtml.ElementNode, Data: "div", DataAtom: atom.Div}
+	nodes, err := xhtml.ParseFragment(strings.NewReader(fragment), ctx)
+	if err != nil {
+		return textHTML(htmlText(fragment))
+	}
+	var b strings.Builder
+	b.Grow(len(fragment) + 16)
+	for _, n := range nodes {
+		if err := xhtml.Render(&b, n); err != nil {
+			return textHTML(htmlText(fragment))
+		}
+	}
+	return b.String()
+}
+
+// shallow reports whether fragment stays within the tree limits above.
+func shallow(fragment string) bool {
+	z := xhtml.NewTokenizer(strings.NewReader(fragment))
+	depth, tags := 0, 0
+	for {
+		switch z.Next() {
+		case xhtml.ErrorToken:
+			return true
+		case xhtml.StartTagToken:
+			tags++
+			name, _ := z.TagName()
+			if !voidTags[atom.Lookup(name)] {
+				depth++
+			}
+		case xhtml.SelfClosingTagToken:
+			tags++
+		case xhtml.EndTagToken:
+			depth = max(depth-1, 0)
+		}
+		if depth > maxFragmentDepth || tags > maxFragmentTags {
+			return false
+		}
+	}
+}
+
+// textField is a field the format says is plain text (an RSS title, an
+// Atom type="text" title, a JSON Feed title, an author): what looks like
+// a tag in it is text and stays. Entities are decoded once more, as many
+// feeds escape their titles twice ("&amp;#8217;").
+func textField(s string) string {
+	if strings.Contains(s, "&") {
+		s = html.UnescapeString(s)
+	}
+	return collapseSpace(s)
+}
+
+// textHTML turns plain text (JSON Feed content_text and summary, Atom
+// type="text") into escaped HTML: a paragraph per blank-line-separated
+// block, a <br> per line break inside one.
+func textHTML(s string) string {
+	s = strings.TrimSpace(strings.ReplaceAll(s, "\r\n", "\n"))
+	if s == "" {
+		return ""
+	}
+	var b strings.Builder
+	b.Grow(len(s) + len(s)/8)
+	for _, para := range strings.Split(s, "\n\n") {
+		var lines []string
+		for _, line := range strings.Split(para, "\n") {
+			if line = collapseSpace(line); line != "" {
+				lines = append(lines, html.EscapeString(line))
+			}
+		}
+		if len(lines) == 0 {
+			continue
+		}
+		b.WriteString("<p>")
+		b.WriteString(strings.Join(lines, "<br>"))
+		b.WriteString("</p>")
+	}
+	return b.String()
+}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/herald-dev/herald"
 	"github.com/microcosm-cc/bluemonday"
@@ -59,30 +60,148 @@ func NewParser() *Parser {
 	return &Parser{fp: fp, policy: p}
 }
 
-// Parse parses an RSS, Atom or JSON feed into posts, in document order.
-// baseURL is where the feed was fetched from (after redirects); relative
-// links resolve against the feed's own site link, else against it.
-// Summary and Content are sanitised HTML; Title, Author and Categories
-// are plain text. Feed, FoundAt, ID and Silent are left to the caller.
-func (p *Parser) Parse(body []byte, baseURL string) ([]*herald.Post, error) {
+// Parsed is what one feed document holds.
+type Parsed struct {
+	// Posts in document order; Feed, FoundAt, ID and Silent are left to
+	// the caller.
+	Posts []*herald.Post
+	// Skipped names, one line each, what was left out: an item over a
+	// limit or without anything to know it by, a repeat, a field of the
+	// wrong type, the items after a break in the document.
+	Skipped []string
+	// Hashed counts posts identified by a hash of title and date (they
+	// had neither guid nor link).
+	Hashed int
+	// Hub and Self are the WebSub hub and the feed's own URL as the
+	// document advertises them ("" if it does not).
+	Hub, Self string
+}
+
+// rawItem is one item as its format gives it, before normalising. The
+// *HTML flags say whether a field holds HTML or plain text.
+type rawItem struct {
+	guid, link               string
+	title                    string
+	titleHTML                bool
+	summary                  string
+	summaryHTML              bool
+	content                  string
+	contentHTML              bool
+	author                   string
+	categories               []string
+	published, updated       *time.Time
+	publishedRaw, updatedRaw string
+	label                    string // names the item in a skipped line
+	pos                      int    // the item's place in the document, from 1
+}
+
+// rawFeed is a feed document as its format gives it.
+type rawFeed struct {
+	link, author string
+	hub, self    string
+	items        []rawItem
+	skipped      []string
+}
+
+// Parse parses an RSS, Atom or JSON feed. baseURL is where the feed was
+// fetched from (after redirects); relative links resolve against the
+// feed's own site link, else against it. Summary and Content are
+// sanitised, balanced HTML; Title, Author and Categories are plain text.
+// Parse fails only when the body is no feed at all or is over a limit
+// that holds for the whole document; a bad item costs that item.
+func (p *Parser) Parse(body []byte, baseURL string) (*Parsed, error) {
 	body, err := toUTF8(body, "")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFeed, err)
 	}
-	if len(bytes.TrimSpace(body)) == 0 {
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
 		return nil, fmt.Errorf("%w: the document is empty", ErrNotFeed)
 	}
-	f, err := p.fp.Parse(bytes.NewReader(body))
+	var f *rawFeed
+	if trimmed[0] == '{' {
+		if err := scanJSON(trimmed); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrNotFeed, err)
+		}
+		f, err = parseJSONFeed(trimmed)
+	} else {
+		f, err = p.parseXML(body)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return p.normalise(f, baseURL), nil
+}
+
+// parseXML bounds the document (scanXML), lets gofeed parse what is left
+// and takes from the scan what gofeed's universal translator forgets.
+func (p *Parser) parseXML(body []byte) (*rawFeed, error) {
+	sc, err := scanXML(stripControls(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNotFeed, err)
+	}
+	gf, err := p.fp.Parse(bytes.NewReader(sc.body))
 	if errors.Is(err, gofeed.ErrFeedTypeNotDetected) {
 		return nil, fmt.Errorf("%w: no <rss>, <rdf:RDF>, <feed> or JSON object at the start", ErrNotFeed)
 	} else if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrNotFeed, err)
 	}
-	// gofeed calls any JSON object a JSON Feed; a JSON Feed says so.
-	if f.FeedType == "json" && !strings.Contains(f.FeedVersion, "jsonfeed.org/version/") {
+	if gf.FeedType == "json" { // a body that only looked like XML
 		return nil, fmt.Errorf("%w: JSON without a jsonfeed.org version", ErrNotFeed)
 	}
+	f := &rawFeed{link: gf.Link, author: personName(gf.Author, gf.Authors), hub: sc.hub, self: sc.self, skipped: sc.skipped}
+	shapes := sc.items
+	if len(shapes) != len(gf.Items) {
+		// The scan and gofeed disagree on what an item is (a document
+		// too odd for either to be sure): fall back to the defaults.
+		shapes = nil
+	}
+	isAtom := gf.FeedType == "atom"
+	for i, it := range gf.Items {
+		if it == nil {
+			continue
+		}
+		var sh itemShape
+		if shapes != nil {
+			sh = shapes[i]
+		}
+		ri := rawItem{
+			guid: it.GUID, link: it.Link, title: it.Title,
+			author: personName(it.Author, it.Authors), categories: it.Categories,
+			published: it.PublishedParsed, updated: it.UpdatedParsed,
+			publishedRaw: it.Published, updatedRaw: it.Updated,
+			summary: it.Description, content: it.Content,
+		}
+		if isAtom {
+			// RFC 4287: title, summary and content are text unless their
+			// type says html or xhtml.
+			ri.titleHTML = atomHTML(sh.titleType)
+			ri.summaryHTML = atomHTML(sh.summaryType)
+			ri.contentHTML = atomHTML(sh.contentType)
+		} else {
+			// RSS: the title is text; description and content:encoded
+			// are HTML.
+			ri.summaryHTML, ri.contentHTML = true, true
+		}
+		ri.label = itemLabel{title: it.Title, id: it.GUID, link: it.Link}.String()
+		ri.pos = sh.pos
+		if ri.pos == 0 {
+			ri.pos = i + 1
+		}
+		f.items = append(f.items, ri)
+	}
+	return f, nil
+}
 
+// atomHTML reads an Atom text construct's type: "html", "xhtml" or an
+// HTML media type.
+func atomHTML(typ string) bool {
+	t := strings.ToLower(strings.TrimSpace(typ))
+	return t == "html" || t == "xhtml" || strings.Contains(t, "html")
+}
+
+// normalise turns a raw feed into posts: identity, links, text and HTML.
+func (p *Parser) normalise(f *rawFeed, baseURL string) *Parsed {
 	var base *url.URL
 	if b := absHTTPURL(nil, baseURL); b != "" {
 		base, _ = url.Parse(b)
@@ -90,54 +209,55 @@ func (p *Parser) Parse(body []byte, baseURL string) ([]*herald.Post, error) {
 	// Relative item links resolve against the site's link, made absolute
 	// against where the feed came from.
 	site := base
-	if l := absHTTPURL(base, f.Link); l != "" {
+	if l := absHTTPURL(base, f.link); l != "" {
 		site, _ = url.Parse(l)
 	}
-	feedAuthor := personName(f.Author, f.Authors)
-
-	posts := make([]*herald.Post, 0, len(f.Items))
-	seenGUID := make(map[string]bool, len(f.Items))
-	seenURL := make(map[string]bool, len(f.Items))
-	for _, it := range f.Items {
-		if it == nil {
-			continue
-		}
-		post := p.post(it, site, feedAuthor)
-		if post == nil || seenGUID[post.GUID] || (post.URL != "" && seenURL[post.URL]) {
-			// No key to dedupe on, or a repeat: the first one wins, as the
-			// store would otherwise fold the two into one post anyway.
-			continue
-		}
-		seenGUID[post.GUID] = true
-		if post.URL != "" {
-			seenURL[post.URL] = true
-		}
-		posts = append(posts, post)
+	out := &Parsed{
+		Posts:   make([]*herald.Post, 0, len(f.items)),
+		Skipped: f.skipped,
+		Hub:     absHTTPURL(base, f.hub),
+		Self:    absHTTPURL(base, f.self),
 	}
-	return posts, nil
+	seen := make(map[string]int, len(f.items))
+	for i := range f.items {
+		it := &f.items[i]
+		n := it.pos
+		post, hashed := p.post(it, site, f.author)
+		if post == nil {
+			out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: no guid, link, title or date to know it by, left out", n, it.label))
+			continue
+		}
+		if first, dup := seen[post.GUID]; dup {
+			// The first one wins: two items with one identity are one post.
+			out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: the same id as item %d, left out", n, it.label, first))
+			continue
+		}
+		seen[post.GUID] = n
+		if post.PublishedAt.IsZero() {
+			for _, raw := range []string{it.publishedRaw, it.updatedRaw} {
+				if raw = strings.TrimSpace(raw); raw != "" {
+					out.Skipped = append(out.Skipped, fmt.Sprintf("item %d%s: date %q is not a date, left out", n, it.label, truncate(collapseSpace(raw), 60)))
+					break
+				}
+			}
+		}
+		if hashed {
+			out.Hashed++
+		}
+		out.Posts = append(out.Posts, post)
+		*it = rawItem{} // let the raw text go as the posts are made
+	}
+	return out
 }
 
-// post normalises one item; nil when it has neither guid nor link.
-func (p *Parser) post(it *gofeed.Item, site *url.URL, feedAuthor string) *herald.Post {
-	link := it.Link
-	if strings.TrimSpace(link) == "" && len(it.Links) > 0 {
-		link = it.Links[0]
-	}
-	postURL := absHTTPURL(site, link)
-	guid := strings.TrimSpace(it.GUID)
+// post normalises one item; nil when nothing can identify it. hashed is
+// true when its identity is a hash of its title and date.
+func (p *Parser) post(it *rawItem, site *url.URL, feedAuthor string) (post *herald.Post, hashed bool) {
+	postURL := absHTTPURL(site, it.link)
+	guid := strings.TrimSpace(it.guid)
 	if postURL == "" && strings.HasPrefix(guid, "http") {
 		// An RSS guid is a permalink unless it says otherwise.
 		postURL = absHTTPURL(nil, guid)
-	}
-	if guid == "" {
-		guid = postURL
-	}
-	if guid == "" {
-		return nil
-	}
-	if len(guid) > maxGUIDBytes {
-		sum := sha256.Sum256([]byte(guid))
-		guid = "sha256:" + hex.EncodeToString(sum[:])
 	}
 
 	// Relative links in the post's HTML are relative to the post.
@@ -146,24 +266,32 @@ func (p *Parser) post(it *gofeed.Item, site *url.URL, feedAuthor string) *herald
 		contentBase, _ = url.Parse(postURL)
 	}
 
-	post := &herald.Post{
-		GUID:        guid,
+	// A title, an author or a category longer than this has nothing more
+	// to show after truncation: don't collapse megabytes of it first.
+	const fieldHead = 64 << 10
+	title := head(it.title, fieldHead)
+	if it.titleHTML {
+		title = htmlText(title)
+	} else {
+		title = textField(title)
+	}
+	post = &herald.Post{
 		URL:         postURL,
-		Title:       truncate(plainText(it.Title), maxTitleRunes),
-		Author:      truncate(plainText(personName(it.Author, it.Authors)), maxAuthorRunes),
-		Categories:  categories(it.Categories),
+		Title:       truncate(title, maxTitleRunes),
+		Author:      truncate(textField(head(it.author, fieldHead)), maxAuthorRunes),
+		Categories:  categories(it.categories),
 		PublishedAt: publishedAt(it),
-		Content:     p.sanitize(contentBase, it.Content),
+		Content:     p.fragment(contentBase, it.content, it.contentHTML),
 	}
 	if post.Author == "" {
-		post.Author = truncate(plainText(feedAuthor), maxAuthorRunes)
+		post.Author = truncate(textField(feedAuthor), maxAuthorRunes)
 	}
 
-	post.Summary = p.sanitize(contentBase, it.Description)
+	post.Summary = p.fragment(contentBase, it.summary, it.summaryHTML)
 	summaryText := htmlText(post.Summary)
 	switch {
 	case summaryText == "":
-		// No description, or one with nothing visible left after
+		// No summary, or one with nothing visible left after
 		// sanitising: the start of the post stands in.
 		post.Summary = excerpt(htmlText(post.Content))
 		summaryText = htmlText(post.Summary)
@@ -177,19 +305,62 @@ func (p *Parser) post(it *gofeed.Item, site *url.URL, feedAuthor string) *herald
 	if post.Title == "" {
 		post.Title = truncate(firstWords(summaryText, titleWords), maxTitleRunes)
 	}
+
+	// Identity: the guid, else the link, else a hash of title and date.
+	switch {
+	case guid != "":
+	case postURL != "":
+		guid = postURL
+	case post.Title != "" || !post.PublishedAt.IsZero():
+		date := ""
+		if !post.PublishedAt.IsZero() {
+			date = post.PublishedAt.Format(time.RFC3339)
+		}
+		sum := sha256.Sum256([]byte(post.Title + "\x00" + date))
+		guid, hashed = "hash:"+hex.EncodeToString(sum[:16]), true
+	default:
+		return nil, false
+	}
+	if len(guid) > maxGUIDBytes {
+		sum := sha256.Sum256([]byte(guid))
+		guid = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	post.GUID = guid
 	if post.Title == "" {
 		post.Title = untitled
 	}
-	return post
+	return post, hashed
 }
 
-// sanitize resolves relative URLs, then sanitises: the sanitiser runs last
-// so that nothing added before it escapes it.
+// head is the first n bytes of s at most, cut at a character boundary.
+func head(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// fragment makes a field an email-safe HTML fragment: HTML is sanitised
+// and balanced, text is escaped into paragraphs.
+func (p *Parser) fragment(base *url.URL, s string, isHTML bool) string {
+	if isHTML {
+		return p.sanitize(base, s)
+	}
+	return textHTML(s)
+}
+
+// sanitize resolves relative URLs, sanitises, then balances: the
+// sanitiser runs after the resolver so that nothing added before it
+// escapes it, and the balancing parse last so that whatever the feed left
+// open is closed within the fragment.
 func (p *Parser) sanitize(base *url.URL, fragment string) string {
 	if strings.TrimSpace(fragment) == "" {
 		return ""
 	}
-	return strings.TrimSpace(p.policy.Sanitize(resolveHTML(base, fragment)))
+	return strings.TrimSpace(balance(p.policy.Sanitize(resolveHTML(base, fragment))))
 }
 
 // excerpt wraps the first words of plain text in a paragraph. The text is
@@ -217,7 +388,7 @@ func categories(in []string) []string {
 	var out []string
 	seen := make(map[string]bool, len(in))
 	for _, c := range in {
-		c = truncate(plainText(c), maxCategoryRunes)
+		c = truncate(textField(head(c, 4*maxCategoryRunes)), maxCategoryRunes)
 		key := strings.ToLower(c)
 		if c == "" || seen[key] {
 			continue
@@ -233,12 +404,19 @@ func categories(in []string) []string {
 
 // publishedAt is the publication date, else the update date, in UTC; zero
 // when neither is a plausible date (the caller then goes by FoundAt).
-func publishedAt(it *gofeed.Item) time.Time {
-	for _, t := range []*time.Time{it.PublishedParsed, it.UpdatedParsed} {
-		// Years outside 1970..9999 are junk, and past 9999 a time.Time no
-		// longer marshals to JSON.
-		if t != nil && t.Year() >= 1970 && t.Year() <= 9999 {
-			return t.UTC()
+// Dates gofeed could not read get a second chance with parseDate.
+func publishedAt(it *rawItem) time.Time {
+	for _, d := range []struct {
+		parsed *time.Time
+		raw    string
+	}{{it.published, it.publishedRaw}, {it.updated, it.updatedRaw}} {
+		if d.parsed != nil {
+			if t, ok := plausible(*d.parsed); ok {
+				return t
+			}
+		}
+		if t, ok := parseDate(d.raw); ok {
+			return t
 		}
 	}
 	return time.Time{}

@@ -23,7 +23,7 @@ func readFixture(tb testing.TB, name string) []byte {
 
 func parseFixture(t *testing.T, name, base string) []*herald.Post {
 	t.Helper()
-	posts, err := NewParser().Parse(readFixture(t, name), base)
+	posts, err := parsePosts(NewParser(), readFixture(t, name), base)
 	if err != nil {
 		t.Fatalf("parse %s: %v", name, err)
 	}
@@ -102,7 +102,8 @@ func TestParseAtom(t *testing.T) {
 	if got := strings.Join(p.Categories, ","); got != "XML,go" {
 		t.Errorf("categories = %q (label wins over term)", got)
 	}
-	if p.Summary != "How to read a big document one token at a time." {
+	// A type="text" summary is text: escaped, in a paragraph.
+	if p.Summary != "<p>How to read a big document one token at a time.</p>" {
 		t.Errorf("summary = %q", p.Summary)
 	}
 	mustContain(t, "content", p.Content,
@@ -132,7 +133,7 @@ func TestParseJSONFeed(t *testing.T) {
 	}
 	p := posts[0]
 	if p.GUID != "https://json.example.com/2024/06/01/summer" || p.Title != "Summer is here" ||
-		p.Author != "Sam Writer" || p.Summary != "Long days again." ||
+		p.Author != "Sam Writer" || p.Summary != "<p>Long days again.</p>" ||
 		strings.Join(p.Categories, ",") != "season,summer" ||
 		!p.PublishedAt.Equal(time.Date(2024, 6, 1, 7, 0, 0, 0, time.UTC)) {
 		t.Errorf("item 0 = %+v", p)
@@ -165,7 +166,7 @@ func TestParseNotAFeed(t *testing.T) {
 	p := NewParser()
 	for name, body := range cases {
 		t.Run(name, func(t *testing.T) {
-			posts, err := p.Parse(body, "https://a.example/feed")
+			posts, err := parsePosts(p, body, "https://a.example/feed")
 			if err == nil {
 				t.Fatalf("no error; posts %+v", posts)
 			}
@@ -233,9 +234,11 @@ func TestParseEntitiesAndCDATA(t *testing.T) {
 		t.Fatalf("got %d posts", len(posts))
 	}
 	for i, want := range []string{
-		"Fish & Chips – a bold take", // double-escaped entity decoded, markup dropped, spaces collapsed
-		"Ben & Jerry’s new flavour",  // CDATA with a newline inside
-		"if a < b then c",            // a lone "<" is text
+		// An RSS title is text: what looks like a tag in it is shown as
+		// it is (escaped in the email), never dropped.
+		"Fish & Chips – a <b>bold</b> take",  // double-escaped entity decoded, spaces collapsed
+		"Ben & Jerry’s <em>new</em> flavour", // CDATA with a newline inside
+		"if a < b then c",                    // a lone "<" is text
 	} {
 		if posts[i].Title != want {
 			t.Errorf("title %d = %q, want %q", i, posts[i].Title, want)
@@ -273,47 +276,68 @@ func TestParseRelativeLinks(t *testing.T) {
 
 	// Without a site link, the fetch URL is the base.
 	body := []byte(`<rss><channel><item><link>/p/1</link><description>&lt;a href="q"&gt;q&lt;/a&gt;</description></item></channel></rss>`)
-	got, err := NewParser().Parse(body, "https://fetched.example.org/feeds/all.xml")
+	got, err := parsePosts(NewParser(), body, "https://fetched.example.org/feeds/all.xml")
 	if err != nil || len(got) != 1 || got[0].URL != "https://fetched.example.org/p/1" {
 		t.Fatalf("posts %+v, err %v", got, err)
 	}
 	mustContain(t, "summary", got[0].Summary, `href="https://fetched.example.org/p/q"`)
 
-	// And with no base at all, a relative link is no link.
-	got, err = NewParser().Parse(body, "")
-	if err != nil || len(got) != 0 {
-		t.Fatalf("posts %+v, err %v: a post with neither guid nor usable link", got, err)
+	// And with no base at all, a relative link is no link: the post is
+	// known by a hash of its title and date.
+	got, err = parsePosts(NewParser(), body, "")
+	if err != nil || len(got) != 1 || got[0].URL != "" || !strings.HasPrefix(got[0].GUID, "hash:") {
+		t.Fatalf("posts %+v, err %v: want one post without a link", got, err)
 	}
 }
 
 func TestParseMissingFields(t *testing.T) {
-	posts := parseFixture(t, "noguid.xml", "https://sparse.example.org/feed")
-	if len(posts) != 3 {
-		t.Fatalf("got %d posts, want 3 (the one without guid or link skipped): %+v", len(posts), posts)
+	parsed, err := NewParser().Parse(readFixture(t, "noguid.xml"), "https://sparse.example.org/feed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	posts := parsed.Posts
+	if len(posts) != 4 {
+		t.Fatalf("got %d posts, want 4: %+v", len(posts), posts)
 	}
 	if posts[0].GUID != "https://sparse.example.org/a" || !posts[0].PublishedAt.IsZero() {
 		t.Errorf("link-only post = %+v", posts[0])
 	}
-	// An RSS guid that is a URL serves as the link too.
-	if posts[1].URL != "https://sparse.example.org/c" ||
-		posts[1].Title != "No title here, so the first words of this summary stand in…" {
-		t.Errorf("untitled post = %+v", posts[1])
+	// Neither guid nor link: known by a hash of its title and date, shown
+	// without a link, and counted so the poller can log it.
+	if !strings.HasPrefix(posts[1].GUID, "hash:") || posts[1].URL != "" || posts[1].Title != "Neither guid nor link" || parsed.Hashed != 1 {
+		t.Errorf("anonymous post = %+v (hashed %d)", posts[1], parsed.Hashed)
 	}
-	if posts[2].GUID != "d-4" || posts[2].URL != "" || posts[2].Title != "(untitled)" || posts[2].Summary != "" {
-		t.Errorf("bare post = %+v", posts[2])
+	// An RSS guid that is a URL serves as the link too.
+	if posts[2].URL != "https://sparse.example.org/c" ||
+		posts[2].Title != "No title here, so the first words of this summary stand in…" {
+		t.Errorf("untitled post = %+v", posts[2])
+	}
+	if posts[3].GUID != "d-4" || posts[3].URL != "" || posts[3].Title != "(untitled)" || posts[3].Summary != "" {
+		t.Errorf("bare post = %+v", posts[3])
+	}
+	// The same item again is the same post.
+	again, _ := NewParser().Parse(readFixture(t, "noguid.xml"), "https://sparse.example.org/feed")
+	if again.Posts[1].GUID != posts[1].GUID {
+		t.Errorf("hash identity changed between parses: %q, %q", posts[1].GUID, again.Posts[1].GUID)
 	}
 }
 
 func TestParseDuplicates(t *testing.T) {
-	posts := parseFixture(t, "dupes.xml", "")
+	parsed, err := NewParser().Parse(readFixture(t, "dupes.xml"), "")
+	if err != nil {
+		t.Fatal(err)
+	}
 	var got []string
-	for _, p := range posts {
+	for _, p := range parsed.Posts {
 		got = append(got, p.GUID+"="+p.Title)
 	}
-	// The first of each guid stays; a new guid on a known link is the
-	// same post too (the store would fold them into one).
-	if want := "same=First copy,other=Other"; strings.Join(got, ",") != want {
+	// The first of each guid stays; a new guid on a known link is a post
+	// of its own (linked-list posts, sponsor posts).
+	if want := "same=First copy,other=Other,other-2=Same link, new guid"; strings.Join(got, ",") != want {
 		t.Errorf("got %q, want %q", strings.Join(got, ","), want)
+	}
+	if len(parsed.Skipped) != 1 || !strings.Contains(parsed.Skipped[0], `item 2 ("Second copy"): the same id as item 1`) {
+		t.Errorf("skipped = %q", parsed.Skipped)
 	}
 }
 
@@ -323,7 +347,7 @@ func TestParseSanitises(t *testing.T) {
 		t.Fatalf("got %d posts", len(posts))
 	}
 	p := posts[0]
-	if p.Title != "Totally normal post" {
+	if p.Title != "Totally normal post<script>alert('title')</script>" { // text, escaped wherever it is shown
 		t.Errorf("title = %q", p.Title)
 	}
 	for what, h := range map[string]string{"summary": p.Summary, "content": p.Content} {
@@ -332,7 +356,7 @@ func TestParseSanitises(t *testing.T) {
 		}
 		mustNotContain(t, what, h, "<script", "alert", "onerror", "onclick", "onload", "javascript:", "<iframe", "<style", "display:none", "<object", "<svg", "<form", "<input", "data:")
 	}
-	mustContain(t, "content", p.Content, "<p>Before</p>", "<p>After</p>", `<img src="https://evil.example.org/x.png">`,
+	mustContain(t, "content", p.Content, "<p>Before</p>", "<p>After</p>", `<img src="https://evil.example.org/x.png"/>`,
 		`<a href="https://ok.example.org/" rel="nofollow noopener" target="_blank">fine link</a>`, "click me")
 	// A javascript: link is no post URL.
 	if posts[1].URL != "" || posts[1].GUID != "evil-2" {
@@ -347,7 +371,7 @@ func TestParseLongFields(t *testing.T) {
 	body := fmt.Sprintf(`<rss version="2.0"><channel><link>https://long.example.org/</link>
 <item><title>%s</title><guid>%s</guid><description>&lt;p&gt;%s&lt;/p&gt;</description></item>
 </channel></rss>`, longTitle, longGUID, words)
-	posts, err := NewParser().Parse([]byte(body), "")
+	posts, err := parsePosts(NewParser(), []byte(body), "")
 	if err != nil || len(posts) != 1 {
 		t.Fatalf("posts %+v, err %v", posts, err)
 	}
@@ -378,7 +402,7 @@ func TestParseDates(t *testing.T) {
 <item><guid>c</guid><pubDate>Thu, 01 Jan 1900 00:00:00 GMT</pubDate></item>
 <item xmlns:dc="http://purl.org/dc/elements/1.1/"><guid>d</guid><dc:date>2024-02-29T12:00:00+02:00</dc:date></item>
 </channel></rss>`
-	posts, err := NewParser().Parse([]byte(body), "")
+	posts, err := parsePosts(NewParser(), []byte(body), "")
 	if err != nil || len(posts) != 4 {
 		t.Fatalf("posts %+v, err %v", posts, err)
 	}
@@ -423,7 +447,7 @@ func BenchmarkParse(b *testing.B) {
 	p := NewParser()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		if _, err := p.Parse(body, "https://blog.example.org/feed/"); err != nil {
+		if _, err := parsePosts(p, body, "https://blog.example.org/feed/"); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -450,7 +474,7 @@ func BenchmarkParse10k(b *testing.B) {
 	p := NewParser()
 	b.SetBytes(int64(len(body)))
 	for b.Loop() {
-		posts, err := p.Parse(body, "https://big.example.org/feed/")
+		posts, err := parsePosts(p, body, "https://big.example.org/feed/")
 		if err != nil || len(posts) != 10_000 {
 			b.Fatalf("%d posts, %v", len(posts), err)
 		}

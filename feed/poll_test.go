@@ -106,7 +106,7 @@ type newPostsCall struct {
 }
 
 type pollFixture struct {
-	store  *memStore
+	store  *testStore
 	clock  *clock
 	poller *Poller
 	calls  []newPostsCall
@@ -114,7 +114,7 @@ type pollFixture struct {
 }
 
 func newPollFixture(t *testing.T, interval time.Duration, fopts FetcherOptions, urls ...string) *pollFixture {
-	f := &pollFixture{store: newMemStore(), clock: &clock{t: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}}
+	f := &pollFixture{store: newTestStore(t), clock: &clock{t: time.Date(2024, 6, 1, 12, 0, 0, 0, time.UTC)}}
 	var feeds []FeedConfig
 	for _, u := range urls {
 		feeds = append(feeds, FeedConfig{URL: u, Interval: interval})
@@ -155,7 +155,8 @@ var (
 	jan   = time.Date(2024, 1, 1, 9, 0, 0, 0, time.UTC)
 	itemA = testItem{"a", "https://t.example.org/a", "Post A", jan}
 	itemB = testItem{"b", "https://t.example.org/b", "Post B", jan.Add(30 * day)}
-	itemC = testItem{"c", "https://t.example.org/c", "Post C", jan.Add(60 * day)}
+	// C is new to the poll fixture's clock (2024-06-01 12:00), so within max_age.
+	itemC = testItem{"c", "https://t.example.org/c", "Post C", time.Date(2024, 6, 1, 9, 0, 0, 0, time.UTC)}
 )
 
 func TestPollBacklogThenNewPosts(t *testing.T) {
@@ -225,21 +226,26 @@ func TestPollBacklogThenNewPosts(t *testing.T) {
 		t.Errorf("OnNewPosts called for an edit: %v", calls)
 	}
 
-	// Fourth poll: a backlog post comes back under a new guid, same link.
-	// Still the same post, and still silent.
-	f.clock.advance(15 * time.Minute)
+	// Fourth poll: an old post comes back under a new guid, same link (the
+	// site changed its guids). A post of its own, but dated long before
+	// herald saw it: recorded silent with the reason, not mailed.
+	t4 := f.clock.advance(15 * time.Minute)
 	moved := itemB
 	moved.guid = "b-new-guid"
 	srv.set(func(s *feedServer) { s.body = rss(edited, moved, itemA) })
 	res = f.poll(t, srv.URL)
-	if res.New != 0 {
+	if res.New != 1 || res.Held != 1 {
 		t.Fatalf("fourth poll = %+v", res)
 	}
 	posts = f.store.all()
-	if len(posts) != 3 || !posts[1].Silent || posts[1].GUID != "b-new-guid" {
-		t.Errorf("posts = %+v", posts)
+	if len(posts) != 4 || !posts[3].Silent || posts[3].GUID != "b-new-guid" || !posts[3].FoundAt.Equal(t4) ||
+		!strings.HasPrefix(posts[3].SilentReason, "max_age: published 2024-01-31 09:00 UTC, first seen 122d later (max_age 72h0m0s)") {
+		t.Errorf("posts = %+v", posts[3])
 	}
-	if st := f.store.state(srv.URL); st.TotalPosts != 3 || st.NewPosts != 0 {
+	if calls := f.newPostsCalls(); len(calls) != 1 {
+		t.Errorf("OnNewPosts called for a held post: %v", calls)
+	}
+	if st := f.store.state(srv.URL); st.TotalPosts != 4 || st.NewPosts != 1 || st.Held != 1 {
 		t.Errorf("state = %+v", st)
 	}
 }
@@ -413,7 +419,7 @@ func TestPollStoreFailure(t *testing.T) {
 	srv.set(func(s *feedServer) { s.body = rss(itemA) })
 	f := newPollFixture(t, time.Minute, FetcherOptions{}, srv.URL)
 
-	f.store.failUpserts = errors.New("disk full")
+	f.store.setFaults(errors.New("disk full"), nil)
 	res := f.poll(t, srv.URL)
 	if res.Status != StatusError || !strings.Contains(res.Error, "disk full") {
 		t.Fatalf("result = %+v", res)
@@ -422,8 +428,8 @@ func TestPollStoreFailure(t *testing.T) {
 		t.Errorf("state = %+v", st)
 	}
 
-	f.store.failUpserts = nil
-	f.store.failStates = errors.New("db closed")
+	f.store.setFaults(nil, nil)
+	f.store.setFaults(nil, errors.New("db closed"))
 	res = f.poll(t, srv.URL)
 	if res.Status != StatusError || !strings.Contains(res.Error, "db closed") {
 		t.Fatalf("result = %+v", res)
@@ -431,7 +437,7 @@ func TestPollStoreFailure(t *testing.T) {
 }
 
 func TestBackoff(t *testing.T) {
-	p := NewPoller(newMemStore(), NewFetcher(FetcherOptions{}), NewParser(), PollerOptions{})
+	p := NewPoller(newTestStore(t), NewFetcher(FetcherOptions{}), NewParser(), PollerOptions{})
 	retry := func(d time.Duration) error {
 		return fmt.Errorf("feed: GET x: %w", &HTTPError{Status: 429, RetryAfter: d})
 	}
@@ -468,7 +474,7 @@ func TestRun(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
 
-	store := newMemStore()
+	store := newTestStore(t)
 	// Feed 2 is backing off from an earlier failure: Run must wait for it.
 	store.PutFeedState(context.Background(), &herald.FeedState{URL: srv.URL + "/f2", Failures: 2, NextPoll: time.Now().Add(time.Hour)})
 	p := NewPoller(store, NewFetcher(FetcherOptions{}), NewParser(), PollerOptions{Feeds: []FeedConfig{
@@ -497,10 +503,80 @@ func TestRun(t *testing.T) {
 }
 
 func TestRunNoFeeds(t *testing.T) {
-	p := NewPoller(newMemStore(), NewFetcher(FetcherOptions{}), NewParser(), PollerOptions{})
+	p := NewPoller(newTestStore(t), NewFetcher(FetcherOptions{}), NewParser(), PollerOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
 	if err := p.Run(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestPollAllConcurrent: hanging feeds do not hold up a healthy one, each
+// poll has its own timeout, and PollAll answers once they have run out:
+// the healthy feed is fetched while every hanging one still hangs.
+func TestPollAllConcurrent(t *testing.T) {
+	var mu sync.Mutex
+	ended := 0
+	healthyHitWhileHanging := false
+	hang := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-r.Context().Done() // until herald's per-feed timeout gives up
+		mu.Lock()
+		ended++
+		mu.Unlock()
+	}))
+	defer hang.Close()
+	good := newFeedServer(t)
+	good.set(func(s *feedServer) { s.body = rss(itemA) })
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		healthyHitWhileHanging = ended == 0
+		mu.Unlock()
+		good.Config.Handler.ServeHTTP(w, r)
+	}))
+	defer healthy.Close()
+
+	// The hanging feeds come first, as a sequential poll would meet them.
+	urls := []string{hang.URL + "/a", hang.URL + "/b", hang.URL + "/c", healthy.URL}
+	f := newPollFixture(t, time.Minute, FetcherOptions{Timeout: 2 * time.Second}, urls...)
+	results := f.poller.PollAll(context.Background())
+	if len(results) != 4 {
+		t.Fatalf("%d results", len(results))
+	}
+	for i, res := range results[:3] {
+		if res.Feed != urls[i] || res.Status != StatusError || !strings.Contains(res.Error, "no complete answer within 2s") {
+			t.Errorf("hanging feed %d: %+v", i, res)
+		}
+	}
+	if res := results[3]; res.Status != StatusOK || res.New != 1 {
+		t.Errorf("healthy feed: %+v", res)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !healthyHitWhileHanging {
+		t.Error("the healthy feed was fetched only after the hanging ones gave up")
+	}
+}
+
+// TestPollAllFeedBusy: a feed whose poll is still running elsewhere is
+// reported busy once the manual poll's time is up; the others are polled.
+func TestPollAllFeedBusy(t *testing.T) {
+	a, b := newFeedServer(t), newFeedServer(t)
+	a.set(func(s *feedServer) { s.body = rss(itemA) })
+	b.set(func(s *feedServer) { s.body = rss(itemB) })
+	f := newPollFixture(t, time.Minute, FetcherOptions{Timeout: time.Second}, a.URL, b.URL)
+	unlock, err := f.poller.lock(context.Background(), a.URL) // a poll of a in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unlock()
+	results := f.poller.PollAll(context.Background())
+	if res := results[0]; res.Status != StatusError || !strings.Contains(res.Error, "another poll of this feed is still running") {
+		t.Errorf("busy feed: %+v", res)
+	}
+	if res := results[1]; res.Status != StatusOK {
+		t.Errorf("free feed: %+v", res)
+	}
+	if st := f.store.state(a.URL); st.Failures != 0 || !st.LastPoll.IsZero() {
+		t.Errorf("a busy feed's state changed: %+v", st)
 	}
 }

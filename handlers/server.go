@@ -64,13 +64,15 @@ type Deps struct {
 	// Observe is called once per request with the route's path template
 	// and the status, for metrics.
 	Observe func(route string, status int, d time.Duration)
+	// Push takes WebSub hubs' callbacks at /websub/{feed}.
+	Push herald.PushService
 }
 
 // check says which required dependency is missing.
 func (d Deps) check() error {
 	for name, missing := range map[string]bool{
 		"Subscriptions": d.Subscriptions == nil, "Imports": d.Imports == nil, "Digests": d.Digests == nil,
-		"Posts": d.Posts == nil, "Stats": d.Stats == nil, "Backup": d.Backup == nil,
+		"Posts": d.Posts == nil, "Stats": d.Stats == nil, "Backup": d.Backup == nil, "Push": d.Push == nil,
 		"Templates": d.Templates == nil, "Health": d.Health == nil, "Metrics": d.Metrics == nil,
 	} {
 		if missing {
@@ -140,6 +142,7 @@ func New(opt Options, deps Deps) (*Server, error) {
 	s.registerArchive(r)
 	s.registerData(r)
 	s.registerPprof(r)
+	s.registerFeeds(r, v1)
 	s.router = r
 	return s, nil
 }

@@ -193,3 +193,15 @@ func (s *Service) Feeds(ctx context.Context) ([]*herald.FeedState, error) {
 func (s *Service) PollFeeds(ctx context.Context) ([]*herald.PollResult, error) {
 	return s.opt.Poller.PollAll(ctx), nil
 }
+
+// SendPost makes a silent post (a feed's backlog, older than max_age) go
+// out: it becomes the newest post, for every reader's next email, and
+// wakes the instant runs.
+func (s *Service) SendPost(ctx context.Context, id uint64) (*herald.Post, error) {
+	p, err := s.store.ReleasePost(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	s.opt.NewPosts()
+	return p, nil
+}

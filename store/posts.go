@@ -1,8 +1,10 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -11,22 +13,23 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// postRecord is how a post is stored: herald.Post hides Content, FoundAt
-// and Silent from its JSON. Same fields in the same order as herald.Post,
-// so they convert directly.
+// postRecord is how a post is stored: herald.Post hides Content and
+// FoundAt from its JSON. Same fields in the same order as herald.Post, so
+// they convert directly.
 type postRecord struct {
-	ID          uint64    `json:"id"`
-	GUID        string    `json:"guid,omitempty"`
-	URL         string    `json:"url,omitempty"`
-	Title       string    `json:"title"`
-	Author      string    `json:"author,omitempty"`
-	Categories  []string  `json:"categories,omitempty"`
-	PublishedAt time.Time `json:"published_at"`
-	Summary     string    `json:"summary,omitempty"`
-	Content     string    `json:"content,omitempty"`
-	Feed        string    `json:"feed,omitempty"`
-	FoundAt     time.Time `json:"found_at"`
-	Silent      bool      `json:"silent,omitempty"`
+	ID           uint64    `json:"id"`
+	GUID         string    `json:"guid,omitempty"`
+	URL          string    `json:"url,omitempty"`
+	Title        string    `json:"title"`
+	Author       string    `json:"author,omitempty"`
+	Categories   []string  `json:"categories,omitempty"`
+	PublishedAt  time.Time `json:"published_at"`
+	Summary      string    `json:"summary,omitempty"`
+	Content      string    `json:"content,omitempty"`
+	Feed         string    `json:"feed,omitempty"`
+	FoundAt      time.Time `json:"found_at"`
+	Silent       bool      `json:"silent,omitempty"`
+	SilentReason string    `json:"silent_reason,omitempty"`
 }
 
 func loadPost(tx *bolt.Tx, id uint64) (*herald.Post, error) {
@@ -48,23 +51,32 @@ func decodePost(v []byte) (*herald.Post, error) {
 	return &p, nil
 }
 
-// upsertPostTx saves p, matching a stored post by GUID and then by URL.
+// postKey is a post's identity as an index key: feed, NUL, guid (the URL
+// when there is no guid). Feed URLs hold no NUL, so keys cannot collide.
+func postKey(feed, guid, url string) []byte {
+	if guid == "" {
+		guid = url
+	}
+	if guid == "" {
+		return nil
+	}
+	k := make([]byte, 0, len(feed)+1+len(guid))
+	k = append(k, feed...)
+	k = append(k, 0)
+	return append(k, guid...)
+}
+
+// upsertPostTx saves p, matching a stored post by its identity.
 func upsertPostTx(tx *bolt.Tx, p *herald.Post, now time.Time) (bool, error) {
 	if p == nil {
 		return false, nil
 	}
-	if p.GUID == "" && p.URL == "" {
+	key := postKey(p.Feed, p.GUID, p.URL)
+	if key == nil {
 		return false, herald.Errorf(herald.EINVALID, "post %q has neither a guid nor a url", p.Title)
 	}
-	posts, byGUID, byURL := tx.Bucket(bucketPosts), tx.Bucket(bucketPostGUID), tx.Bucket(bucketPostURL)
-	var id uint64
-	if p.GUID != "" {
-		id = btoi(byGUID.Get([]byte(p.GUID)))
-	}
-	if id == 0 && p.URL != "" {
-		id = btoi(byURL.Get([]byte(p.URL)))
-	}
-
+	posts, byKey := tx.Bucket(bucketPosts), tx.Bucket(bucketPostKey)
+	id := btoi(byKey.Get(key))
 	if id == 0 {
 		var err error
 		if id, err = posts.NextSequence(); err != nil {
@@ -74,14 +86,14 @@ func upsertPostTx(tx *bolt.Tx, p *herald.Post, now time.Time) (bool, error) {
 		if p.FoundAt.IsZero() {
 			p.FoundAt = now
 		}
+		if !p.Silent {
+			p.SilentReason = ""
+		}
 		rec := postRecord(*p)
 		if err := putJSON(posts, itob(id), &rec); err != nil {
 			return false, err
 		}
-		if err := reindex(byGUID, "", p.GUID, id); err != nil {
-			return false, err
-		}
-		return true, reindex(byURL, "", p.URL, id)
+		return true, byKey.Put(key, itob(id))
 	}
 
 	old, err := loadPost(tx, id)
@@ -91,33 +103,9 @@ func upsertPostTx(tx *bolt.Tx, p *herald.Post, now time.Time) (bool, error) {
 	if old == nil {
 		return false, fmt.Errorf("post index points at missing post %d", id)
 	}
-	p.ID, p.FoundAt, p.Silent = id, old.FoundAt, old.Silent
+	p.ID, p.FoundAt, p.Silent, p.SilentReason = id, old.FoundAt, old.Silent, old.SilentReason
 	rec := postRecord(*p)
-	if err := putJSON(posts, itob(id), &rec); err != nil {
-		return false, err
-	}
-	if err := reindex(byGUID, old.GUID, p.GUID, id); err != nil {
-		return false, err
-	}
-	return false, reindex(byURL, old.URL, p.URL, id)
-}
-
-// reindex moves post id's entry in idx from key old to key cur. An old
-// entry is only removed while it still points at id; an empty key is
-// never indexed.
-func reindex(idx *bolt.Bucket, old, cur string, id uint64) error {
-	if old == cur {
-		return nil
-	}
-	if old != "" && btoi(idx.Get([]byte(old))) == id {
-		if err := idx.Delete([]byte(old)); err != nil {
-			return err
-		}
-	}
-	if cur == "" {
-		return nil
-	}
-	return idx.Put([]byte(cur), itob(id))
+	return false, putJSON(posts, itob(id), &rec)
 }
 
 // UpsertPost saves p; see herald.PostStore. A post needs a GUID or a URL
@@ -167,6 +155,82 @@ func (db *DB) UpsertPosts(ctx context.Context, ps []*herald.Post) (int, error) {
 		return 0, fmt.Errorf("store: upsert posts: %w", err)
 	}
 	return created, nil
+}
+
+// ReleasePost gives a silent post the next sequence number and makes it
+// mailable; see herald.PostStore.
+func (db *DB) ReleasePost(ctx context.Context, id uint64) (*herald.Post, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out *herald.Post
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		p, err := loadPost(tx, id)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			return herald.Errorf(herald.ENOTFOUND, "post %d not found", id)
+		}
+		if !p.Silent {
+			return herald.Errorf(herald.ECONFLICT, "post %d is mailed already; only a silent post can be sent by hand", id)
+		}
+		posts := tx.Bucket(bucketPosts)
+		newID, err := posts.NextSequence()
+		if err != nil {
+			return err
+		}
+		if err := posts.Delete(itob(id)); err != nil {
+			return err
+		}
+		p.ID, p.Silent, p.SilentReason = newID, false, ""
+		rec := postRecord(*p)
+		if err := putJSON(posts, itob(newID), &rec); err != nil {
+			return err
+		}
+		out = p
+		return tx.Bucket(bucketPostKey).Put(postKey(p.Feed, p.GUID, p.URL), itob(newID))
+	})
+	if code := herald.ErrorCode(err); code == herald.ENOTFOUND || code == herald.ECONFLICT {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("store: release post %d: %w", id, err)
+	}
+	return out, nil
+}
+
+// migratePostKeys (schema 3 → 4) indexes every stored post by its
+// identity (feed, guid) and drops the old guid and url indexes, which
+// folded posts of different feeds, or sharing a link, into one. Stored
+// posts keep their ids, so readers' cursors keep their meaning.
+func migratePostKeys(tx *bolt.Tx) error {
+	byKey, err := tx.CreateBucketIfNotExists(bucketPostKey)
+	if err != nil {
+		return fmt.Errorf("create bucket %s: %w", bucketPostKey, err)
+	}
+	err = tx.Bucket(bucketPosts).ForEach(func(k, v []byte) error {
+		p, err := decodePost(v)
+		if err != nil {
+			return fmt.Errorf("decode post %d: %w", btoi(k), err)
+		}
+		key := postKey(p.Feed, p.GUID, p.URL)
+		if key == nil {
+			return nil // cannot be matched again; it stays as it is
+		}
+		return byKey.Put(key, bytes.Clone(k))
+	})
+	if err != nil {
+		return err
+	}
+	for _, name := range [][]byte{bucketPostGUIDv3, bucketPostURLv3} {
+		if tx.Bucket(name) == nil {
+			continue
+		}
+		if err := tx.DeleteBucket(name); err != nil {
+			return fmt.Errorf("drop bucket %s: %w", name, err)
+		}
+	}
+	return nil
 }
 
 // PostByID returns the post with id; ENOTFOUND if none.
@@ -336,6 +400,39 @@ func (db *DB) PutFeedState(ctx context.Context, st *herald.FeedState) error {
 		return fmt.Errorf("store: put feed state %s: %w", st.URL, err)
 	}
 	return nil
+}
+
+// UpdateFeedState changes the state of the feed at url in one
+// transaction; see herald.PostStore.
+func (db *DB) UpdateFeedState(ctx context.Context, url string, fn func(st *herald.FeedState) error) (*herald.FeedState, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if url == "" {
+		return nil, herald.Errorf(herald.EINVALID, "feed state has no url")
+	}
+	var out *herald.FeedState
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		st := &herald.FeedState{}
+		b := tx.Bucket(bucketFeeds)
+		if _, err := getJSON(b, []byte(url), st); err != nil {
+			return err
+		}
+		st.URL = url
+		if err := fn(st); err != nil {
+			return err
+		}
+		st.URL = url
+		out = st
+		return putJSON(b, []byte(url), st)
+	})
+	if err != nil {
+		if _, ok := errors.AsType[*herald.Error](err); ok {
+			return nil, err
+		}
+		return nil, fmt.Errorf("store: update feed state %s: %w", url, err)
+	}
+	return out, nil
 }
 
 // FeedStates returns every stored feed state, by URL.

@@ -69,17 +69,19 @@ type DB struct {
 
 // Bucket names.
 var (
-	bucketMeta       = []byte("meta")
-	bucketSubs       = []byte("subscribers")
-	bucketSubEmail   = []byte("subscribers_email") // email → id
-	bucketSubCounts  = []byte("subscriber_counts") // status \x00 frequency → int64
-	bucketOutbox     = []byte("outbox")
-	bucketOutboxDue  = []byte("outbox_due") // time(12) id(8) → nil
-	bucketOutboxSub  = []byte("outbox_sub") // subscriber id(8) message id(8) → nil
-	bucketFailed     = []byte("failed")
-	bucketPosts      = []byte("posts")
-	bucketPostGUID   = []byte("posts_guid") // guid → id
-	bucketPostURL    = []byte("posts_url")  // url → id
+	bucketMeta      = []byte("meta")
+	bucketSubs      = []byte("subscribers")
+	bucketSubEmail  = []byte("subscribers_email") // email → id
+	bucketSubCounts = []byte("subscriber_counts") // status \x00 frequency → int64
+	bucketOutbox    = []byte("outbox")
+	bucketOutboxDue = []byte("outbox_due") // time(12) id(8) → nil
+	bucketOutboxSub = []byte("outbox_sub") // subscriber id(8) message id(8) → nil
+	bucketFailed    = []byte("failed")
+	bucketPosts     = []byte("posts")
+	bucketPostKey   = []byte("posts_key") // feed \x00 guid → id (schema 4)
+	// The post indexes of schemas 1 to 3, dropped by migration 3 → 4.
+	bucketPostGUIDv3 = []byte("posts_guid") // guid → id
+	bucketPostURLv3  = []byte("posts_url")  // url → id
 	bucketFeeds      = []byte("feeds")
 	bucketRuns       = []byte("runs")
 	bucketRunsOpen   = []byte("runs_open") // id of a queued or running run → nil
@@ -101,7 +103,7 @@ var migrations = []func(tx *bolt.Tx) error{
 		for _, name := range [][]byte{
 			bucketSubs, bucketSubEmail, bucketSubCounts,
 			bucketOutbox, bucketOutboxDue, bucketOutboxSub, bucketFailed,
-			bucketPosts, bucketPostGUID, bucketPostURL, bucketFeeds,
+			bucketPosts, bucketPostGUIDv3, bucketPostURLv3, bucketFeeds,
 			bucketRuns, bucketRunsOpen, bucketSettings, bucketCounters,
 		} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
@@ -125,7 +127,9 @@ var migrations = []func(tx *bolt.Tx) error{
 	func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketMeta).Put(keyConvertSubs, []byte{1})
 	},
-	// 3 → 4: the outbox depth and the number of runs are counters, kept
+	// 3 → 4: a post's identity is (feed, guid); see migratePostKeys.
+	migratePostKeys,
+	// 4 → 5: the outbox depth and the number of runs are counters, kept
 	// by every write that changes them; counted here once.
 	func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketCounters)

@@ -16,15 +16,15 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api"
+	"github.com/herald-dev/herald/backup"
+	"github.com/herald-dev/herald/store"
 )
 
 type commandFunc = func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error
@@ -289,65 +289,23 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	return nil
 }
 
-// checkBolt opens a file as a bbolt database, read-only, and checks it.
+// checkBolt checks a downloaded backup the way restore will.
 func checkBolt(path string) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{ReadOnly: true, Timeout: time.Second})
-	if err != nil {
-		return fmt.Errorf("the backup is not a valid database: %w", err)
+	if _, err := store.Verify(context.Background(), path); err != nil {
+		return fmt.Errorf("the backup is not a sound herald database: %w", err)
 	}
-	defer db.Close()
-	return db.View(func(tx *bolt.Tx) error {
-		if tx.Bucket([]byte("meta")) == nil || tx.Bucket([]byte("subscribers")) == nil {
-			return errors.New("the backup is not a herald database (no meta or subscribers bucket)")
-		}
-		for err := range tx.Check() {
-			return fmt.Errorf("the backup is damaged: %w", err)
-		}
-		return nil
-	})
+	return nil
 }
 
-// writeAtomic writes r to a temporary file beside path, syncs it, runs
-// check on it, and only then renames it into place: path is either the
-// old file or the whole new one, never half of one.
+// writeAtomic writes r to path whole or not at all (see backup.WriteFile).
 func writeAtomic(path string, r io.Reader, check func(string) error) (int64, error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return 0, err
-	}
-	tmp := f.Name()
-	ok := false
-	defer func() {
-		if !ok {
-			f.Close()
-			os.Remove(tmp)
+	return backup.WriteFile(path, func(w io.Writer) (int64, error) {
+		n, err := io.Copy(w, r)
+		if err != nil {
+			return n, fmt.Errorf("the download was cut off after %d bytes: %w", n, err)
 		}
-	}()
-	n, err := io.Copy(f, r)
-	if err != nil {
-		return n, fmt.Errorf("the download was cut off after %d bytes: %w", n, err)
-	}
-	if err := f.Sync(); err != nil {
-		return n, err
-	}
-	if err := f.Close(); err != nil {
-		return n, err
-	}
-	if check != nil {
-		if err := check(tmp); err != nil {
-			return n, err
-		}
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return n, err
-	}
-	ok = true
-	if d, err := os.Open(dir); err == nil {
-		_ = d.Sync() // make the rename durable
-		d.Close()
-	}
-	return n, nil
+		return n, nil
+	}, check)
 }
 
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {

@@ -24,8 +24,12 @@ import (
 // Duration is a Go duration in TOML ("15m", "72h").
 type Duration struct{ time.Duration }
 
-// UnmarshalText parses a Go duration.
+// UnmarshalText parses a Go duration; "" is zero (a key turned off).
 func (d *Duration) UnmarshalText(b []byte) error {
+	if len(b) == 0 {
+		d.Duration = 0
+		return nil
+	}
 	v, err := time.ParseDuration(string(b))
 	if err != nil {
 		return fmt.Errorf("not a duration (want e.g. \"15m\", \"72h\"): %q", string(b))
@@ -34,8 +38,13 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
-// MarshalText prints the duration back.
-func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+// MarshalText prints the duration back ("" for zero, as it is written).
+func (d Duration) MarshalText() ([]byte, error) {
+	if d.Duration == 0 {
+		return []byte{}, nil
+	}
+	return []byte(d.String()), nil
+}
 
 // Config is every key of the config file (config.example.toml documents
 // each, with its default).
@@ -61,10 +70,21 @@ type ServerConfig struct {
 	Listen         string   `toml:"listen"`
 	BaseURL        string   `toml:"base_url"`
 	TrustedProxies []string `toml:"trusted_proxies"`
+	// HTTPS by itself (tls.go): "off" or "auto" (ACME).
+	TLS           string   `toml:"tls"`
+	TLSDomains    []string `toml:"tls_domains"`
+	ACMEDirectory string   `toml:"acme_directory"`
+	ACMEEmail     string   `toml:"acme_email"`
+	HTTPSListen   string   `toml:"https_listen"`
+	HTTPListen    string   `toml:"http_listen"`
 }
 
 type StoreConfig struct {
 	Path string `toml:"path"`
+	// Scheduled backups (backup.go); BackupEvery 0 = off.
+	BackupDir   string   `toml:"backup_dir"`
+	BackupEvery Duration `toml:"backup_every"`
+	BackupKeep  int      `toml:"backup_keep"`
 }
 
 type SiteConfig struct {
@@ -75,6 +95,7 @@ type SiteConfig struct {
 type FeedConfig struct {
 	URL          string   `toml:"url"`
 	PollInterval Duration `toml:"poll_interval"`
+	MaxAge       Duration `toml:"max_age"`
 }
 
 type DigestConfig struct {
@@ -138,8 +159,9 @@ type SecurityConfig struct {
 // local, mail written to files, so a first `herald serve` just works.
 func DefaultConfig() *Config {
 	return &Config{
-		Server:  ServerConfig{Listen: "127.0.0.1:8080", BaseURL: "http://localhost:8080"},
-		Store:   StoreConfig{Path: "data/herald.db"},
+		Server: ServerConfig{Listen: "127.0.0.1:8080", BaseURL: "http://localhost:8080",
+			TLS: "off", ACMEDirectory: defaultACMEDirectory, HTTPSListen: ":443", HTTPListen: ":80"},
+		Store:   StoreConfig{Path: "data/herald.db", BackupKeep: 7},
 		Site:    SiteConfig{Name: "My Blog", URL: ""},
 		Digest:  DigestConfig{Timezone: "UTC", Daily: "0 7 * * *", Weekly: "0 7 * * MON", DefaultFrequency: "daily", MaxPosts: 20},
 		Mail:    MailConfig{From: "herald <herald@localhost.localdomain>", Transport: "file", OutboxDir: "data/outbox", Welcome: true, BounceLimit: 3, RetryBackoff: Duration{30 * time.Second}},
@@ -158,6 +180,9 @@ func DefaultConfig() *Config {
 
 // defaultPollInterval applies to a [[feeds]] entry without poll_interval.
 const defaultPollInterval = 15 * time.Minute
+
+// defaultMaxAge applies to a [[feeds]] entry without max_age.
+const defaultMaxAge = 72 * time.Hour
 
 // LoadConfig reads the config: file (may be "" for defaults), then the
 // environment's secrets, then validates. Errors name the key, and the
@@ -187,9 +212,15 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 		}
 		cfg.File = file
 	}
+	if err := applyEnv(cfg, getenv); err != nil {
+		return nil, err
+	}
 	for i := range cfg.Feeds {
 		if cfg.Feeds[i].PollInterval.Duration == 0 {
 			cfg.Feeds[i].PollInterval = Duration{defaultPollInterval}
+		}
+		if cfg.Feeds[i].MaxAge.Duration == 0 {
+			cfg.Feeds[i].MaxAge = Duration{defaultMaxAge}
 		}
 	}
 	if v := getenv("HERALD_SMTP_PASSWORD"); v != "" {
@@ -259,6 +290,8 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.Store.Path) == "" {
 		bad("store.path", "must not be empty")
 	}
+	c.validateTLS(bad)
+	c.validateBackups(bad)
 	if strings.TrimSpace(c.Site.Name) == "" {
 		bad("site.name", "must not be empty")
 	} else if strings.ContainsAny(c.Site.Name, "\r\n") {
@@ -281,6 +314,9 @@ func (c *Config) Validate() error {
 		seen[f.URL] = true
 		if f.PollInterval.Duration < 10*time.Second {
 			bad(key+".poll_interval", "must be at least 10s, got %s", f.PollInterval.Duration)
+		}
+		if f.MaxAge.Duration < time.Minute {
+			bad(key+".max_age", "must be at least 1m, got %s", f.MaxAge.Duration)
 		}
 	}
 	if _, err := time.LoadLocation(c.Digest.Timezone); err != nil || c.Digest.Timezone == "" {
@@ -450,30 +486,6 @@ func (c *Config) Masked() *Config {
 	m.Admin.Token = mask(c.Admin.Token)
 	m.Security.Secret = mask(c.Security.Secret)
 	return &m
-}
-
-// Warnings are things that work but are probably not meant.
-func (c *Config) Warnings() []string {
-	var ws []string
-	if c.Mail.Transport == "file" {
-		ws = append(ws, fmt.Sprintf("mail.transport = \"file\": mail is written to %s, not sent", c.Mail.OutboxDir))
-	}
-	if c.Admin.Token == "" {
-		ws = append(ws, "admin.token is empty: the admin UI and API are disabled")
-	}
-	if c.DKIM.Domain != "" {
-		if a, err := mail.ParseAddress(c.Mail.From); err == nil {
-			dom := strings.ToLower(a.Address[strings.LastIndexByte(a.Address, '@')+1:])
-			d := strings.ToLower(c.DKIM.Domain)
-			if dom != d && !strings.HasSuffix(dom, "."+d) {
-				ws = append(ws, fmt.Sprintf("dkim.domain %q does not align with the domain of mail.from (%q): DMARC will not pass on DKIM", c.DKIM.Domain, dom))
-			}
-		}
-	}
-	if len(c.Feeds) == 0 {
-		ws = append(ws, "no [[feeds]]: posts only come in through POST /api/v1/posts")
-	}
-	return ws
 }
 
 func writeTOML(w io.Writer, c *Config) error {

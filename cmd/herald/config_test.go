@@ -56,6 +56,7 @@ url = "https://blog.example.org"
 [[feeds]]
 url = "https://blog.example.org/feed/"
 poll_interval = "5m"
+max_age = "168h"
 [[feeds]]
 url = "https://blog.example.org/other.xml"
 [digest]
@@ -94,6 +95,9 @@ confirmations_per_address = "2/12h"
 	}
 	if cfg.Feeds[0].PollInterval.Duration != 5*time.Minute || cfg.Feeds[1].PollInterval.Duration != defaultPollInterval {
 		t.Errorf("poll intervals: %v %v", cfg.Feeds[0].PollInterval, cfg.Feeds[1].PollInterval)
+	}
+	if cfg.Feeds[0].MaxAge.Duration != 168*time.Hour || cfg.Feeds[1].MaxAge.Duration != defaultMaxAge {
+		t.Errorf("max_age: %v %v", cfg.Feeds[0].MaxAge, cfg.Feeds[1].MaxAge)
 	}
 	if cfg.SMTP.Password != "from-env" || cfg.SMTP.Rate != 12.5 || cfg.Mail.Welcome {
 		t.Errorf("values: %+v %+v", cfg.SMTP, cfg.Mail)
@@ -134,6 +138,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad rate", "[security]\nsubscribe_per_ip = \"lots\"\n", "security.subscribe_per_ip"},
 		{"bad feed url", "[[feeds]]\nurl = \"ftp://x\"\n", "feeds[0].url"},
 		{"feed interval", "[[feeds]]\nurl = \"https://x.org/f\"\npoll_interval = \"1s\"\n", "feeds[0].poll_interval"},
+		{"feed max_age", "[[feeds]]\nurl = \"https://x.org/f\"\nmax_age = \"30s\"\n", "feeds[0].max_age"},
 		{"dkim without key", "[dkim]\ndomain = \"example.org\"\n", "dkim.private_key"},
 		{"bad log level", "[log]\nlevel = \"loud\"\n", "log.level"},
 		{"wrong type", "[smtp]\nport = \"587\"\n", "port"},

@@ -15,6 +15,8 @@ import (
 	"runtime/debug"
 	"syscall"
 	_ "time/tzdata" // time zones work on machines without /usr/share/zoneinfo
+
+	"github.com/herald-dev/herald/store"
 )
 
 // Set with -ldflags "-X main.version=... -X main.commit=...".
@@ -35,7 +37,11 @@ const usage = `herald: every blog post, by email.
 Usage:
   herald serve [--config FILE]          run the server, poller, scheduler and sender
   herald check-config [--config FILE]   validate the config and print the effective values
-  herald version                        print version, commit and Go version
+  herald version                        print version, commit, Go version and database schema
+  herald restore [--config FILE] [--check] FILE
+                                        check a backup and put it in place (herald stopped)
+  herald healthcheck [--config FILE] [--url URL]
+                                        exit 0 when the local server's /healthz answers 200
   herald dkim-keygen [--domain D] [--selector S] [--type rsa|ed25519] [--out FILE]
                                         write a DKIM key; print the DNS records to publish
 
@@ -63,6 +69,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 		err = cmdServe(ctx, rest, stdout, stderr, getenv)
 	case "check-config":
 		err = cmdCheckConfig(rest, stdout, stderr, getenv)
+	case "restore":
+		err = cmdRestore(ctx, rest, stdout, stderr, getenv)
+	case "healthcheck":
+		err = cmdHealthcheck(ctx, rest, stdout, stderr, getenv)
 	case "version", "--version", "-v":
 		printVersion(stdout)
 	case "help", "--help", "-h":
@@ -107,7 +117,7 @@ func printVersion(w io.Writer) {
 	if rev == "" {
 		rev = "unknown"
 	}
-	fmt.Fprintf(w, "herald %s (commit %s, %s, %s/%s)\n", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(w, "herald %s (commit %s, %s, %s/%s), database schema %d\n", version, rev, runtime.Version(), runtime.GOOS, runtime.GOARCH, store.SchemaVersion())
 }
 
 // configFlag adds --config and resolves it against HERALD_CONFIG.

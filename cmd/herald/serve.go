@@ -52,6 +52,10 @@ type app struct {
 	ln     net.Listener
 	// janitor erases sign-ups that can no longer be confirmed.
 	janitor *subscription.Janitor
+	// tls serves HTTPS with ACME certificates (server.tls = "auto").
+	tls *autoTLS
+	// out gets the start-up summary (stdout).
+	out io.Writer
 }
 
 func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -70,6 +74,7 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	if err != nil {
 		return err
 	}
+	a.out = stdout
 	return a.serve(ctx)
 }
 
@@ -166,7 +171,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	parser := feed.NewParser()
 	var feeds []feed.FeedConfig
 	for _, f := range cfg.Feeds {
-		feeds = append(feeds, feed.FeedConfig{URL: f.URL, Interval: f.PollInterval.Duration})
+		feeds = append(feeds, feed.FeedConfig{URL: f.URL, Interval: f.PollInterval.Duration, MaxAge: f.MaxAge.Duration})
 	}
 	a.poller = feed.NewPoller(a.db, feed.NewFetcher(feed.FetcherOptions{
 		UserAgent: fmt.Sprintf("herald/%s (+%s)", version, cfg.Server.BaseURL),
@@ -174,6 +179,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Logger: log, Feeds: feeds,
 		OnNewPosts: func(ctx context.Context, feedURL string, n int) { a.digest.NewPosts() },
 		OnPoll:     func(res *feed.PollResult) { m.FeedPoll(res.Status) },
+		WebSub:     feed.WebSubOptions{CallbackBase: cfg.Server.BaseURL, Secret: secret},
 	})
 	postSvc := posts.New(a.db, posts.Options{Cleaner: parser, Poller: a.poller, NewPosts: a.digest.NewPosts, Logger: log})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
@@ -196,7 +202,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
 	}, handlers.Deps{
-		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc,
+		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
 		Stats: a.db, Backup: a.db, Archive: archive,
 		Templates: tpl, Health: a.db.Ping,
 		Metrics: m.Handler(), Observe: m.ObserveHTTP,
@@ -208,6 +214,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	ui, err := adminui.New(adminui.Options{
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
 		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log,
+		Warnings: cfg.Warnings(),
 	})
 	if err != nil {
 		return nil, err
@@ -216,6 +223,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server.listen: %w", err)
+	}
+	if cfg.Server.TLS == "auto" {
+		if a.tls, err = newAutoTLS(cfg, log); err != nil {
+			return nil, err
+		}
 	}
 	return a, nil
 }
@@ -236,6 +248,10 @@ func (a *app) close() {
 	if a.ln != nil {
 		a.ln.Close()
 	}
+	if a.tls != nil {
+		a.tls.httpsLn.Close()
+		a.tls.httpLn.Close()
+	}
 	if a.tr != nil {
 		a.tr.Close()
 	}
@@ -249,15 +265,7 @@ func (a *app) close() {
 // serve runs until ctx is done, then stops taking work, lets what is in
 // flight finish, and closes the database.
 func (a *app) serve(ctx context.Context) error {
-	srv := &http.Server{
-		Handler:           a.http,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       60 * time.Second,
-		WriteTimeout:      120 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
-	}
+	srv := a.httpServer(a.http)
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -276,10 +284,20 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { _ = a.janitor.Run(workCtx) })
-	httpErr := make(chan error, 1)
-	go func() { httpErr <- srv.Serve(a.ln) }()
+	if sched, err := a.backupScheduler(); err != nil {
+		a.log.Error("scheduled backups off", "err", err)
+	} else if sched != nil {
+		wg.Go(func() { _ = sched.Run(workCtx) })
+	}
+	httpErr := make(chan error, 3)
+	ln := a.ln // a.ln is cleared at shutdown, maybe before this goroutine runs
+	go func() { httpErr <- srv.Serve(ln) }()
+	if a.tls != nil {
+		a.tls.start(a.httpServer, a.http, httpErr)
+	}
 	a.log.Info("herald serving", "listen", a.ln.Addr().String(), "base_url", a.cfg.Server.BaseURL,
 		"db", a.cfg.Store.Path, "transport", a.cfg.Mail.Transport, "version", version)
+	a.announce(a.out)
 
 	var err error
 	select {
@@ -293,6 +311,9 @@ func (a *app) serve(ctx context.Context) error {
 	if e := srv.Shutdown(shCtx); e != nil {
 		a.log.Warn("http shutdown", "err", e)
 	}
+	if a.tls != nil {
+		a.tls.shutdown(shCtx)
+	}
 	stopWork()
 	wg.Wait()
 	a.ln = nil // closed by Shutdown
@@ -302,6 +323,19 @@ func (a *app) serve(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// httpServer is how herald serves HTTP on every listener.
+func (a *app) httpServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		WriteTimeout:      120 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
 }
 
 // archiveStore is where finished digests are archived: nowhere when

@@ -165,6 +165,7 @@ func New(t testing.TB, o Options) *App {
 		Logger: log, Feeds: o.Feeds,
 		OnNewPosts: func(context.Context, string, int) { a.Digest.NewPosts() },
 		OnPoll:     func(res *feed.PollResult) { a.Metrics.FeedPoll(res.Status) },
+		WebSub:     feed.WebSubOptions{CallbackBase: o.BaseURL, Secret: secret},
 	})
 	a.Posts = posts.New(a.DB, posts.Options{Cleaner: parser, Poller: a.Poller, NewPosts: a.Digest.NewPosts, Logger: log})
 	var archive herald.ArchiveService
@@ -176,7 +177,7 @@ func New(t testing.TB, o Options) *App {
 		AdminToken: o.AdminToken, TrustedProxies: o.TrustedProxies, SubscribePerIP: o.SubscribePerIP,
 		DefaultFrequency: herald.Daily, Logger: log,
 	}, handlers.Deps{
-		Subscriptions: a.Subs, Imports: a.Subs, Digests: a.Digest, Posts: a.Posts,
+		Subscriptions: a.Subs, Imports: a.Subs, Digests: a.Digest, Posts: a.Posts, Push: a.Poller,
 		Stats: a.DB, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
 		Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveHTTP,
 	})
