@@ -338,7 +338,14 @@ func (s *Service) Run(ctx context.Context) error {
 	s.loop, s.loopStopped = loop, stopped
 	s.mu.Unlock()
 	// Every run executes under ctx: the runs StartRun hands over, the
-	// ones resumed, scheduled and instant. So ctx's end stops them all.
+	// ones resumed, scheduled and instant. So ctx's end stops them all,
+	// and so does Run's return (a failed start included).
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		s.wg.Wait()
+		s.runs.Wait()
+	}()
 	s.wg.Go(func() {
 		for {
 			select {
@@ -354,10 +361,6 @@ func (s *Service) Run(ctx context.Context) error {
 			}
 		}
 	})
-	defer func() {
-		s.wg.Wait()
-		s.runs.Wait()
-	}()
 	if err := s.resume(ctx); err != nil {
 		return err
 	}

@@ -183,3 +183,33 @@ func TestRunStartedBeforeRunStopsWithIt(t *testing.T) {
 		t.Fatalf("run %+v: want it left running, to resume at the next start", r)
 	}
 }
+
+// brokenStore cannot list the unfinished runs: Run cannot start.
+type brokenStore struct{ *store.DB }
+
+func (brokenStore) UnfinishedRuns(context.Context) ([]*herald.Run, error) {
+	return nil, errors.New("store: unfinished runs: input/output error")
+}
+
+// A Run that cannot start says why and returns: it does not wait for a
+// shutdown that the failed start already is.
+func TestRunThatCannotStartReturns(t *testing.T) {
+	f := setup(t, nil)
+	d, err := digest.New(brokenStore{f.db}, f.tr, f.subs, f.tpl, digest.Options{
+		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
+		From: "Test Blog <digest@example.org>",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- d.Run(f.ctx) }() // a context that never ends
+	select {
+	case err := <-errc:
+		if err == nil || !strings.Contains(err.Error(), "input/output error") {
+			t.Fatalf("Run: %v", err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return after failing to start")
+	}
+}
