@@ -43,6 +43,25 @@ type RouteReporter interface {
 	Routes() []RouteStats
 }
 
+// RoutedStats is a StatsService that adds the transport's routes (kept
+// in memory by the transport) to the figures of the one behind (kept in
+// the store).
+type RoutedStats struct {
+	StatsService
+	// Transport reports the routes; nil: none (the file transport).
+	Transport RouteReporter
+}
+
+// Stats is the figures behind with the routes.
+func (s RoutedStats) Stats(ctx context.Context) (*Stats, error) {
+	st, err := s.StatsService.Stats(ctx)
+	if err != nil || s.Transport == nil {
+		return st, err
+	}
+	st.Routes = s.Transport.Routes()
+	return st, nil
+}
+
 // Bounce is one report, from a provider's webhook or a DSN in the bounce
 // mailbox, about mail to one address.
 type Bounce struct {

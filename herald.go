@@ -96,6 +96,26 @@ type Subscriber struct {
 	Source string `json:"-"`
 }
 
+// DefaultBounceLimit is how many consecutive hard bounces make a confirmed
+// reader bounced when no limit is configured (mail.bounce_limit).
+const DefaultBounceLimit = 3
+
+// HardBounce counts one permanent delivery failure against s (a 5xx at
+// send time, or a relay's report) and applies the bounce rule, the one
+// place it is written: a pending address becomes bounced at once (only
+// its confirmation was ever sent to it, so it does not take mail), a
+// confirmed reader at limit consecutive ones (never, when limit is 0). A
+// delivered email sets Bounces back to 0.
+func (s *Subscriber) HardBounce(limit int) {
+	s.Bounces++
+	switch {
+	case s.Status == StatusPending:
+		s.Status = StatusBounced
+	case s.Status == StatusConfirmed && limit > 0 && s.Bounces >= limit:
+		s.Status = StatusBounced
+	}
+}
+
 // Post is one blog post. ID is its sequence number in arrival order.
 // Its identity is (Feed, GUID): GUID is the item's guid, else its link,
 // else a hash of its title and date (the feed package chooses).
@@ -181,28 +201,34 @@ const (
 	RunFailed  RunState = "failed"
 )
 
+// Trigger says what started a run.
+type Trigger string
+
+const (
+	TriggerSchedule Trigger = "schedule" // a cron schedule came due
+	TriggerMissed   Trigger = "missed"   // a schedule came due while herald was down; run at start
+	TriggerPoll     Trigger = "poll"     // new posts arrived, for the instant readers
+	TriggerAPI      Trigger = "api"      // POST /api/v1/runs: herald send, the admin UI
+)
+
 // Run is one digest run for one frequency.
 type Run struct {
 	ID        uint64    `json:"id"`
 	Frequency Frequency `json:"frequency"`
-	// Trigger is "schedule", "missed", "manual", "poll" or "api".
-	Trigger string   `json:"trigger"`
-	DryRun  bool     `json:"dry_run"`
-	State   RunState `json:"state"`
+	Trigger   Trigger   `json:"trigger"`
+	DryRun    bool      `json:"dry_run"`
+	State     RunState  `json:"state"`
 	// Cutoff is the newest post sequence the run may carry.
-	Cutoff uint64 `json:"cutoff"`
-	// MaxSubscriberID bounds the reader list: readers created after the run
-	// was, are not part of it.
-	MaxSubscriberID uint64     `json:"-"`
-	Total           int        `json:"total"`
-	Sent            int        `json:"sent"`
-	Failed          int        `json:"failed"`
-	Skipped         int        `json:"skipped"`
-	Retries         int        `json:"retries"`
-	CreatedAt       time.Time  `json:"created_at"`
-	StartedAt       *time.Time `json:"started_at"`
-	FinishedAt      *time.Time `json:"finished_at"`
-	Error           string     `json:"error,omitempty"`
+	Cutoff     uint64     `json:"cutoff"`
+	Total      int        `json:"total"`
+	Sent       int        `json:"sent"`
+	Failed     int        `json:"failed"`
+	Skipped    int        `json:"skipped"`
+	Retries    int        `json:"retries"`
+	CreatedAt  time.Time  `json:"created_at"`
+	StartedAt  *time.Time `json:"started_at"`
+	FinishedAt *time.Time `json:"finished_at"`
+	Error      string     `json:"error,omitempty"`
 	// Failures keeps the last few permanent failures with the SMTP reply.
 	Failures []RunFailure `json:"failures,omitempty"`
 }
@@ -214,15 +240,32 @@ type RunFailure struct {
 	At    time.Time `json:"at"`
 }
 
+// Outcome is what became of one reader in one run.
+type Outcome string
+
+const (
+	OutcomeSent    Outcome = "sent"
+	OutcomeFailed  Outcome = "failed"
+	OutcomeSkipped Outcome = "skipped" // nothing new for them: the cursor moves, no email
+)
+
+// Valid reports whether o is one of the known outcomes.
+func (o Outcome) Valid() bool {
+	switch o {
+	case OutcomeSent, OutcomeFailed, OutcomeSkipped:
+		return true
+	}
+	return false
+}
+
 // Delivery is the outcome of one reader in one run, recorded in one
 // transaction with the reader's cursor.
 type Delivery struct {
 	RunID        uint64
 	SubscriberID uint64
 	// Cursor is the reader's new cursor (unchanged on failure).
-	Cursor uint64
-	// Outcome is "sent", "failed" or "skipped".
-	Outcome string
+	Cursor  uint64
+	Outcome Outcome
 	Error   string
 	// Permanent marks a permanent failure, which counts as a bounce.
 	Permanent bool
@@ -307,17 +350,16 @@ func IsPermanent(err error) bool {
 
 // Error codes, mapped to HTTP statuses in one place (handlers).
 const (
-	ECONFLICT       = "conflict"
-	EINTERNAL       = "internal"
-	EINVALID        = "invalid"
-	ENOTFOUND       = "not_found"
-	ENOTIMPLEMENTED = "not_implemented"
-	EUNAUTHORIZED   = "unauthorized"
-	EFORBIDDEN      = "forbidden"
-	ERATELIMIT      = "rate_limited"
-	ETOOLARGE       = "too_large"
-	EMALFORMED      = "malformed" // a body that does not parse at all
-	EUNAVAILABLE    = "unavailable"
+	ECONFLICT     = "conflict"
+	EINTERNAL     = "internal"
+	EINVALID      = "invalid"
+	ENOTFOUND     = "not_found"
+	EUNAUTHORIZED = "unauthorized"
+	EFORBIDDEN    = "forbidden"
+	ERATELIMIT    = "rate_limited"
+	ETOOLARGE     = "too_large"
+	EMALFORMED    = "malformed" // a body that does not parse at all
+	EUNAVAILABLE  = "unavailable"
 )
 
 // Error is herald's error with a code and a message safe to show a user.
@@ -372,6 +414,3 @@ func ErrorField(err error) string {
 	}
 	return ""
 }
-
-// Clock lets tests move time.
-type Clock func() time.Time

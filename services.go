@@ -2,148 +2,19 @@ package herald
 
 import (
 	"context"
-	"io"
+	"fmt"
+	"net/http"
+	"net/url"
 	"time"
 )
 
-// SubscriberFilter selects a page of subscribers.
-type SubscriberFilter struct {
-	Status Status // "" = any
-	// Query matches a substring of the address or the name, case-insensitively.
-	Query string
-	Limit int    // 0 = 100; capped at 1000
-	After uint64 // page after this subscriber id (ids ascend)
-}
+// The services: what the HTTP handlers, the admin UI (through the admin
+// API) and the command line call. Each holds its rules; the handlers
+// decode a request, call one, and encode the answer. Errors are *Error
+// with a code, mapped to an HTTP status in one place (package handlers).
 
-// MutateFunc decides a subscriber's new state inside one write transaction.
-// cur is the current record; when the address is not known yet, cur has a
-// freshly allocated ID, the normalised Email and an empty Status. It returns
-// the record to save (nil: change nothing) and messages to enqueue in the
-// same transaction. It may run more than once (bbolt Batch): no side effects.
-type MutateFunc func(cur *Subscriber) (save *Subscriber, out []*OutboxMessage, err error)
-
-// SubscriberStore keeps readers. Every write is durable when it returns.
-type SubscriberStore interface {
-	// MutateSubscriber runs fn on the record for email (normalised by the
-	// caller) and saves what it returns, together with the messages, in one
-	// transaction. When the saved record becomes confirmed (it was not
-	// before), the store sets its Cursor to the newest post sequence in that
-	// same transaction. It returns the saved (or current) record.
-	MutateSubscriber(ctx context.Context, email string, fn MutateFunc) (*Subscriber, error)
-	// MutateSubscriberByID is MutateSubscriber for a known id; ENOTFOUND if none.
-	MutateSubscriberByID(ctx context.Context, id uint64, fn MutateFunc) (*Subscriber, error)
-	SubscriberByID(ctx context.Context, id uint64) (*Subscriber, error)
-	SubscriberByEmail(ctx context.Context, email string) (*Subscriber, error)
-	// ListSubscribers returns a page and the id to pass as After for the
-	// next one (0 when there is none).
-	ListSubscribers(ctx context.Context, f SubscriberFilter) ([]*Subscriber, uint64, error)
-	// ScanSubscribers returns up to limit subscribers with id > after, in id
-	// order, from one short read transaction. Used to page through them all.
-	ScanSubscribers(ctx context.Context, after uint64, limit int) ([]*Subscriber, error)
-	// DeleteSubscriber erases the subscriber and its queued messages.
-	DeleteSubscriber(ctx context.Context, email string) error
-	// CountSubscribers counts by status and frequency.
-	CountSubscribers(ctx context.Context) (map[Status]map[Frequency]int, error)
-}
-
-// OutboxStore is the durable queue of composed messages.
-type OutboxStore interface {
-	Enqueue(ctx context.Context, msgs ...*OutboxMessage) error
-	// DueMessages returns up to limit messages whose NextAttempt <= now,
-	// oldest first.
-	DueMessages(ctx context.Context, now time.Time, limit int) ([]*OutboxMessage, error)
-	// NextDue returns the earliest NextAttempt of any queued message, zero if empty.
-	NextDue(ctx context.Context) (time.Time, error)
-	// MessageSent removes a delivered message.
-	MessageSent(ctx context.Context, id uint64) error
-	// RetryMessage records a failed attempt and when to try next.
-	RetryMessage(ctx context.Context, id uint64, next time.Time, errMsg string) error
-	// MessageFailed removes a message that will not be delivered and keeps a
-	// record of it (kind, to, error, when) for the admin.
-	MessageFailed(ctx context.Context, id uint64, errMsg string) error
-	OutboxDepth(ctx context.Context) (int, error)
-}
-
-// PostStore keeps posts and feed state.
-type PostStore interface {
-	// UpsertPost saves p. A post with the same identity (Feed, GUID; the
-	// URL stands in for an empty GUID) as a stored one updates it (keeping
-	// its ID, FoundAt, Silent and SilentReason) and created is false;
-	// otherwise p gets the next sequence number as its ID and created is
-	// true. p.ID is set on return.
-	UpsertPost(ctx context.Context, p *Post) (created bool, err error)
-	// UpsertPosts is UpsertPost for many posts in one transaction.
-	UpsertPosts(ctx context.Context, ps []*Post) (created int, err error)
-	PostByID(ctx context.Context, id uint64) (*Post, error)
-	// PostsBetween returns the posts with after < ID <= upto, oldest first.
-	PostsBetween(ctx context.Context, after, upto uint64) ([]*Post, error)
-	// ListPosts returns up to limit posts with ID < before (0: from the
-	// newest), newest first, and the next before value (0: no more).
-	ListPosts(ctx context.Context, limit int, before uint64) ([]*Post, uint64, error)
-	LastPostID(ctx context.Context) (uint64, error)
-	// ReleasePost makes a silent post mailable: it gets the next sequence
-	// number (readers' cursors are past its old one) and loses Silent.
-	// ENOTFOUND if there is no such post, ECONFLICT if it is not silent.
-	ReleasePost(ctx context.Context, id uint64) (*Post, error)
-	CountPosts(ctx context.Context) (int, error)
-
-	FeedState(ctx context.Context, url string) (*FeedState, error) // zero state if unknown
-	PutFeedState(ctx context.Context, st *FeedState) error
-	// UpdateFeedState runs fn on the stored state of the feed at url (a
-	// zero state with URL set when there is none) and saves it, in one
-	// transaction: a poll and a WebSub callback of one feed can then each
-	// change their part without losing the other's.
-	UpdateFeedState(ctx context.Context, url string, fn func(st *FeedState) error) (*FeedState, error)
-	FeedStates(ctx context.Context) ([]*FeedState, error)
-}
-
-// RunStore keeps digest runs and their progress.
-type RunStore interface {
-	// CreateRun assigns r.ID and saves it.
-	CreateRun(ctx context.Context, r *Run) error
-	Run(ctx context.Context, id uint64) (*Run, error)
-	// ListRuns returns up to limit runs with ID < before (0: newest), newest first.
-	ListRuns(ctx context.Context, limit int, before uint64) ([]*Run, error)
-	// UpdateRun runs fn on the stored run and saves it, in one transaction.
-	UpdateRun(ctx context.Context, id uint64, fn func(r *Run) error) (*Run, error)
-	// UnfinishedRuns returns runs queued or running, oldest first.
-	UnfinishedRuns(ctx context.Context) ([]*Run, error)
-	// RecordDeliveries applies outcomes in one transaction (callers group
-	// them: one call, one commit): for each, the subscriber's LastRunID becomes RunID, its
-	// Cursor becomes d.Cursor when the outcome is "sent" or "skipped", its
-	// Bounces counter resets on "sent" and grows on a permanent failure
-	// (status becomes bounced at bounceLimit), and the run's counters grow.
-	// A subscriber already at LastRunID >= RunID is left as it is and the
-	// run's counters do not change for it (idempotent on replay).
-	RecordDeliveries(ctx context.Context, bounceLimit int, ds ...Delivery) error
-	CountRuns(ctx context.Context) (int, error)
-}
-
-// Counter names kept by the store, for stats and metrics.
-const (
-	CounterEmailsSent   = "emails_sent"
-	CounterEmailsFailed = "emails_failed"
-)
-
-// CounterStore keeps durable counters. RecordDeliveries, MessageSent and
-// MessageFailed bump the email counters in their own transactions.
-type CounterStore interface {
-	Counters(ctx context.Context) (map[string]int64, error)
-}
-
-// SettingsStore keeps small named values (the HMAC secret, last schedule times).
-type SettingsStore interface {
-	Setting(ctx context.Context, key string) ([]byte, error) // nil if unset
-	PutSetting(ctx context.Context, key string, val []byte) error
-}
-
-// Backupper writes a consistent snapshot of the database.
-type Backupper interface {
-	Backup(ctx context.Context, w io.Writer) (int64, error)
-}
-
-// SubscribeRequest is a subscription as typed into the form, sent as JSON
-// or read from a CSV row.
+// SubscribeRequest is a subscription as typed into the form, or sent as
+// JSON to the API.
 type SubscribeRequest struct {
 	Email     string `json:"email"`
 	Name      string `json:"name"`
@@ -154,11 +25,116 @@ type SubscribeRequest struct {
 	Confirmed bool `json:"confirmed"`
 }
 
-// Digests starts digest runs and shows what they would send.
-type Digests interface {
-	// StartRun creates a durable run for freq and starts sending in the
+// SubscriptionService holds the subscription rules: the double opt-in and
+// the reader's own changes through the signed links in their emails (the
+// public pages), and the admin's view of the readers (the API).
+type SubscriptionService interface {
+	// Subscribe starts (or restarts) the opt-in; the answer is the same
+	// whether the address was new, pending or subscribed already.
+	Subscribe(ctx context.Context, r SubscribeRequest) (*Subscriber, error)
+	// Resend sends the confirmation again to a pending address.
+	Resend(ctx context.Context, email string) error
+	// CheckConfirmToken checks a confirm link without changing anything
+	// (GET pages change nothing: mail scanners follow links).
+	CheckConfirmToken(token string) error
+	Confirm(ctx context.Context, token string) (*Subscriber, error)
+	ForUnsubscribe(ctx context.Context, token string) (*Subscriber, error)
+	ForPreferences(ctx context.Context, token string) (*Subscriber, error)
+	Unsubscribe(ctx context.Context, token string) (*Subscriber, error)
+	UnsubscribeFromPreferences(ctx context.Context, token string) (*Subscriber, error)
+	SetFrequency(ctx context.Context, token, freq string) (*Subscriber, error)
+	// ManageToken is the token of a reader's preferences link.
+	ManageToken(id uint64) string
+
+	// ListSubscribers returns a page and the After of the next (0: none).
+	ListSubscribers(ctx context.Context, f SubscriberFilter) ([]*Subscriber, uint64, error)
+	// ScanSubscribers returns up to limit readers with id > after, in id
+	// order: every reader, a page at a time (the CSV export).
+	ScanSubscribers(ctx context.Context, after uint64, limit int) ([]*Subscriber, error)
+	// Subscriber returns the reader with the address; ENOTFOUND if none.
+	Subscriber(ctx context.Context, email string) (*Subscriber, error)
+	// AddSubscriber is an admin adding one reader (Subscribe with source
+	// "api"); an address known already is ECONFLICT, returned with the
+	// reader as they are.
+	AddSubscriber(ctx context.Context, r SubscribeRequest) (*Subscriber, error)
+	// DeleteSubscriber erases the reader and their queued mail.
+	DeleteSubscriber(ctx context.Context, email string) error
+	// Bounce applies a relay's report; an unknown address is ENOTFOUND.
+	Bounce(ctx context.Context, email string, kind BounceKind) (*Subscriber, error)
+	// Reactivate makes a bounced reader confirmed again (ECONFLICT from
+	// any other status).
+	Reactivate(ctx context.Context, email string) (*Subscriber, error)
+}
+
+// ImportRow is one row of an import file, checked and normalised. Empty
+// fields mean "not given".
+type ImportRow struct {
+	Line      int
+	Email     string
+	Name      string
+	Frequency Frequency
+	// Status is the file's status mapped onto herald's (see package subcsv).
+	Status      Status
+	CreatedAt   time.Time
+	ConfirmedAt time.Time
+}
+
+// RowError is a row the import refuses; reading goes on after it.
+type RowError struct {
+	Line int
+	Msg  string
+}
+
+func (e *RowError) Error() string { return fmt.Sprintf("line %d: %s", e.Line, e.Msg) }
+
+// RowReader gives an import its rows: io.EOF at the end, a *RowError for a
+// bad row (reading goes on), any other error when the file cannot be read
+// further.
+type RowReader interface {
+	Next() (ImportRow, error)
+}
+
+// ImportReport is the answer to an import.
+type ImportReport struct {
+	Added   int `json:"added"`
+	Updated int `json:"updated"`
+	Skipped int `json:"skipped"`
+	// Invalid lists the first bad rows by line (up to 1000).
+	Invalid []ImportProblem `json:"invalid"`
+	// InvalidTotal counts every bad row.
+	InvalidTotal int `json:"invalid_total"`
+	// Confirmations counts the added rows that went through the opt-in
+	// (a confirmation email was queued).
+	Confirmations int `json:"confirmations"`
+	// Rows counts the data rows read (blank rows aside).
+	Rows int `json:"rows"`
+}
+
+// ImportProblem is one row that was not imported.
+type ImportProblem struct {
+	Line  int    `json:"line"`
+	Error string `json:"error"`
+}
+
+// ImportService applies a list of readers from another tool.
+type ImportService interface {
+	// Import applies every row. confirmed: new readers are confirmed at
+	// once (they opted in elsewhere) instead of being sent the opt-in. A
+	// nil report with an error: nothing was imported; a report with an
+	// error: the import stopped part-way, the rows before it are in.
+	Import(ctx context.Context, rows RowReader, confirmed bool) (*ImportReport, error)
+}
+
+// DigestService starts digest runs and shows what they would send.
+type DigestService interface {
+	// StartRun creates a durable run for freq and has it sent in the
 	// background. A run already queued or running for freq: ECONFLICT.
-	StartRun(ctx context.Context, freq Frequency, trigger string, dryRun bool) (*Run, error)
+	StartRun(ctx context.Context, freq Frequency, trigger Trigger, dryRun bool) (*Run, error)
+	// RunByID returns a run; ENOTFOUND if none.
+	RunByID(ctx context.Context, id uint64) (*Run, error)
+	// ListRuns returns up to limit runs with ID < before (0: the newest),
+	// newest first.
+	ListRuns(ctx context.Context, limit int, before uint64) ([]*Run, error)
 	// Preview renders the HTML digest the subscriber would get if a run
 	// started now; ok is false when nothing is new for them.
 	Preview(ctx context.Context, email string) (html string, ok bool, err error)
@@ -167,4 +143,166 @@ type Digests interface {
 	SendTest(ctx context.Context, to string) error
 	// NewPosts tells the digest side that posts arrived (instant readers).
 	NewPosts()
+}
+
+// PostInput is a post sent to the API (a CMS webhook, an admin).
+type PostInput struct {
+	GUID        string   `json:"guid"`
+	URL         string   `json:"url"`
+	Title       string   `json:"title"`
+	Summary     string   `json:"summary"`
+	Content     string   `json:"content"`
+	Author      string   `json:"author"`
+	Categories  []string `json:"categories"`
+	PublishedAt string   `json:"published_at"` // RFC 3339
+}
+
+// PostRuns is a post with the runs that carried it: for each frequency,
+// the first real run whose cut-off took it in.
+type PostRuns struct {
+	*Post
+	Runs []uint64 `json:"runs"`
+}
+
+// PollResult says what one poll (or one WebSub push) of a feed found.
+type PollResult struct {
+	Feed    string `json:"feed"`
+	Status  string `json:"status"` // "ok", "not_modified" or "error"
+	Items   int    `json:"items"`  // posts the document held
+	New     int    `json:"new"`    // posts created
+	Updated int    `json:"updated"`
+	// Held counts new posts recorded silent because they were dated more
+	// than max_age before herald first saw them.
+	Held int `json:"held"`
+	// Skipped names what the document held that was left out, one line
+	// each (a bad item, a field of the wrong type, items over a limit).
+	Skipped []string `json:"skipped,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	// Backlog is true when this was the feed's first good poll: its posts
+	// were recorded silently, not mailed.
+	Backlog  bool      `json:"backlog"`
+	NextPoll time.Time `json:"next_poll"`
+	// Push is true for a result of a WebSub push, not a poll.
+	Push bool `json:"push,omitempty"`
+}
+
+// PostService is the admin's view of the posts and the feeds.
+type PostService interface {
+	// ListPosts returns up to limit posts with ID < before (0: the
+	// newest), newest first, each with the runs that carried it, and the
+	// next before (0: no more).
+	ListPosts(ctx context.Context, limit int, before uint64) ([]*PostRuns, uint64, error)
+	// AddPost checks and cleans a post as feed posts are, and stores it;
+	// created is false when it updated a known post (same GUID or URL).
+	AddPost(ctx context.Context, in PostInput) (p *Post, created bool, err error)
+	// Feeds returns what is known of every feed.
+	Feeds(ctx context.Context) ([]*FeedState, error)
+	// PollFeeds polls every feed now.
+	PollFeeds(ctx context.Context) ([]*PollResult, error)
+	// SendPost makes a silent post (a feed's backlog, older than max_age)
+	// go out: it becomes the newest post, for every reader's next email.
+	SendPost(ctx context.Context, id uint64) (*Post, error)
+}
+
+// PushService takes a WebSub hub's callbacks for the feeds that have one
+// (feed.Poller): the verification of intent and the content distribution.
+type PushService interface {
+	// VerifyIntent returns the challenge to echo; ENOTFOUND when herald
+	// did not ask for what the hub verifies.
+	VerifyIntent(ctx context.Context, feedID string, q url.Values) (string, error)
+	// Push takes a distributed body; EFORBIDDEN for a bad or missing
+	// signature. It returns what the body brought.
+	Push(ctx context.Context, feedID, signature, contentType string, body []byte) (*PollResult, error)
+}
+
+// WebhookService takes the email providers' bounce and complaint events
+// (POST /webhooks/{provider}), each authenticated the provider's way, and
+// applies them through the SubscriptionService.
+type WebhookService interface {
+	// Webhook authenticates one call and applies the events in it.
+	// Nothing changes unless the call is authentic: a bad signature or
+	// password is EUNAUTHORIZED, a provider not configured ENOTFOUND, a
+	// body that does not parse EMALFORMED.
+	Webhook(ctx context.Context, provider string, h http.Header, body []byte) (*WebhookResult, error)
+}
+
+// Stats are the figures of GET /api/v1/stats, the dashboard and /metrics.
+type Stats struct {
+	Subscribers SubscriberStats `json:"subscribers"`
+	Posts       int             `json:"posts"`
+	Runs        int             `json:"runs"`
+	Emails      EmailStats      `json:"emails"`
+	// Outbox is how many messages wait in the outbox.
+	Outbox int `json:"outbox"`
+	// Routes: sent, failed, deferred and set-aside per relay or provider
+	// since the process started (none with the file transport).
+	Routes []RouteStats `json:"routes,omitempty"`
+}
+
+// SubscriberStats counts subscribers. Every status and frequency is
+// present, zero when there are none.
+type SubscriberStats struct {
+	Total                int                          `json:"total"`
+	ByStatus             map[Status]int               `json:"by_status"`
+	ByFrequency          map[Frequency]int            `json:"by_frequency"`
+	ConfirmedByFrequency map[Frequency]int            `json:"confirmed_by_frequency"`
+	ByStatusAndFrequency map[Status]map[Frequency]int `json:"by_status_and_frequency"`
+}
+
+// NewSubscriberStats sums counts by status and frequency into every view
+// of them.
+func NewSubscriberStats(counts map[Status]map[Frequency]int) SubscriberStats {
+	st := SubscriberStats{
+		ByStatus:             map[Status]int{},
+		ByFrequency:          map[Frequency]int{},
+		ConfirmedByFrequency: map[Frequency]int{},
+		ByStatusAndFrequency: map[Status]map[Frequency]int{},
+	}
+	for _, s := range Statuses {
+		st.ByStatus[s] = 0
+		st.ByStatusAndFrequency[s] = map[Frequency]int{}
+		for _, f := range Frequencies {
+			st.ByStatusAndFrequency[s][f] = 0
+		}
+	}
+	for _, f := range Frequencies {
+		st.ByFrequency[f] = 0
+		st.ConfirmedByFrequency[f] = 0
+	}
+	for s, byFreq := range counts {
+		if st.ByStatusAndFrequency[s] == nil {
+			st.ByStatusAndFrequency[s] = map[Frequency]int{}
+		}
+		for f, n := range byFreq {
+			st.ByStatusAndFrequency[s][f] += n
+			st.Total += n
+			st.ByStatus[s] += n
+			st.ByFrequency[f] += n
+			if s == StatusConfirmed {
+				st.ConfirmedByFrequency[f] += n
+			}
+		}
+	}
+	return st
+}
+
+// EmailStats are the durable counters of delivered and failed emails
+// (every kind).
+type EmailStats struct {
+	Sent   int64 `json:"sent"`
+	Failed int64 `json:"failed"`
+}
+
+// StatsService counts.
+type StatsService interface {
+	Stats(ctx context.Context) (*Stats, error)
+}
+
+// ArchiveService is the public archive of past digests, read side.
+type ArchiveService interface {
+	// Archive returns the entry with id; ENOTFOUND if none.
+	Archive(ctx context.Context, id uint64) (*ArchiveEntry, error)
+	// ListArchive returns up to limit entries with ID < before (0: the
+	// newest), newest first, and the before of the next page (0: none).
+	ListArchive(ctx context.Context, limit int, before uint64) ([]*ArchiveEntry, uint64, error)
 }

@@ -3,9 +3,11 @@ package adminui
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
 )
 
 // Growth chart settings.
@@ -153,12 +155,8 @@ func (u *UI) growthChart(r *http.Request) (*chart, error) {
 	after := ""
 	capped := false
 	for {
-		q := url.Values{"status": {"confirmed"}, "limit": {fmt.Sprint(chartPageSize)}}
-		if after != "" {
-			q.Set("after", after)
-		}
-		var page subscriberList
-		if err := u.getJSON(r, "/api/v1/subscribers?"+q.Encode(), &page); err != nil {
+		page, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.StatusConfirmed, Limit: chartPageSize, After: after})
+		if err != nil {
 			return nil, err
 		}
 		for _, s := range page.Subscribers {

@@ -5,13 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"log/slog"
 	"mime/multipart"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
@@ -20,12 +19,10 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/digest"
-	"github.com/herald-dev/herald/handlers"
 	"github.com/herald-dev/herald/internal/smtptest"
-	"github.com/herald-dev/herald/mailer"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
-	"github.com/herald-dev/herald/templates"
 )
 
 const testToken = "admin-token-for-tests-0123456789"
@@ -48,8 +45,8 @@ func (c *clock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// env is a whole herald HTTP stack over a real store and a loopback SMTP
-// server, with the admin UI mounted at /admin.
+// env is a whole herald (internal/testenv) with the admin UI mounted at
+// /admin.
 type env struct {
 	t     *testing.T
 	db    *store.DB
@@ -63,6 +60,8 @@ type envOpts struct {
 	token   string
 	noToken bool
 	secure  bool
+	// trustedProxies is server.trusted_proxies.
+	trustedProxies []netip.Prefix
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -70,72 +69,32 @@ func newEnv(t *testing.T, o envOpts) *env {
 	if o.token == "" && !o.noToken {
 		o.token = testToken
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm := smtptest.Start(t)
-	tr := mailer.NewSMTPTransport(mailer.SMTPConfig{Host: sm.Host(), Port: sm.Port(), TLS: "none", Connections: 2, Timeout: 5 * time.Second}, log)
-	sender := mailer.NewSender(db, tr, mailer.SenderOptions{Logger: log, EnvelopeFrom: "digest@example.org", BaseBackoff: 50 * time.Millisecond, PollInterval: 100 * time.Millisecond})
-	var wg sync.WaitGroup
-	wg.Go(func() { _ = sender.Run(ctx) })
-	tpl, err := templates.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, _ := subscription.LoadSecret(ctx, db, "")
-	tokens, _ := subscription.NewTokens(secret, nil)
-	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
-		From: "Test Blog <digest@example.org>", PerAddressN: 1000, PerAddressWindow: time.Hour,
-		Welcome: false, Enqueued: sender.Notify,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dig, err := digest.New(db, tr, subs, tpl, digest.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
-		From: "Test Blog <digest@example.org>", MaxPosts: 20, Workers: 2, Logger: log,
-		RetryBackoff: 50 * time.Millisecond, Enqueued: sender.Notify,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wg.Go(func() { _ = dig.Run(ctx) })
-	h := handlers.New(handlers.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
-		AdminToken: o.token, Logger: log,
-	}, handlers.Deps{
-		Subs: subs, Store: db, Templates: tpl, Health: db.Ping,
-		Posts: db, Runs: db, Outbox: db, Counters: db, Backup: db, Digests: dig,
-	})
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
-	ui, err := New(Options{API: h, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Logger: log, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.MountAdmin(ui)
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		cancel()
-		wg.Wait()
-		dig.Wait()
-		tr.Close()
-		db.Close()
+	var ui *UI
+	app := testenv.New(t, testenv.Options{
+		AdminToken: o.token, TrustedProxies: o.trustedProxies,
+		Subscription: func(so *subscription.Options) {
+			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
+		},
+		Digest: func(do *digest.Options) { do.MaxPosts = 20 },
+		Admin: func(api http.Handler) (http.Handler, error) {
+			var err error
+			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now})
+			return ui, err
+		},
 	})
-	return &env{t: t, db: db, smtp: sm, srv: srv, ui: ui, clock: clk}
+	return &env{t: t, db: app.DB, smtp: app.SMTP, srv: app.Server, ui: ui, clock: clk}
 }
 
 // browser is an HTTP client with its own cookies that does not follow
 // redirects.
 type browser struct {
-	e      *env
-	c      *http.Client
-	csrf   string // the last CSRF token seen on a page
-	locate string
+	e    *env
+	c    *http.Client
+	csrf string // the last CSRF token seen on a page
+	// forwardedFor, if set, is sent as X-Forwarded-For (a browser behind
+	// a reverse proxy).
+	forwardedFor string
 }
 
 func (e *env) browser() *browser {
@@ -159,6 +118,9 @@ var csrfRe = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func (b *browser) do(req *http.Request) resp {
 	b.e.t.Helper()
+	if b.forwardedFor != "" {
+		req.Header.Set("X-Forwarded-For", b.forwardedFor)
+	}
 	res, err := b.c.Do(req)
 	if err != nil {
 		b.e.t.Fatalf("%s %s: %v", req.Method, req.URL, err)

@@ -10,78 +10,22 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
 )
 
-// What the API answers, decoded leniently: fields the UI does not know are
-// ignored, fields the API does not send stay empty.
-
-type subscriber struct {
-	ID          uint64     `json:"id"`
-	Email       string     `json:"email"`
-	Name        string     `json:"name"`
-	Status      string     `json:"status"`
-	Frequency   string     `json:"frequency"`
-	CreatedAt   time.Time  `json:"created_at"`
-	ConfirmedAt *time.Time `json:"confirmed_at"`
-}
-
-type subscriberList struct {
-	Subscribers []subscriber `json:"subscribers"`
-	Next        string       `json:"next"`
-}
-
-type post struct {
-	ID          uint64    `json:"id"`
-	GUID        string    `json:"guid"`
-	URL         string    `json:"url"`
-	Title       string    `json:"title"`
-	Author      string    `json:"author"`
-	Categories  []string  `json:"categories"`
-	PublishedAt time.Time `json:"published_at"`
-	Feed        string    `json:"feed"`
-	// Silent posts are recorded, not mailed; the reason says why.
-	Silent       bool   `json:"silent"`
-	SilentReason string `json:"silent_reason"`
-	// Runs that carried the post, if the API says.
-	Runs []uint64 `json:"runs"`
-}
-
-type postList struct {
-	Posts []post `json:"posts"`
-	Next  string `json:"next"`
-}
-
-type runFailure struct {
-	Email string    `json:"email"`
-	Error string    `json:"error"`
-	At    time.Time `json:"at"`
-}
-
-type run struct {
-	ID         uint64       `json:"id"`
-	Frequency  string       `json:"frequency"`
-	Trigger    string       `json:"trigger"`
-	DryRun     bool         `json:"dry_run"`
-	State      string       `json:"state"`
-	Total      int          `json:"total"`
-	Sent       int          `json:"sent"`
-	Failed     int          `json:"failed"`
-	Skipped    int          `json:"skipped"`
-	CreatedAt  time.Time    `json:"created_at"`
-	StartedAt  *time.Time   `json:"started_at"`
-	FinishedAt *time.Time   `json:"finished_at"`
-	Error      string       `json:"error"`
-	Failures   []runFailure `json:"failures"`
-}
+// runView is a run for the templates.
+type runView struct{ *herald.Run }
 
 // Done counts the readers the run has dealt with.
-func (r run) Done() int { return r.Sent + r.Failed + r.Skipped }
+func (r runView) Done() int { return r.Sent + r.Failed + r.Skipped }
 
 // Finished: the run will not change any more.
-func (r run) Finished() bool { return r.State == "done" || r.State == "failed" }
+func (r runView) Finished() bool { return r.State == herald.RunDone || r.State == herald.RunFailed }
 
 // Duration of a finished run.
-func (r run) Duration() string {
+func (r runView) Duration() string {
 	if r.StartedAt == nil || r.FinishedAt == nil {
 		return "—"
 	}
@@ -92,27 +36,25 @@ func (r run) Duration() string {
 	return d.Round(time.Second).String()
 }
 
-type runList struct {
-	Runs []run  `json:"runs"`
-	Next string `json:"next"`
+func runViews(runs []*herald.Run) []runView {
+	out := make([]runView, len(runs))
+	for i, r := range runs {
+		out[i] = runView{r}
+	}
+	return out
 }
 
 var frequencies = []string{"instant", "daily", "weekly"}
 var statuses = []string{"pending", "confirmed", "unsubscribed", "bounced"}
 
-// box is a part of a page whose data may be missing: an API route not
-// there yet, or an error.
+// box is a part of a page whose data could not be read.
 type box struct {
-	Unavailable bool
-	Error       string
+	Error string
 }
 
 func boxFor(err error) box {
 	if err == nil {
 		return box{}
-	}
-	if isUnavailable(err) {
-		return box{Unavailable: true}
 	}
 	return box{Error: userMessage(err)}
 }
@@ -120,73 +62,44 @@ func boxFor(err error) box {
 // ---- dashboard
 
 type dashData struct {
-	Stats      *statsView
-	StatsBox   box
-	Chart      *chart
-	ChartBox   box
-	Runs       []run
-	RunsBox    box
-	Feeds      []feedHealth
-	FeedsBox   box
-	Statuses   []string
-	Freqs      []string
-	GrandTotal int
-	Warnings   []string
+	Stats    *statsView
+	StatsBox box
+	Chart    *chart
+	ChartBox box
+	Runs     []runView
+	RunsBox  box
+	Feeds    []feedHealth
+	FeedsBox box
+	Statuses []string
+	Freqs    []string
+	Warnings []string
 }
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 	d := dashData{Statuses: statuses, Freqs: frequencies, Warnings: u.opt.Warnings}
-	var raw map[string]any
-	if err := u.getJSON(r, "/api/v1/stats", &raw); err != nil {
+	if st, err := u.api.Stats(ctx(r)); err != nil {
 		d.StatsBox = boxFor(err)
 	} else {
-		d.Stats = parseStats(raw)
+		d.Stats = &statsView{st}
 	}
 	if c, err := u.growthChart(r); err != nil {
 		d.ChartBox = boxFor(err)
 	} else {
 		d.Chart = c
 	}
-	if runs, _, err := u.listRuns(r, 5, ""); err != nil {
+	if l, err := u.api.ListRuns(ctx(r), 5, ""); err != nil {
 		d.RunsBox = boxFor(err)
 	} else {
-		d.Runs = runs
+		d.Runs = runViews(l.Runs)
 	}
-	feeds, err := u.feedHealth(r)
-	if err != nil && d.Stats != nil && len(d.Stats.Feeds) > 0 {
-		feeds, err = d.Stats.Feeds, nil
-	}
-	d.Feeds, d.FeedsBox = feeds, boxFor(err)
-	u.render(w, r, http.StatusOK, "dashboard", &view{Title: "Dashboard", Active: "dashboard", Data: d})
-}
-
-// listRuns reads a page of runs, newest first; before is the "next" of the
-// previous page.
-func (u *UI) listRuns(r *http.Request, limit int, before string) ([]run, string, error) {
-	q := url.Values{}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
-	}
-	if before != "" {
-		q.Set("before", before)
-	}
-	res, err := u.call(r, http.MethodGet, "/api/v1/runs?"+q.Encode(), "", nil)
-	if err != nil {
-		return nil, "", err
-	}
-	var l runList
-	if err := decodeAPI(res, "/api/v1/runs", &l); err != nil {
-		// a bare array is fine too
-		var arr []run
-		if err2 := decodeAPI(res, "/api/v1/runs", &arr); err2 != nil {
-			return nil, "", err
+	if feeds, err := u.api.Feeds(ctx(r)); err != nil {
+		d.FeedsBox = boxFor(err)
+	} else {
+		for _, f := range feeds {
+			d.Feeds = append(d.Feeds, feedHealth{f})
 		}
-		l.Runs = arr
 	}
-	if limit > 0 && len(l.Runs) > limit {
-		l.Runs = l.Runs[:limit]
-	}
-	return l.Runs, l.Next, nil
+	u.render(w, r, http.StatusOK, "dashboard", &view{Title: "Dashboard", Active: "dashboard", Data: d})
 }
 
 // ---- subscribers
@@ -201,7 +114,7 @@ type subsData struct {
 	Back        string // this page, to come back to after an erase
 	Q, Status   string
 	After       string
-	Subscribers []subscriber
+	Subscribers []*herald.Subscriber
 	Next        string
 	NextURL     string
 	Box         box
@@ -219,18 +132,8 @@ func (u *UI) subscribersPage(w http.ResponseWriter, r *http.Request) {
 func (u *UI) showSubscribers(w http.ResponseWriter, r *http.Request, status int, add addForm) {
 	in := r.URL.Query()
 	d := subsData{Back: r.URL.RequestURI(), Q: strings.TrimSpace(in.Get("q")), Status: in.Get("status"), After: in.Get("after"), Statuses: statuses, Freqs: frequencies, Add: add}
-	q := url.Values{"limit": {strconv.Itoa(subsPageSize)}}
-	if d.Q != "" {
-		q.Set("q", d.Q)
-	}
-	if d.Status != "" {
-		q.Set("status", d.Status)
-	}
-	if d.After != "" {
-		q.Set("after", d.After)
-	}
-	var l subscriberList
-	if err := u.getJSON(r, "/api/v1/subscribers?"+q.Encode(), &l); err != nil {
+	l, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.Status(d.Status), Q: d.Q, Limit: subsPageSize, After: d.After})
+	if err != nil {
 		d.Box = boxFor(err)
 	} else {
 		d.Subscribers, d.Next = l.Subscribers, l.Next
@@ -255,12 +158,10 @@ func (u *UI) addSubscriber(w http.ResponseWriter, r *http.Request) {
 		Frequency: r.PostForm.Get("frequency"),
 		Confirmed: r.PostForm.Get("confirmed") != "",
 	}
-	var created subscriber
-	_, err := u.sendJSON(r, http.MethodPost, "/api/v1/subscribers",
-		map[string]any{"email": f.Email, "name": f.Name, "frequency": f.Frequency, "confirmed": f.Confirmed}, &created)
+	created, err := u.api.AddSubscriber(ctx(r), herald.SubscribeRequest{Email: f.Email, Name: f.Name, Frequency: f.Frequency, Confirmed: f.Confirmed})
 	if err != nil {
 		f.Error = userMessage(err)
-		status := apiStatus(err)
+		status := api.StatusOf(err)
 		if status < 400 || status >= 500 {
 			status = http.StatusUnprocessableEntity
 		}
@@ -299,7 +200,7 @@ func (u *UI) eraseSubscriber(w http.ResponseWriter, r *http.Request) {
 		u.render(w, r, http.StatusOK, "erase", &view{Title: "Erase " + email, Active: "subscribers", Data: eraseData{Email: email, Back: back}})
 		return
 	}
-	if _, err := u.call(r, http.MethodDelete, "/api/v1/subscribers/"+url.PathEscape(email), "", nil); err != nil {
+	if err := u.api.DeleteSubscriber(ctx(r), email); err != nil {
 		u.redirectFlash(w, r, back, "Could not erase "+email+": "+userMessage(err), true)
 		return
 	}
@@ -308,24 +209,12 @@ func (u *UI) eraseSubscriber(w http.ResponseWriter, r *http.Request) {
 	u.redirectFlash(w, r, back, "Erased "+email+" and their history.", false)
 }
 
-type csvReport struct {
-	Added   int          `json:"added"`
-	Updated int          `json:"updated"`
-	Skipped int          `json:"skipped"`
-	Invalid []invalidRow `json:"invalid"`
-}
-
-type invalidRow struct {
-	Line  int    `json:"line"`
-	Error string `json:"error"`
-}
-
 type importData struct {
 	File      string
 	Confirmed bool
-	Report    *csvReport
-	Shown     []invalidRow // the first invalid rows
-	More      int          // invalid rows not shown
+	Report    *herald.ImportReport
+	Shown     []herald.ImportProblem // the first invalid rows
+	More      int                    // invalid rows not shown
 	Error     string
 }
 
@@ -392,56 +281,49 @@ func (u *UI) runImport(w http.ResponseWriter, r *http.Request, file io.Reader, d
 		u.render(w, r, http.StatusUnprocessableEntity, "import", &view{Title: "Import", Active: "subscribers", Data: d})
 		return
 	}
-	path := "/api/v1/subscribers.csv"
-	if d.Confirmed {
-		path += "?confirmed=true"
-	}
-	res, err := u.call(r, http.MethodPost, path, "text/csv", br)
+	rep, err := u.api.ImportCSV(ctx(r), br, d.Confirmed)
 	status := http.StatusOK
 	if err != nil {
 		d.Error = userMessage(err)
-		status = apiStatus(err)
+		status = api.StatusOf(err)
 		if status < 400 {
+			u.log.Error("adminui: CSV import", "err", err)
 			status = http.StatusInternalServerError
 		}
-	} else {
-		var rep csvReport
-		if err := decodeAPI(res, path, &rep); err != nil {
-			u.log.Error("adminui: import report", "err", err)
-			d.Error = "The import ran, but its report could not be read."
-		} else {
-			d.Report = &rep
-			d.Shown = rep.Invalid[:min(len(rep.Invalid), maxInvalidShown)]
-			d.More = len(rep.Invalid) - len(d.Shown)
-		}
+	}
+	if rep != nil { // a whole import, or the part done before it stopped
+		d.Report = rep
+		d.Shown = rep.Invalid[:min(len(rep.Invalid), maxInvalidShown)]
+		d.More = rep.InvalidTotal - len(d.Shown)
 		u.chart.drop()
-		u.log.Info("adminui: CSV import", "file", d.File, "added", rep.Added, "updated", rep.Updated, "skipped", rep.Skipped, "invalid", len(rep.Invalid))
+		u.log.Info("adminui: CSV import", "file", d.File, "added", rep.Added, "updated", rep.Updated, "skipped", rep.Skipped, "invalid", rep.InvalidTotal)
 	}
 	u.render(w, r, status, "import", &view{Title: "Import", Active: "subscribers", Data: d})
 }
 
 func (u *UI) exportCSV(w http.ResponseWriter, r *http.Request) {
-	req, err := u.newAPIRequest(r, http.MethodGet, "/api/v1/subscribers.csv", "", nil)
+	res, err := u.api.ExportCSV(ctx(r))
 	if err != nil {
 		u.failErr(w, r, err)
 		return
 	}
-	req.Header.Set("Accept", "text/csv")
-	sw := &streamWriter{w: w, header: http.Header{}}
-	u.opt.API.ServeHTTP(sw, req)
-	if !sw.wrote {
-		sw.WriteHeader(http.StatusOK)
+	defer res.Body.Close()
+	for _, k := range []string{"Content-Type", "Content-Disposition"} {
+		if v := res.Header.Get(k); v != "" {
+			w.Header().Set(k, v)
+		}
 	}
-	if sw.passing {
-		return
+	w.WriteHeader(http.StatusOK)
+	if _, err := io.Copy(w, res.Body); err != nil {
+		u.log.Warn("adminui: CSV export cut off", "err", err)
+		panic(http.ErrAbortHandler) // the browser sees a broken download, not a short file
 	}
-	u.failErr(w, r, errorFrom(sw.code, sw.header, sw.errBody.Bytes()))
 }
 
 // ---- posts
 
 type postsData struct {
-	Posts   []post
+	Posts   []*herald.PostRuns
 	After   string
 	NextURL string
 	Box     box
@@ -451,12 +333,7 @@ type postsData struct {
 func (u *UI) postsPage(w http.ResponseWriter, r *http.Request) {
 	after := r.URL.Query().Get("after")
 	d := postsData{After: after}
-	q := url.Values{"limit": {"50"}}
-	if after != "" {
-		q.Set("after", after)
-	}
-	var l postList
-	if err := u.getJSON(r, "/api/v1/posts?"+q.Encode(), &l); err != nil {
+	if l, err := u.api.ListPosts(ctx(r), 50, after); err != nil {
 		d.Box = boxFor(err)
 	} else {
 		d.Posts = l.Posts
@@ -464,7 +341,7 @@ func (u *UI) postsPage(w http.ResponseWriter, r *http.Request) {
 			d.NextURL = "/admin/posts?after=" + url.QueryEscape(l.Next)
 		}
 		for _, p := range l.Posts {
-			if p.Runs != nil {
+			if len(p.Runs) > 0 {
 				d.HasRuns = true
 			}
 		}
@@ -474,23 +351,23 @@ func (u *UI) postsPage(w http.ResponseWriter, r *http.Request) {
 
 // sendPost mails a silent post after all: it becomes the newest post.
 func (u *UI) sendPost(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+	id, err := strconv.ParseUint(r.PathValue("id"), 10, 64)
+	if err != nil {
 		u.redirectFlash(w, r, "/admin/posts", "Say which post to send.", true)
 		return
 	}
-	if _, err := u.sendJSON(r, http.MethodPost, "/api/v1/posts/"+id+"/send", map[string]any{}, nil); err != nil {
-		u.redirectFlash(w, r, "/admin/posts", "Could not send post "+id+": "+userMessage(err), true)
+	if _, err := u.api.SendPost(ctx(r), id); err != nil {
+		u.redirectFlash(w, r, "/admin/posts", fmt.Sprintf("Could not send post %d: %s", id, userMessage(err)), true)
 		return
 	}
 	u.log.Info("adminui: silent post sent by hand", "id", id)
-	u.redirectFlash(w, r, "/admin/posts", "Post "+id+" goes out with every reader's next email.", false)
+	u.redirectFlash(w, r, "/admin/posts", fmt.Sprintf("Post %d goes out with every reader's next email.", id), false)
 }
 
 // ---- runs
 
 type runsData struct {
-	Runs    []run
+	Runs    []runView
 	Box     box
 	Before  string
 	NextURL string
@@ -505,13 +382,12 @@ func (u *UI) runsPage(w http.ResponseWriter, r *http.Request) {
 func (u *UI) showRuns(w http.ResponseWriter, r *http.Request, status int, msg string) {
 	before := r.URL.Query().Get("before")
 	d := runsData{Before: before, Freqs: frequencies, Error: msg}
-	runs, next, err := u.listRuns(r, 50, before)
-	if err != nil {
+	if l, err := u.api.ListRuns(ctx(r), 50, before); err != nil {
 		d.Box = boxFor(err)
 	} else {
-		d.Runs = runs
-		if next != "" && next != before {
-			d.NextURL = "/admin/runs?before=" + url.QueryEscape(next)
+		d.Runs = runViews(l.Runs)
+		if l.Next != "" && l.Next != before {
+			d.NextURL = "/admin/runs?before=" + url.QueryEscape(l.Next)
 		}
 	}
 	u.render(w, r, status, "runs", &view{Title: "Runs", Active: "runs", Data: d})
@@ -520,17 +396,11 @@ func (u *UI) showRuns(w http.ResponseWriter, r *http.Request, status int, msg st
 func (u *UI) startRun(w http.ResponseWriter, r *http.Request) {
 	freq := r.PostForm.Get("frequency")
 	dry := r.PostForm.Get("dry_run") != ""
-	var out struct {
-		ID uint64 `json:"id"`
-	}
-	_, err := u.sendJSON(r, http.MethodPost, "/api/v1/runs", map[string]any{"frequency": freq, "dry_run": dry}, &out)
+	out, err := u.api.StartRun(ctx(r), api.RunRequest{Frequency: freq, DryRun: dry})
 	if err != nil {
-		status := apiStatus(err)
+		status := api.StatusOf(err)
 		if status < 400 || status >= 500 {
 			status = http.StatusBadGateway
-			if isUnavailable(err) {
-				status = http.StatusNotImplemented
-			}
 		}
 		r.URL.RawQuery = ""
 		u.showRuns(w, r, status, "Could not start a "+freq+" run: "+userMessage(err))
@@ -549,42 +419,34 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseUint(idStr, 10, 64)
 	if err != nil {
 		if asJSON {
-			writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such run"})
+			writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such run"})
 			return
 		}
 		u.notFound(w, r)
 		return
 	}
-	path := fmt.Sprintf("/api/v1/runs/%d", id)
-	res, err := u.call(r, http.MethodGet, path, "", nil)
+	rn, err := u.api.Run(ctx(r), id)
 	if asJSON {
 		if err != nil {
-			status := apiStatus(err)
+			status := api.StatusOf(err)
 			if status == 0 {
 				status = http.StatusInternalServerError
 			}
-			writeJSON(w, status, map[string]string{"error": userMessage(err)})
+			writeJSON(w, status, api.ErrorBody{Error: userMessage(err)})
 			return
 		}
-		w.Header().Set("Content-Type", "application/json; charset=utf-8")
-		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(res.body.Bytes())
+		writeJSON(w, http.StatusOK, rn)
 		return
 	}
 	if err != nil {
-		if apiStatus(err) == http.StatusNotFound && !isUnavailable(err) {
+		if api.StatusOf(err) == http.StatusNotFound {
 			u.fail(w, r, http.StatusNotFound, fmt.Sprintf("There is no run %d.", id))
 			return
 		}
 		u.failErr(w, r, err)
 		return
 	}
-	var rn run
-	if err := decodeAPI(res, path, &rn); err != nil {
-		u.failErr(w, r, err)
-		return
-	}
-	u.render(w, r, http.StatusOK, "run", &view{Title: fmt.Sprintf("Run %d", id), Active: "runs", Data: rn})
+	u.render(w, r, http.StatusOK, "run", &view{Title: fmt.Sprintf("Run %d", id), Active: "runs", Data: runView{rn}})
 }
 
 // ---- preview
@@ -592,7 +454,7 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request) {
 type previewData struct {
 	Email    string
 	FrameURL string
-	Readers  []subscriber
+	Readers  []*herald.Subscriber
 }
 
 func (u *UI) previewPage(w http.ResponseWriter, r *http.Request) {
@@ -600,8 +462,7 @@ func (u *UI) previewPage(w http.ResponseWriter, r *http.Request) {
 	if d.Email != "" {
 		d.FrameURL = "/admin/preview/frame?email=" + url.QueryEscape(d.Email)
 	}
-	var l subscriberList
-	if err := u.getJSON(r, "/api/v1/subscribers?status=confirmed&limit=200", &l); err == nil {
+	if l, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.StatusConfirmed, Limit: 200}); err == nil {
 		d.Readers = l.Subscribers
 	}
 	u.render(w, r, http.StatusOK, "preview", &view{Title: "Preview", Active: "preview", Data: d})
@@ -619,20 +480,20 @@ func (u *UI) previewFrame(w http.ResponseWriter, r *http.Request) {
 		u.frameMessage(w, http.StatusOK, "Choose a reader to see their digest.")
 		return
 	}
-	res, err := u.call(r, http.MethodGet, "/api/v1/preview?email="+url.QueryEscape(email), "", nil)
+	html, ok, err := u.api.Preview(ctx(r), email)
 	switch {
 	case err != nil:
-		status := apiStatus(err)
+		status := api.StatusOf(err)
 		if status == 0 {
 			status = http.StatusInternalServerError
 		}
 		u.frameMessage(w, status, userMessage(err))
-	case res.code == http.StatusNoContent || res.body.Len() == 0:
+	case !ok:
 		u.frameMessage(w, http.StatusOK, "Nothing new for "+email+": a run now would send them no email.")
 	default:
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		w.WriteHeader(http.StatusOK)
-		_, _ = w.Write(res.body.Bytes())
+		_, _ = w.Write([]byte(html))
 	}
 }
 
@@ -646,7 +507,7 @@ func (u *UI) sendTest(w http.ResponseWriter, r *http.Request) {
 	if e := strings.TrimSpace(r.PostForm.Get("email")); e != "" {
 		back += "?email=" + url.QueryEscape(e)
 	}
-	if _, err := u.sendJSON(r, http.MethodPost, "/api/v1/test-email", map[string]string{"to": to}, nil); err != nil {
+	if err := u.api.SendTest(ctx(r), to); err != nil {
 		u.redirectFlash(w, r, back, "Could not send a test to "+to+": "+userMessage(err), true)
 		return
 	}

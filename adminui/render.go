@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/herald-dev/herald/api"
 )
 
 //go:embed templates/*.html
@@ -52,7 +54,9 @@ var funcs = template.FuncMap{
 		return "—"
 	},
 	"num": func(n int) string { return thousands(int64(n)) },
-	"title": func(s string) string {
+	"int": func(n int64) int { return int(n) },
+	"title": func(v any) string { // a string, or a herald.Frequency, Status...
+		s := fmt.Sprint(v)
 		if s == "" {
 			return s
 		}
@@ -168,13 +172,10 @@ func (u *UI) fail(w http.ResponseWriter, r *http.Request, status int, msg string
 
 // failErr renders the error page for an API error.
 func (u *UI) failErr(w http.ResponseWriter, r *http.Request, err error) {
-	status := apiStatus(err)
+	status := api.StatusOf(err)
 	if status == 0 {
 		u.log.Error("adminui: API call", "path", r.URL.Path, "err", err)
 		status = http.StatusInternalServerError
-	}
-	if isUnavailable(err) {
-		status = http.StatusNotImplemented
 	}
 	u.fail(w, r, status, userMessage(err))
 }

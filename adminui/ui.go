@@ -1,10 +1,11 @@
 // Package adminui is herald's admin web UI, served under /admin.
 //
-// The UI is a client of the admin API: to read or change anything it builds
-// a request to /api/v1/... with the admin token and runs it in-process
-// through the API handler, then renders what came back. So every rule of the
-// API (validation, CSV import, runs) holds for the UI too, and the UI never
-// touches the store.
+// The UI is a client of the admin API: to read or change anything it calls
+// /api/v1/... with the admin token through the one API client (package
+// api), whose transport runs the request through the API handler in this
+// process, then renders what came back. So every rule of the API
+// (validation, CSV import, runs) holds for the UI too, and the UI never
+// touches a service or the store.
 //
 // Login is with the admin token; a session lives in memory (12h) behind an
 // HttpOnly, SameSite=Strict cookie, and every form carries a CSRF token
@@ -15,13 +16,13 @@ import (
 	"crypto/rand"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/netip"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/handlers"
 )
 
@@ -39,8 +40,9 @@ type Options struct {
 	Logger *slog.Logger
 	Now    func() time.Time
 	// ClientIP names the client of a request for the login throttle.
-	// Optional: the default is the peer address (behind a reverse proxy that
-	// is the proxy, so failures from anyone slow down everyone: safe, if blunt).
+	// Optional: the default is handlers.ClientIP, the client the server's
+	// middleware worked out (server.trusted_proxies honoured), right when
+	// the UI is mounted on a handlers.Server.
 	ClientIP func(r *http.Request) netip.Addr
 	// Nonce returns the request's CSP nonce. Optional: the default is
 	// handlers.Nonce, right when the UI is mounted on a handlers.Server.
@@ -71,6 +73,8 @@ type UI struct {
 	sessions *sessions
 	throttle *loginThrottle
 	chart    chartCache
+	// api is the admin API's client, answered by Options.API in-process.
+	api *api.Client
 }
 
 // New builds the UI and parses its templates; a broken template fails here.
@@ -85,7 +89,7 @@ func New(opts Options) (*UI, error) {
 		opts.Nonce = handlers.Nonce
 	}
 	if opts.ClientIP == nil {
-		opts.ClientIP = peerAddr
+		opts.ClientIP = handlers.ClientIP
 	}
 	if opts.SiteName == "" {
 		opts.SiteName = "herald"
@@ -109,6 +113,10 @@ func New(opts Options) (*UI, error) {
 		key:      key,
 		sessions: newSessions(opts.Now, key),
 		throttle: newLoginThrottle(opts.Now),
+		api: &api.Client{
+			BaseURL: "http://herald.internal", Token: opts.Token, UserAgent: "herald-adminui",
+			HTTP: &http.Client{Transport: inProcess{opts.API}},
+		},
 	}
 	u.routes()
 	return u, nil
@@ -157,18 +165,6 @@ func (u *UI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u.mux.ServeHTTP(w, r)
-}
-
-func peerAddr(r *http.Request) netip.Addr {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil {
-		return netip.Addr{}
-	}
-	return a.Unmap()
 }
 
 // chartCache keeps the growth chart for a minute: it pages through every

@@ -12,6 +12,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -22,6 +23,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/herald-dev/herald"
 )
 
 type options struct {
@@ -338,20 +341,8 @@ func (b *bench) feedIngest() error {
 	// Let the poll at start meet the 503.
 	time.Sleep(300 * time.Millisecond)
 	bl.armed.Store(true)
-	type pollResult struct {
-		Status  string `json:"status"`
-		Items   int    `json:"items"`
-		New     int    `json:"new"`
-		Updated int    `json:"updated"`
-		Error   string `json:"error"`
-	}
-	var out struct {
-		Results []pollResult `json:"results"`
-	}
-	poll := func() ([]pollResult, error) {
-		out.Results = nil
-		err := in.apiJSON("POST", "/api/v1/feeds/poll", nil, 200, &out)
-		return out.Results, err
+	poll := func() ([]*herald.PollResult, error) {
+		return in.api.PollFeeds(context.Background())
 	}
 	t0 := time.Now()
 	res, err := poll()

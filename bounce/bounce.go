@@ -1,5 +1,6 @@
 // Package bounce turns what the outside world says about herald's mail
-// into herald.Bounce values and hands them to the subscription rules:
+// into herald.Bounce values and hands them to the subscription rules
+// (herald.SubscriptionService):
 // the providers' webhooks (Amazon SES through SNS, Postmark, Mailgun,
 // SendGrid, each authenticated its own way), and the DSNs (RFC 3464) that
 // land in a bounce mailbox, read over IMAP and mapped back to the reader
@@ -15,15 +16,9 @@ import (
 	"github.com/herald-dev/herald"
 )
 
-// Applier applies a report to the reader with the address: the
-// subscription service. An unknown address is ENOTFOUND.
-type Applier interface {
-	Bounce(ctx context.Context, email string, kind herald.BounceKind) (*herald.Subscriber, error)
-}
-
-// apply hands b to the applier and says whether the reader was known.
-// Errors other than an unknown address are returned.
-func apply(ctx context.Context, a Applier, log *slog.Logger, b herald.Bounce) (known bool, err error) {
+// apply hands b to the subscription rules and says whether the reader
+// was known. Errors other than an unknown address are returned.
+func apply(ctx context.Context, a herald.SubscriptionService, log *slog.Logger, b herald.Bounce) (known bool, err error) {
 	sub, err := a.Bounce(ctx, b.Email, b.Kind)
 	switch {
 	case herald.ErrorCode(err) == herald.ENOTFOUND || herald.ErrorCode(err) == herald.EINVALID:

@@ -40,8 +40,9 @@ type MailboxOptions struct {
 	Sent interface {
 		SentTo(ctx context.Context, messageID string) (string, error)
 	}
-	Applier Applier
-	Logger  *slog.Logger
+	// Subscriptions applies the reports.
+	Subscriptions herald.SubscriptionService
+	Logger        *slog.Logger
 }
 
 // Mailbox polls an IMAP mailbox for bounces: each DSN is mapped back to
@@ -50,10 +51,9 @@ type MailboxOptions struct {
 // cannot place, or a message that is no report, is logged and left where
 // it is, marked read so the next poll passes over it.
 type Mailbox struct {
-	opt              MailboxOptions
-	log              *slog.Logger
-	addr, user, path string
-	mode             string // "tls", "starttls", "plain"
+	opt MailboxOptions
+	log *slog.Logger
+	mailboxAddr
 }
 
 // PollResult counts what one poll did.
@@ -64,13 +64,24 @@ type PollResult struct {
 	Left    int // left in the mailbox: no report, or no reader found
 }
 
-// NewMailbox checks the options.
-func NewMailbox(opt MailboxOptions) (*Mailbox, error) {
-	u, err := url.Parse(opt.URL)
+// mailboxAddr is where a mailbox URL points.
+type mailboxAddr struct {
+	addr, user, path string
+	mode             string // "tls", "starttls", "plain"
+}
+
+// CheckMailboxURL says what is wrong with a mailbox URL, if anything.
+func CheckMailboxURL(raw string) error {
+	_, err := parseMailboxURL(raw)
+	return err
+}
+
+func parseMailboxURL(raw string) (mailboxAddr, error) {
+	var m mailboxAddr
+	u, err := url.Parse(raw)
 	if err != nil {
-		return nil, fmt.Errorf("bounce: mailbox URL: %w", err)
+		return m, fmt.Errorf("bounce: mailbox URL: %w", err)
 	}
-	m := &Mailbox{opt: opt}
 	port := ""
 	switch u.Scheme {
 	case "imaps":
@@ -80,18 +91,18 @@ func NewMailbox(opt MailboxOptions) (*Mailbox, error) {
 	case "imap+insecure":
 		m.mode, port = "plain", "143"
 	default:
-		return nil, fmt.Errorf("bounce: mailbox URL %q: want imaps://user@host/INBOX (or imap:// for STARTTLS)", redact(u))
+		return m, fmt.Errorf("bounce: mailbox URL %q: want imaps://user@host/INBOX (or imap:// for STARTTLS)", u.Redacted())
 	}
 	if u.Hostname() == "" || u.User == nil || u.User.Username() == "" {
-		return nil, fmt.Errorf("bounce: mailbox URL %q: want a user and a host (imaps://user@host/INBOX)", redact(u))
+		return m, fmt.Errorf("bounce: mailbox URL %q: want a user and a host (imaps://user@host/INBOX)", u.Redacted())
 	}
 	if _, set := u.User.Password(); set {
-		return nil, fmt.Errorf("bounce: mailbox URL: put the password in HERALD_BOUNCE_PASSWORD, not in the URL")
+		return m, fmt.Errorf("bounce: mailbox URL: put the password in HERALD_BOUNCE_PASSWORD, not in the URL")
 	}
 	if m.mode == "plain" {
 		ip := net.ParseIP(u.Hostname())
 		if u.Hostname() != "localhost" && (ip == nil || !ip.IsLoopback()) {
-			return nil, fmt.Errorf("bounce: mailbox URL: imap+insecure is for a server on this machine only")
+			return m, fmt.Errorf("bounce: mailbox URL: imap+insecure is for a server on this machine only")
 		}
 	}
 	if u.Port() != "" {
@@ -103,6 +114,16 @@ func NewMailbox(opt MailboxOptions) (*Mailbox, error) {
 	if m.path == "" {
 		m.path = "INBOX"
 	}
+	return m, nil
+}
+
+// NewMailbox checks the options.
+func NewMailbox(opt MailboxOptions) (*Mailbox, error) {
+	a, err := parseMailboxURL(opt.URL)
+	if err != nil {
+		return nil, err
+	}
+	m := &Mailbox{opt: opt, mailboxAddr: a}
 	if m.opt.MoveTo == "" {
 		m.opt.MoveTo = "herald-processed"
 	}
@@ -115,8 +136,8 @@ func NewMailbox(opt MailboxOptions) (*Mailbox, error) {
 	if m.opt.Batch <= 0 {
 		m.opt.Batch = 200
 	}
-	if m.opt.Applier == nil {
-		return nil, errors.New("bounce: mailbox without an applier")
+	if m.opt.Subscriptions == nil {
+		return nil, errors.New("bounce: mailbox without a subscription service")
 	}
 	if m.opt.Logger == nil {
 		m.opt.Logger = slog.New(slog.DiscardHandler)
@@ -124,8 +145,6 @@ func NewMailbox(opt MailboxOptions) (*Mailbox, error) {
 	m.log = m.opt.Logger.With("component", "bounce-mailbox", "mailbox", m.user+"@"+m.addr+"/"+m.path)
 	return m, nil
 }
-
-func redact(u *url.URL) string { return u.Redacted() }
 
 // Run polls until ctx ends.
 func (m *Mailbox) Run(ctx context.Context) error {
@@ -287,7 +306,7 @@ func (m *Mailbox) handle(ctx context.Context, raw []byte) (outcome, error) {
 			"message_id", d.OriginalMessageID, "to", d.To, "recipient", d.Recipients[0].Final)
 		return outcomeLeft, nil
 	}
-	known, err := apply(ctx, m.opt.Applier, m.log, herald.Bounce{Email: reader, Kind: kind, Source: "mailbox/" + how, Reason: why})
+	known, err := apply(ctx, m.opt.Subscriptions, m.log, herald.Bounce{Email: reader, Kind: kind, Source: "mailbox/" + how, Reason: why})
 	if err != nil {
 		return outcomeLeft, err
 	}

@@ -16,30 +16,68 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/store"
+	"github.com/herald-dev/herald/subscription"
+	"github.com/herald-dev/herald/templates"
 )
 
-// recorder is the applier: it knows some addresses, as the subscription
-// service would, and records what it was told.
+// recorder is the subscription service on bbolt, with the readers
+// given confirmed, tapped to record the reports it applied.
 type recorder struct {
-	mu    sync.Mutex
-	known map[string]bool
-	got   []herald.Bounce
+	herald.SubscriptionService
+	db  *store.DB
+	mu  sync.Mutex
+	got []herald.Bounce
 }
 
 func (r *recorder) Bounce(ctx context.Context, email string, kind herald.BounceKind) (*herald.Subscriber, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if !r.known[email] {
-		return nil, herald.Errorf(herald.ENOTFOUND, "no subscriber with the address %s", email)
+	sub, err := r.SubscriptionService.Bounce(ctx, email, kind)
+	if err == nil {
+		r.mu.Lock()
+		r.got = append(r.got, herald.Bounce{Email: email, Kind: kind})
+		r.mu.Unlock()
 	}
-	r.got = append(r.got, herald.Bounce{Email: email, Kind: kind})
-	return &herald.Subscriber{Email: email, Status: herald.StatusConfirmed}, nil
+	return sub, err
 }
 
 func (r *recorder) reports() []herald.Bounce {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return append([]herald.Bounce(nil), r.got...)
+}
+
+// readers builds the subscription service on a bbolt file with the
+// addresses as confirmed readers.
+func readers(t *testing.T, emails ...string) *recorder {
+	t.Helper()
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	tpl, err := templates.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret, err := subscription.LoadSecret(ctx, db, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens, err := subscription.NewTokens(secret, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := subscription.New(db, tokens, tpl, subscription.Options{SiteName: "My Blog", SiteURL: "https://blog.example.org",
+		BaseURL: "https://herald.blog.example.org", From: "My Blog <digest@blog.example.org>"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range emails {
+		if _, err := svc.Subscribe(ctx, herald.SubscribeRequest{Email: e, Frequency: "daily", Confirmed: true, Source: "import"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return &recorder{SubscriptionService: svc, db: db}
 }
 
 // imapServer runs go-imap's in-memory server on loopback with one user.
@@ -135,11 +173,8 @@ func TestMailboxPoll(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	db, err := store.Open(context.Background(), filepath.Join(t.TempDir(), "h.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
+	rec := readers(t, "alice@example.net", "bob@example.com", "erin@gmail.com", "frank@contoso.com")
+	db := rec.db
 	ctx := context.Background()
 	now := time.Now()
 	if err := db.RecordSent(ctx, []herald.SentMessage{
@@ -160,10 +195,9 @@ func TestMailboxPoll(t *testing.T) {
 	add("exim-plain.eml", plain, "<never-sent@blog.example.org>")                        // unknown: left
 	add("autoreply.eml", plain, "")                                                      // no report: left
 
-	rec := &recorder{known: map[string]bool{"alice@example.net": true, "bob@example.com": true, "erin@gmail.com": true, "frank@contoso.com": true}}
 	mb, err := NewMailbox(MailboxOptions{
 		URL: "imap+insecure://bounces%40blog.example.org@" + addr + "/INBOX", Password: "pw",
-		VERP: verp, Sent: db, Applier: rec,
+		VERP: verp, Sent: db, Subscriptions: rec,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -202,14 +236,14 @@ func TestMailboxPoll(t *testing.T) {
 }
 
 func TestMailboxURL(t *testing.T) {
-	rec := &recorder{}
+	rec := readers(t)
 	for _, bad := range []string{"", "http://h/INBOX", "imaps://host/INBOX", "imaps://u:pw@host/INBOX", "imap+insecure://u@mail.example.org/INBOX"} {
-		if _, err := NewMailbox(MailboxOptions{URL: bad, Applier: rec}); err == nil {
+		if _, err := NewMailbox(MailboxOptions{URL: bad, Subscriptions: rec}); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
 	}
 	for _, good := range []string{"imaps://u@mail.example.org/INBOX", "imap://u@mail.example.org", "imap+insecure://u@127.0.0.1:1143/Bounces"} {
-		if _, err := NewMailbox(MailboxOptions{URL: good, Applier: rec}); err != nil {
+		if _, err := NewMailbox(MailboxOptions{URL: good, Subscriptions: rec}); err != nil {
 			t.Errorf("%q: %v", good, err)
 		}
 	}

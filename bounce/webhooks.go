@@ -33,9 +33,10 @@ import (
 // WebhookOptions configure the providers' webhooks. A provider without
 // its secret (SNS: without a topic) is off: its route answers 404.
 type WebhookOptions struct {
-	Applier Applier
-	Logger  *slog.Logger
-	Now     func() time.Time
+	// Subscriptions applies the reports.
+	Subscriptions herald.SubscriptionService
+	Logger        *slog.Logger
+	Now           func() time.Time
 	// SNSTopics lists the SNS topic ARNs whose messages are taken.
 	SNSTopics []string
 	// SNSCertHost is the one host SNS signing certificates and
@@ -71,8 +72,8 @@ type Webhooks struct {
 // NewWebhooks checks the options (a SendGrid key that does not parse is
 // an error).
 func NewWebhooks(opt WebhookOptions) (*Webhooks, error) {
-	if opt.Applier == nil {
-		return nil, errors.New("bounce: webhooks without an applier")
+	if opt.Subscriptions == nil {
+		return nil, errors.New("bounce: webhooks without a subscription service")
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
@@ -151,12 +152,14 @@ func malformed(provider string, err error) error {
 	return herald.Errorf(herald.EMALFORMED, "%s webhook: the body is not the JSON %s sends: %v", provider, provider, err)
 }
 
-// Handle authenticates one webhook call and applies the events in it.
+var _ herald.WebhookService = (*Webhooks)(nil)
+
+// Webhook authenticates one webhook call and applies the events in it.
 // Nothing changes unless the call is authentic: a bad signature or
 // password is EUNAUTHORIZED (401), a topic not configured EFORBIDDEN, a
 // provider not configured ENOTFOUND, a body that does not parse
 // EMALFORMED.
-func (w *Webhooks) Handle(ctx context.Context, provider string, h http.Header, body []byte) (*herald.WebhookResult, error) {
+func (w *Webhooks) Webhook(ctx context.Context, provider string, h http.Header, body []byte) (*herald.WebhookResult, error) {
 	if !slices.Contains(w.Providers(), provider) {
 		return nil, herald.Errorf(herald.ENOTFOUND, "no %s webhook here (not configured)", provider)
 	}
@@ -181,7 +184,7 @@ func (w *Webhooks) Handle(ctx context.Context, provider string, h http.Header, b
 	}
 	for _, b := range bounces {
 		b.Source = provider
-		known, err := apply(ctx, w.opt.Applier, w.log, b)
+		known, err := apply(ctx, w.opt.Subscriptions, w.log, b)
 		if err != nil {
 			return nil, fmt.Errorf("bounce: %s webhook: %w", provider, err)
 		}

@@ -31,8 +31,8 @@ import (
 
 var now = time.Date(2025, 3, 3, 7, 30, 0, 0, time.UTC)
 
-func known() *recorder {
-	return &recorder{known: map[string]bool{"alice@example.net": true, "bob@example.com": true, "carol@example.org": true}}
+func known(t *testing.T) *recorder {
+	return readers(t, "alice@example.net", "bob@example.com", "carol@example.org")
 }
 
 func checkApplied(t *testing.T, rec *recorder, want map[string]herald.BounceKind) {
@@ -137,7 +137,7 @@ const sesDelivery = `{"notificationType":"Delivery","mail":{"messageId":"z","des
 
 func sesHooks(t *testing.T, f *snsFixture, rec *recorder) *Webhooks {
 	t.Helper()
-	w, err := NewWebhooks(WebhookOptions{Applier: rec, Now: func() time.Time { return now },
+	w, err := NewWebhooks(WebhookOptions{Subscriptions: rec, Now: func() time.Time { return now },
 		SNSTopics: []string{topic}, SNSCertHost: f.host(), HTTPClient: f.srv.Client()})
 	if err != nil {
 		t.Fatal(err)
@@ -147,16 +147,16 @@ func sesHooks(t *testing.T, f *snsFixture, rec *recorder) *Webhooks {
 
 func TestSESWebhook(t *testing.T) {
 	f := newSNS(t)
-	rec := known()
+	rec := known(t)
 	w := sesHooks(t, f, rec)
 	ctx := context.Background()
 
-	res, err := w.Handle(ctx, "ses", nil, f.signed(t, "SubscriptionConfirmation", "You have chosen to subscribe to the topic "+topic))
+	res, err := w.Webhook(ctx, "ses", nil, f.signed(t, "SubscriptionConfirmation", "You have chosen to subscribe to the topic "+topic))
 	if err != nil || !res.Confirmed || f.confirmed.Load() != 1 {
 		t.Fatalf("subscription confirmation: %+v %v (confirmed %d)", res, err, f.confirmed.Load())
 	}
 	for _, msg := range []string{sesBounce, sesTransient, sesComplaint, sesDelivery} {
-		if _, err := w.Handle(ctx, "ses", nil, f.signed(t, "Notification", msg)); err != nil {
+		if _, err := w.Webhook(ctx, "ses", nil, f.signed(t, "Notification", msg)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -166,13 +166,13 @@ func TestSESWebhook(t *testing.T) {
 
 func TestSESWebhookRefusesForgeries(t *testing.T) {
 	f := newSNS(t)
-	rec := known()
+	rec := known(t)
 	w := sesHooks(t, f, rec)
 	ctx := context.Background()
 	good := f.signed(t, "Notification", sesBounce)
 
 	tampered := strings.Replace(string(good), `alice@example.net`, `bob@example.com`, 1)
-	_, err := w.Handle(ctx, "ses", nil, []byte(tampered))
+	_, err := w.Webhook(ctx, "ses", nil, []byte(tampered))
 	mustCode(t, err, herald.EUNAUTHORIZED)
 
 	other := newSNS(t) // a certificate from another key, on the trusted host
@@ -180,22 +180,22 @@ func TestSESWebhookRefusesForgeries(t *testing.T) {
 	json.Unmarshal(other.signed(t, "Notification", sesBounce), &m)
 	m["SigningCertURL"] = f.certURL
 	b, _ := json.Marshal(m)
-	_, err = w.Handle(ctx, "ses", nil, b)
+	_, err = w.Webhook(ctx, "ses", nil, b)
 	mustCode(t, err, herald.EUNAUTHORIZED)
 
 	json.Unmarshal(good, &m)
 	m["SigningCertURL"] = "https://evil.example.com/SimpleNotificationService-1.pem"
 	b, _ = json.Marshal(m)
-	_, err = w.Handle(ctx, "ses", nil, b)
+	_, err = w.Webhook(ctx, "ses", nil, b)
 	mustCode(t, err, herald.EUNAUTHORIZED)
 
 	// Signed by SNS, but for a topic herald was not told of.
-	w2, _ := NewWebhooks(WebhookOptions{Applier: rec, Now: func() time.Time { return now },
+	w2, _ := NewWebhooks(WebhookOptions{Subscriptions: rec, Now: func() time.Time { return now },
 		SNSTopics: []string{"arn:aws:sns:eu-west-1:123456789012:other"}, SNSCertHost: f.host(), HTTPClient: f.srv.Client()})
-	_, err = w2.Handle(ctx, "ses", nil, good)
+	_, err = w2.Webhook(ctx, "ses", nil, good)
 	mustCode(t, err, herald.EFORBIDDEN)
 
-	_, err = w.Handle(ctx, "ses", nil, []byte("{not json"))
+	_, err = w.Webhook(ctx, "ses", nil, []byte("{not json"))
 	mustCode(t, err, herald.EMALFORMED)
 	if len(rec.reports()) != 0 || f.confirmed.Load() != 0 {
 		t.Fatalf("a refused call changed something: %+v", rec.reports())
@@ -211,26 +211,26 @@ const postmarkSpam = `{"RecordType":"SpamComplaint","MessageStream":"outbound","
 const postmarkAuto = `{"RecordType":"Bounce","Type":"AutoResponder","TypeCode":32,"Email":"alice@example.net"}`
 
 func TestPostmarkWebhook(t *testing.T) {
-	rec := known()
-	w, _ := NewWebhooks(WebhookOptions{Applier: rec, PostmarkUser: "postmark", PostmarkPassword: "s3cret-pass"})
+	rec := known(t)
+	w, _ := NewWebhooks(WebhookOptions{Subscriptions: rec, PostmarkUser: "postmark", PostmarkPassword: "s3cret-pass"})
 	auth := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("postmark:s3cret-pass"))}}
 	bad := http.Header{"Authorization": {"Basic " + base64.StdEncoding.EncodeToString([]byte("postmark:guess"))}}
 	ctx := context.Background()
 	for _, h := range []http.Header{nil, bad} {
-		_, err := w.Handle(ctx, "postmark", h, []byte(postmarkHard))
+		_, err := w.Webhook(ctx, "postmark", h, []byte(postmarkHard))
 		mustCode(t, err, herald.EUNAUTHORIZED)
 	}
 	if len(rec.reports()) != 0 {
 		t.Fatal("an unauthenticated call was applied")
 	}
 	for _, b := range []string{postmarkHard, postmarkSoft, postmarkSpam, postmarkAuto} {
-		if _, err := w.Handle(ctx, "postmark", auth, []byte(b)); err != nil {
+		if _, err := w.Webhook(ctx, "postmark", auth, []byte(b)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	checkApplied(t, rec, map[string]herald.BounceKind{"alice@example.net": herald.BounceHard,
 		"bob@example.com": herald.BounceSoft, "carol@example.org": herald.BounceComplaint})
-	_, err := w.Handle(ctx, "postmark", auth, []byte("[1,2"))
+	_, err := w.Webhook(ctx, "postmark", auth, []byte("[1,2"))
 	mustCode(t, err, herald.EMALFORMED)
 }
 
@@ -250,29 +250,29 @@ const mailgunComplained = `{"event":"complained","recipient":"carol@example.org"
 const mailgunDelivered = `{"event":"delivered","recipient":"alice@example.net"}`
 
 func TestMailgunWebhook(t *testing.T) {
-	rec := known()
+	rec := known(t)
 	const key = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
-	w, _ := NewWebhooks(WebhookOptions{Applier: rec, MailgunKey: key, Now: func() time.Time { return now }})
+	w, _ := NewWebhooks(WebhookOptions{Subscriptions: rec, MailgunKey: key, Now: func() time.Time { return now }})
 	ctx := context.Background()
 	ts := now.Add(-time.Minute).Unix()
 	// Wrong key, stale timestamp, not JSON: refused, nothing applied.
-	_, err := w.Handle(ctx, "mailgun", nil, mailgunBody("wrong-key", "tok0", ts, mailgunPermanent))
+	_, err := w.Webhook(ctx, "mailgun", nil, mailgunBody("wrong-key", "tok0", ts, mailgunPermanent))
 	mustCode(t, err, herald.EUNAUTHORIZED)
-	_, err = w.Handle(ctx, "mailgun", nil, mailgunBody(key, "tok1", now.Add(-time.Hour).Unix(), mailgunPermanent))
+	_, err = w.Webhook(ctx, "mailgun", nil, mailgunBody(key, "tok1", now.Add(-time.Hour).Unix(), mailgunPermanent))
 	mustCode(t, err, herald.EUNAUTHORIZED)
-	_, err = w.Handle(ctx, "mailgun", nil, []byte("event=failed"))
+	_, err = w.Webhook(ctx, "mailgun", nil, []byte("event=failed"))
 	mustCode(t, err, herald.EUNAUTHORIZED)
 	if len(rec.reports()) != 0 {
 		t.Fatal("a refused call was applied")
 	}
 	for i, ev := range []string{mailgunPermanent, mailgunTemporary, mailgunComplained, mailgunDelivered} {
-		if _, err := w.Handle(ctx, "mailgun", nil, mailgunBody(key, fmt.Sprintf("token-%d-a8ce0edb2dd8301dee6c", i), ts, ev)); err != nil {
+		if _, err := w.Webhook(ctx, "mailgun", nil, mailgunBody(key, fmt.Sprintf("token-%d-a8ce0edb2dd8301dee6c", i), ts, ev)); err != nil {
 			t.Fatal(err)
 		}
 	}
 	checkApplied(t, rec, map[string]herald.BounceKind{"alice@example.net": herald.BounceHard,
 		"bob@example.com": herald.BounceSoft, "carol@example.org": herald.BounceComplaint})
-	_, err = w.Handle(ctx, "mailgun", nil, mailgunBody(key, "token-0-a8ce0edb2dd8301dee6c", ts, mailgunPermanent))
+	_, err = w.Webhook(ctx, "mailgun", nil, mailgunBody(key, "token-0-a8ce0edb2dd8301dee6c", ts, mailgunPermanent))
 	mustCode(t, err, herald.EUNAUTHORIZED) // a replay
 }
 
@@ -293,8 +293,8 @@ func TestSendGridWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 	der, _ := x509.MarshalPKIXPublicKey(&key.PublicKey)
-	rec := known()
-	w, err := NewWebhooks(WebhookOptions{Applier: rec, SendGridKey: base64.StdEncoding.EncodeToString(der), Now: func() time.Time { return now }})
+	rec := known(t)
+	w, err := NewWebhooks(WebhookOptions{Subscriptions: rec, SendGridKey: base64.StdEncoding.EncodeToString(der), Now: func() time.Time { return now }})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -308,17 +308,17 @@ func TestSendGridWebhook(t *testing.T) {
 	ctx := context.Background()
 	body := []byte(sendgridEvents)
 	other, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	_, err = w.Handle(ctx, "sendgrid", sign(other, ts, body), body)
+	_, err = w.Webhook(ctx, "sendgrid", sign(other, ts, body), body)
 	mustCode(t, err, herald.EUNAUTHORIZED)
 	h := sign(key, ts, body)
-	_, err = w.Handle(ctx, "sendgrid", h, []byte(strings.Replace(sendgridEvents, "spamreport", "open", 1)))
+	_, err = w.Webhook(ctx, "sendgrid", h, []byte(strings.Replace(sendgridEvents, "spamreport", "open", 1)))
 	mustCode(t, err, herald.EUNAUTHORIZED) // body changed after signing
-	_, err = w.Handle(ctx, "sendgrid", nil, body)
+	_, err = w.Webhook(ctx, "sendgrid", nil, body)
 	mustCode(t, err, herald.EUNAUTHORIZED)
 	if len(rec.reports()) != 0 {
 		t.Fatal("a refused call was applied")
 	}
-	res, err := w.Handle(ctx, "sendgrid", h, body)
+	res, err := w.Webhook(ctx, "sendgrid", h, body)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,15 +327,15 @@ func TestSendGridWebhook(t *testing.T) {
 	}
 	checkApplied(t, rec, map[string]herald.BounceKind{"alice@example.net": herald.BounceHard,
 		"bob@example.com": herald.BounceSoft, "carol@example.org": herald.BounceComplaint})
-	if _, err := NewWebhooks(WebhookOptions{Applier: rec, SendGridKey: "bm90IGEga2V5"}); err == nil {
+	if _, err := NewWebhooks(WebhookOptions{Subscriptions: rec, SendGridKey: "bm90IGEga2V5"}); err == nil {
 		t.Fatal("a SendGrid key that is no key was taken")
 	}
 }
 
 func TestWebhookNotConfigured(t *testing.T) {
-	w, _ := NewWebhooks(WebhookOptions{Applier: known()})
+	w, _ := NewWebhooks(WebhookOptions{Subscriptions: known(t)})
 	for _, p := range []string{"ses", "postmark", "mailgun", "sendgrid", "other"} {
-		_, err := w.Handle(context.Background(), p, nil, []byte("{}"))
+		_, err := w.Webhook(context.Background(), p, nil, []byte("{}"))
 		mustCode(t, err, herald.ENOTFOUND)
 	}
 }

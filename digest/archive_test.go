@@ -10,7 +10,7 @@ import (
 
 func TestFinishedRunsAreArchived(t *testing.T) {
 	f := setup(t, func(o *digest.Options) { o.MaxPosts = 3 })
-	f.dig = f.newService(func(o *digest.Options) { o.MaxPosts = 3; o.Archive = f.db })
+	f.dig = f.served(func(o *digest.Options) { o.MaxPosts = 3; o.Archive = f.db })
 	list := func() []*herald.ArchiveEntry {
 		t.Helper()
 		f.dig.Wait() // the archive is written at the end of the run's execution
@@ -34,7 +34,7 @@ func TestFinishedRunsAreArchived(t *testing.T) {
 	f.post(2, false)
 	f.post(3, false)
 	// A dry run sends nothing and archives nothing.
-	dry, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", true)
+	dry, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +116,7 @@ func TestArchiveTurnedOnLater(t *testing.T) {
 	first := f.runAndWait(f.dig, herald.Weekly)
 	f.dig.Wait()
 	f.post(3, false)
-	d := f.newService(func(o *digest.Options) { o.Archive = f.db })
+	d := f.served(func(o *digest.Options) { o.Archive = f.db })
 	run := f.runAndWait(d, herald.Weekly)
 	d.Wait()
 	es, _, _ := f.db.ListArchive(f.ctx, 10, 0)

@@ -14,7 +14,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/mail"
 	"strconv"
 	"strings"
@@ -73,6 +72,10 @@ type Options struct {
 	// Archive, when set, gets a web copy of every finished daily and
 	// weekly run that mailed someone (see archive.go).
 	Archive Archive
+	// Ready, when set, is called once Run has resumed the unfinished runs
+	// and started those of schedules missed while herald was down (they
+	// are under way: Wait waits for them).
+	Ready func()
 }
 
 // Service runs digests.
@@ -86,14 +89,25 @@ type Service struct {
 	from   *mail.Address
 	listID string
 
-	mu      sync.Mutex
-	active  map[herald.Frequency]uint64 // run id in progress per frequency
-	done    map[uint64]chan struct{}    // closed when that run's execution ends
-	baseCtx context.Context             // set by Run; runs started before it use context.Background
-	wg      sync.WaitGroup              // background loops
-	runs    sync.WaitGroup              // run executions
+	mu       sync.Mutex
+	active   map[herald.Frequency]uint64 // run id queued or in progress per frequency
+	done     map[uint64]chan struct{}    // closed when that run's execution ends
+	launched map[uint64]bool             // runs this process has executed or is executing
+	// loop takes the runs StartRun creates while Run runs; loopStopped is
+	// closed when Run's loop no longer takes them (both nil outside Run).
+	loop        chan launchRequest
+	loopStopped chan struct{}
+	wg          sync.WaitGroup // background loops
+	runs        sync.WaitGroup // run executions
 
 	instant chan struct{}
+}
+
+// launchRequest hands a run to Run's loop; ack is closed once it is
+// executing.
+type launchRequest struct {
+	run *herald.Run
+	ack chan struct{}
 }
 
 // New returns a Service. It starts nothing: call Run.
@@ -112,7 +126,7 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 		opt.Workers = 4
 	}
 	if opt.BounceLimit <= 0 {
-		opt.BounceLimit = 3
+		opt.BounceLimit = herald.DefaultBounceLimit
 	}
 	if opt.RetryBackoff <= 0 {
 		opt.RetryBackoff = 30 * time.Second
@@ -133,13 +147,14 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	return &Service{
 		store: store, tr: tr, links: links, opt: opt,
-		render:  NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
-		log:     opt.Logger.With("component", "digest"),
-		from:    from,
-		listID:  listID(opt.SiteName, domain),
-		active:  map[herald.Frequency]uint64{},
-		done:    map[uint64]chan struct{}{},
-		instant: make(chan struct{}, 1),
+		render:   NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
+		log:      opt.Logger.With("component", "digest"),
+		from:     from,
+		listID:   listID(opt.SiteName, domain),
+		active:   map[herald.Frequency]uint64{},
+		done:     map[uint64]chan struct{}{},
+		launched: map[uint64]bool{},
+		instant:  make(chan struct{}, 1),
 	}, nil
 }
 
@@ -167,17 +182,10 @@ func listID(name, domain string) string {
 	return fmt.Sprintf("%q <%s.%s>", phrase, id, domain)
 }
 
-func (s *Service) ctx() context.Context {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.baseCtx != nil {
-		return s.baseCtx
-	}
-	return context.Background()
-}
-
-// StartRun creates a durable run and sends it in the background.
-func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger string, dryRun bool) (*herald.Run, error) {
+// StartRun creates a durable run and has Run's loop send it, under Run's
+// context. Outside Run (before it starts, after it stopped) the run waits
+// in the store, queued, and the next Run resumes it.
+func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger herald.Trigger, dryRun bool) (*herald.Run, error) {
 	if !freq.Valid() {
 		return nil, herald.Errorf(herald.EINVALID, "unknown frequency %q (want instant, daily or weekly)", freq).WithField("frequency")
 	}
@@ -207,17 +215,28 @@ func (s *Service) StartRun(ctx context.Context, freq herald.Frequency, trigger s
 		return nil, herald.Errorf(herald.ECONFLICT, "a %s run (id %d) is already in progress", freq, id)
 	}
 	run, err := s.createRun(ctx, freq, trigger, dryRun)
+	s.mu.Lock()
 	if err != nil {
-		s.mu.Lock()
 		delete(s.active, freq)
 		s.mu.Unlock()
 		return nil, err
 	}
-	s.launch(run)
+	s.active[freq] = run.ID
+	s.done[run.ID] = make(chan struct{})
+	loop, stopped := s.loop, s.loopStopped
+	s.mu.Unlock()
+	if loop != nil {
+		req := launchRequest{run: run, ack: make(chan struct{})}
+		select {
+		case loop <- req:
+			<-req.ack
+		case <-stopped:
+		}
+	}
 	return run, nil
 }
 
-func (s *Service) createRun(ctx context.Context, freq herald.Frequency, trigger string, dryRun bool) (*herald.Run, error) {
+func (s *Service) createRun(ctx context.Context, freq herald.Frequency, trigger herald.Trigger, dryRun bool) (*herald.Run, error) {
 	cutoff, err := s.store.LastPostID(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("digest: %w", err)
@@ -233,13 +252,22 @@ func (s *Service) createRun(ctx context.Context, freq herald.Frequency, trigger 
 	return run, nil
 }
 
-// launch executes run in the background; s.active[run.Frequency] is
-// reserved by the caller.
-func (s *Service) launch(run *herald.Run) {
-	done := make(chan struct{})
+// launch executes run in the background under ctx (Run's);
+// s.active[run.Frequency] is reserved for it by the caller. A run this
+// process executes already is not started twice.
+func (s *Service) launch(ctx context.Context, run *herald.Run) {
 	s.mu.Lock()
+	if s.launched[run.ID] {
+		s.mu.Unlock()
+		return
+	}
+	s.launched[run.ID] = true
 	s.active[run.Frequency] = run.ID
-	s.done[run.ID] = done
+	done := s.done[run.ID]
+	if done == nil {
+		done = make(chan struct{})
+		s.done[run.ID] = done
+	}
 	s.mu.Unlock()
 	s.runs.Go(func() {
 		defer func() {
@@ -251,7 +279,7 @@ func (s *Service) launch(run *herald.Run) {
 			s.mu.Unlock()
 			close(done)
 		}()
-		s.execute(s.ctx(), run.ID)
+		s.execute(ctx, run.ID)
 	})
 }
 
@@ -269,7 +297,24 @@ func (s *Service) wait(ctx context.Context, id uint64) {
 	}
 }
 
-// Wait blocks until every run started in this process has ended.
+var _ herald.DigestService = (*Service)(nil)
+
+// RunByID returns a run; ENOTFOUND if none.
+func (s *Service) RunByID(ctx context.Context, id uint64) (*herald.Run, error) {
+	return s.store.Run(ctx, id)
+}
+
+// ListRuns returns up to limit runs with ID < before (0: the newest),
+// newest first.
+func (s *Service) ListRuns(ctx context.Context, limit int, before uint64) ([]*herald.Run, error) {
+	runs, err := s.store.ListRuns(ctx, limit, before)
+	if err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	return runs, nil
+}
+
+// Wait blocks until every run this process is executing has ended.
 func (s *Service) Wait() { s.runs.Wait() }
 
 // NewPosts asks for an instant run soon.
@@ -284,13 +329,42 @@ func (s *Service) NewPosts() {
 // runs the schedules and instant runs until ctx is done. In-flight sends
 // finish; unfinished runs stay in the store and resume at the next start.
 func (s *Service) Run(ctx context.Context) error {
+	loop, stopped := make(chan launchRequest), make(chan struct{})
 	s.mu.Lock()
-	s.baseCtx = ctx
+	if s.loop != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("digest: Run is running already")
+	}
+	s.loop, s.loopStopped = loop, stopped
 	s.mu.Unlock()
+	// Every run executes under ctx: the runs StartRun hands over, the
+	// ones resumed, scheduled and instant. So ctx's end stops them all,
+	// and so does Run's return (a failed start included).
+	ctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		s.wg.Wait()
+		s.runs.Wait()
+	}()
+	s.wg.Go(func() {
+		for {
+			select {
+			case <-ctx.Done():
+				s.mu.Lock()
+				s.loop, s.loopStopped = nil, nil
+				close(stopped)
+				s.mu.Unlock()
+				return
+			case req := <-loop:
+				s.launch(ctx, req.run)
+				close(req.ack)
+			}
+		}
+	})
 	if err := s.resume(ctx); err != nil {
 		return err
 	}
-	sched, err := newScheduler(s)
+	sched, err := newScheduler(ctx, s)
 	if err != nil {
 		return err
 	}
@@ -299,10 +373,11 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sched.start()
 	s.wg.Go(func() { s.instantLoop(ctx) })
+	if s.opt.Ready != nil {
+		s.opt.Ready()
+	}
 	<-ctx.Done()
 	sched.stop()
-	s.wg.Wait()
-	s.runs.Wait()
 	return nil
 }
 
@@ -314,7 +389,8 @@ func (s *Service) resume(ctx context.Context) error {
 	}
 	for _, r := range runs {
 		s.mu.Lock()
-		busy := s.active[r.Frequency] != 0
+		cur := s.active[r.Frequency]
+		busy := cur != 0 && cur != r.ID // r itself: StartRun queued it before Run began
 		if !busy {
 			s.active[r.Frequency] = r.ID
 		}
@@ -329,7 +405,7 @@ func (s *Service) resume(ctx context.Context) error {
 					if cur == 0 {
 						s.active[r.Frequency] = r.ID
 						s.mu.Unlock()
-						s.launch(r)
+						s.launch(ctx, r)
 						return
 					}
 					s.mu.Unlock()
@@ -342,7 +418,7 @@ func (s *Service) resume(ctx context.Context) error {
 			continue
 		}
 		s.log.Info("resuming run", "run", r.ID, "frequency", r.Frequency, "state", r.State, "sent", r.Sent)
-		s.launch(r)
+		s.launch(ctx, r)
 	}
 	return nil
 }
@@ -363,7 +439,7 @@ func (s *Service) instantLoop(ctx context.Context) {
 		case <-time.After(s.opt.InstantDelay):
 		}
 		for {
-			run, err := s.StartRun(ctx, herald.Instant, "poll", false)
+			run, err := s.StartRun(ctx, herald.Instant, herald.TriggerPoll, false)
 			if herald.ErrorCode(err) == herald.ECONFLICT {
 				s.mu.Lock()
 				cur := s.active[herald.Instant]
@@ -507,13 +583,9 @@ func (s *Service) SendTest(ctx context.Context, to string) error {
 	// A test has no reader: its footer links lead to the subscribe page.
 	html, text := r.For(s.opt.BaseURL+"/", s.opt.BaseURL+"/")
 	now := s.opt.Now()
-	var rnd [8]byte
-	for i := range rnd {
-		rnd[i] = byte(rand.IntN(256))
-	}
 	m, err := mailer.Compose(&mailer.Email{
 		From: s.opt.From, To: addr, Subject: "[Test] " + r.Subject, HTML: html, Text: text,
-		MessageID: mailer.NewMessageID(s.opt.From, "test", fmt.Sprintf("%x", rnd), now.String()), Date: now,
+		MessageID: mailer.NewMessageID(s.opt.From), Date: now, // a random one: tests are not resent
 		Headers: map[string]string{"List-Id": s.listID},
 	})
 	if err != nil {

@@ -104,6 +104,10 @@ func BenchmarkRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	runCtx, stop := context.WithCancel(ctx)
+	served := make(chan struct{})
+	go func() { defer close(served); _ = d.Run(runCtx) }()
+	defer func() { stop(); <-served }()
 	b.ReportAllocs()
 	n := 0
 	var elapsed time.Duration
@@ -118,7 +122,7 @@ func BenchmarkRun(b *testing.B) {
 		}
 		b.StartTimer()
 		start := time.Now()
-		run, err := d.StartRun(ctx, herald.Daily, "manual", false)
+		run, err := d.StartRun(ctx, herald.Daily, herald.TriggerAPI, false)
 		if err != nil {
 			b.Fatal(err)
 		}

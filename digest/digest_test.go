@@ -3,8 +3,6 @@ package digest_test
 import (
 	"context"
 	"fmt"
-	"log/slog"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -13,8 +11,8 @@ import (
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
-	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -25,40 +23,21 @@ type fx struct {
 	ctx  context.Context
 	db   *store.DB
 	smtp *smtptest.Server
-	tr   *mailer.SMTPTransport
+	tr   herald.Transport
 	subs *subscription.Service
 	dig  *digest.Service
 	tpl  *templates.Set
 	path string
 }
 
+// setup is a whole herald (internal/testenv) and a digest service of its
+// own on it, f.dig, with options for these tests (mod changes them), its
+// loop running.
 func setup(t *testing.T, mod func(*digest.Options)) *fx {
 	t.Helper()
-	ctx := context.Background()
-	path := filepath.Join(t.TempDir(), "herald.db")
-	db, err := store.Open(ctx, path, store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	sm := smtptest.Start(t)
-	log := slog.New(slog.DiscardHandler)
-	tr := mailer.NewSMTPTransport(mailer.SMTPConfig{Host: sm.Host(), Port: sm.Port(), TLS: "none", Connections: 4, Timeout: 5 * time.Second}, log)
-	t.Cleanup(func() { tr.Close() })
-	tpl, err := templates.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokens, _ := subscription.NewTokens([]byte("0123456789abcdef0123456789abcdef"), nil)
-	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
-		From: "Test Blog <digest@example.org>",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &fx{t: t, ctx: ctx, db: db, smtp: sm, tr: tr, subs: subs, tpl: tpl, path: path}
-	f.dig = f.newService(mod)
+	app := testenv.New(t, testenv.Options{})
+	f := &fx{t: t, ctx: context.Background(), db: app.DB, smtp: app.SMTP, tr: app.Transport, subs: app.Subs, tpl: app.Templates, path: app.DB.Path()}
+	f.dig = f.served(mod)
 	return f
 }
 
@@ -76,6 +55,22 @@ func (f *fx) newService(mod func(*digest.Options)) *digest.Service {
 		f.t.Fatal(err)
 	}
 	return d
+}
+
+// served is newService with its loop running until the test ends.
+func (f *fx) served(mod func(*digest.Options)) *digest.Service {
+	d := f.newService(mod)
+	f.serve(d)
+	return d
+}
+
+// serve runs d's loop (schedules, instant runs, and the runs StartRun
+// queues) until the test ends.
+func (f *fx) serve(d *digest.Service) {
+	ctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); _ = d.Run(ctx) }()
+	f.t.Cleanup(func() { cancel(); <-done })
 }
 
 func (f *fx) reader(email string, freq herald.Frequency) *herald.Subscriber {
@@ -104,7 +99,7 @@ func (f *fx) post(n int, silent bool) *herald.Post {
 // runAndWait starts a run and waits until it is done or failed.
 func (f *fx) runAndWait(d *digest.Service, freq herald.Frequency) *herald.Run {
 	f.t.Helper()
-	run, err := d.StartRun(f.ctx, freq, "manual", false)
+	run, err := d.StartRun(f.ctx, freq, herald.TriggerAPI, false)
 	if err != nil {
 		f.t.Fatal(err)
 	}
@@ -113,19 +108,38 @@ func (f *fx) runAndWait(d *digest.Service, freq herald.Frequency) *herald.Run {
 
 func (f *fx) waitRun(id uint64) *herald.Run {
 	f.t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		r, err := f.db.Run(f.ctx, id)
-		if err != nil {
+	var r *herald.Run
+	testenv.Eventually(f.t, time.Minute, fmt.Sprintf("run %d to finish", id), func() bool {
+		var err error
+		if r, err = f.db.Run(f.ctx, id); err != nil {
 			f.t.Fatal(err)
 		}
-		if r.State == herald.RunDone || r.State == herald.RunFailed {
-			return r
+		return r.State == herald.RunDone || r.State == herald.RunFailed
+	})
+	return r
+}
+
+// finishedRuns waits until there are n runs, all of them done or failed,
+// and returns them newest first.
+func (f *fx) finishedRuns(n int) []*herald.Run {
+	f.t.Helper()
+	var runs []*herald.Run
+	testenv.Eventually(f.t, time.Minute, fmt.Sprintf("%d finished runs", n), func() bool {
+		var err error
+		if runs, err = f.db.ListRuns(f.ctx, 100, 0); err != nil {
+			f.t.Fatal(err)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	f.t.Fatalf("run %d did not finish", id)
-	return nil
+		if len(runs) < n {
+			return false
+		}
+		for _, r := range runs {
+			if r.State != herald.RunDone && r.State != herald.RunFailed {
+				return false
+			}
+		}
+		return true
+	})
+	return runs
 }
 
 // byRecipient groups what the SMTP server got.
@@ -266,18 +280,15 @@ func TestMaxPostsLinksTheRest(t *testing.T) {
 
 func TestInstantReadersGetEachPostOnItsOwn(t *testing.T) {
 	f := setup(t, func(o *digest.Options) { o.InstantDelay = 10 * time.Millisecond })
-	ctx, cancel := context.WithCancel(f.ctx)
-	done := make(chan struct{})
-	go func() { defer close(done); _ = f.dig.Run(ctx) }()
-	defer func() { cancel(); <-done }()
 	f.reader("instant@example.org", herald.Instant)
 	f.reader("daily@example.org", herald.Daily)
 	f.post(1, false)
 	f.post(2, false)
 	f.dig.NewPosts()
-	msgs := f.smtp.WaitFor(t, 2, 20*time.Second)
-	time.Sleep(200 * time.Millisecond)
-	msgs = f.smtp.Messages()
+	if runs := f.finishedRuns(1); runs[0].Frequency != herald.Instant || runs[0].Trigger != herald.TriggerPoll || runs[0].Sent != 2 {
+		t.Fatalf("instant run %+v", runs[0])
+	}
+	msgs := f.smtp.Messages() // the run is done: the server took every email
 	if len(msgs) != 2 {
 		t.Fatalf("%d emails, want 2", len(msgs))
 	}
@@ -291,11 +302,10 @@ func TestInstantReadersGetEachPostOnItsOwn(t *testing.T) {
 	if !got["Post number 1"] || !got["Post number 2"] {
 		t.Fatalf("subjects %v", got)
 	}
-	// Nothing twice.
+	// Nothing twice: the next instant run has nothing to send.
 	f.dig.NewPosts()
-	time.Sleep(300 * time.Millisecond)
-	if n := f.smtp.Count(); n != 2 {
-		t.Fatalf("a second instant run sent %d more", n-2)
+	if again := f.finishedRuns(2)[0]; again.Sent != 0 || f.smtp.Count() != 2 {
+		t.Fatalf("a second instant run sent %d more: %+v", f.smtp.Count()-2, again)
 	}
 }
 
@@ -374,13 +384,11 @@ func TestInterruptedRunResumes(t *testing.T) {
 	d1 := f.newService(nil)
 	done := make(chan struct{})
 	go func() { defer close(done); _ = d1.Run(ctx) }()
-	run, err := d1.StartRun(ctx, herald.Weekly, "manual", false)
+	run, err := d1.StartRun(ctx, herald.Weekly, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for f.smtp.Count() < n/3 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "a third of the emails", func() bool { return f.smtp.Count() >= n/3 })
 	cancel()
 	<-done
 	mid, _ := f.db.Run(f.ctx, run.ID)
@@ -422,7 +430,7 @@ func TestDryRunSendsNothing(t *testing.T) {
 	f.reader("a@example.org", herald.Daily)
 	f.reader("b@example.org", herald.Daily)
 	f.post(1, false)
-	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", true)
+	run, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,18 +450,18 @@ func TestOneRunPerFrequencyAtATime(t *testing.T) {
 		f.reader(fmt.Sprintf("r%d@example.org", i), herald.Daily)
 	}
 	f.post(1, false)
-	f.smtp.SetDelay(20 * time.Millisecond)
-	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
+	f.smtp.Hold() // the daily run is sending until Release
+	run, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false); herald.ErrorCode(err) != herald.ECONFLICT {
+	if _, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false); herald.ErrorCode(err) != herald.ECONFLICT {
 		t.Fatalf("second daily run while one runs: %v", err)
 	}
-	if _, err := f.dig.StartRun(f.ctx, herald.Weekly, "manual", false); err != nil {
+	if _, err := f.dig.StartRun(f.ctx, herald.Weekly, herald.TriggerAPI, false); err != nil {
 		t.Fatalf("a weekly run must not wait for the daily one: %v", err)
 	}
-	f.smtp.SetDelay(0)
+	f.smtp.Release()
 	f.waitRun(run.ID)
 	f.dig.Wait()
 }

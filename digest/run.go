@@ -3,12 +3,12 @@ package digest
 import (
 	"context"
 	"fmt"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/mailer"
 )
 
 // scanPage is how many readers one short read transaction returns.
@@ -103,10 +103,13 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		r.FinishedAt = &end
 		r.Error = msg
 		r.Skipped = int(e.skipped.Load())
-		if r.DryRun {
+		switch {
+		case r.DryRun:
 			r.Total = int(e.planned.Load())
-		} else if n := r.Sent + r.Failed + r.Skipped; n != r.Total {
-			r.Total = n // readers left or joined while it ran
+		case final == herald.RunDone:
+			// Every reader it owed has an outcome: readers who left or
+			// joined while it ran make the count at the start wrong.
+			r.Total = r.Sent + r.Failed + r.Skipped
 		}
 		return nil
 	})
@@ -126,9 +129,12 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 func (e *execution) pass() error {
 	s := e.s
 	counts, err := s.store.CountSubscribers(e.ctx)
-	if err == nil {
-		total := counts[herald.StatusConfirmed][e.run.Frequency]
-		_, _ = s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil })
+	if err != nil {
+		return fmt.Errorf("digest: count readers: %w", err)
+	}
+	total := counts[herald.StatusConfirmed][e.run.Frequency]
+	if _, err := s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil }); err != nil {
+		return fmt.Errorf("digest: run %d: %w", e.run.ID, err)
 	}
 	// Readers go to the deliverers in small batches: handing them over one
 	// by one woke the scan for every reader taken off a full queue.
@@ -279,16 +285,36 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 	sub := j.sub
 	if j.gen == 0 || s.generation() != j.gen {
 		var err error
-		if sub, err = s.store.SubscriberByID(e.ctx, j.sub.ID); err != nil || !e.owes(sub) {
+		sub, err = s.store.SubscriberByID(e.ctx, j.sub.ID)
+		switch {
+		case herald.ErrorCode(err) == herald.ENOTFOUND:
+			return // erased meanwhile: the run owes them nothing
+		case err != nil:
+			// Neither sent nor skipped: the run cannot say it reached
+			// everyone, so it ends failed with this reason.
+			e.rec.fail(fmt.Errorf("digest: read reader %d again: %w", j.sub.ID, err))
 			return
+		case !e.owes(sub):
+			return // left, or changed frequency, meanwhile
+		}
+		// The store may be behind what this run sent (the recorder writes
+		// outcomes after the sends), or ahead of this job (an earlier try
+		// got through): the later cursor is where the reader stands.
+		if j.sub.Cursor > sub.Cursor {
+			cp := *sub
+			cp.Cursor = j.sub.Cursor
+			sub = &cp
 		}
 	}
 	if sub.Cursor != j.sub.Cursor {
-		// Someone else moved the cursor (an earlier try of ours that got
-		// through); the posts are what is left after it.
+		// The posts are what is left after the cursor.
 		posts, err := s.newPosts(e.ctx, sub.Cursor, e.run.Cutoff)
-		if err != nil || len(posts) == 0 {
+		if err != nil {
+			e.rec.fail(err)
 			return
+		}
+		if len(posts) == 0 {
+			return // an earlier try got through, and was recorded
 		}
 		j.posts = posts
 	}
@@ -307,7 +333,7 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 	if err != nil {
 		// The reader's address or name can't go into a header: fail them,
 		// not the run.
-		e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Outcome: "failed", Error: err.Error(), At: s.opt.Now().UTC()})
+		e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Outcome: herald.OutcomeFailed, Error: err.Error(), At: s.opt.Now().UTC()})
 		return
 	}
 	err = e.send(msg)
@@ -326,7 +352,7 @@ func (e *execution) deliverSingles(j *job, buf *[]byte) {
 		}
 		msg, err := s.compose(r, j.sub, s.messageID(e.run.ID, j.sub.ID, p.ID), s.opt.Now(), buf)
 		if err != nil {
-			e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Outcome: "failed", Error: err.Error(), At: s.opt.Now().UTC()})
+			e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Outcome: herald.OutcomeFailed, Error: err.Error(), At: s.opt.Now().UTC()})
 			return
 		}
 		err = e.send(msg)
@@ -365,16 +391,16 @@ func (e *execution) outcome(j *job, err error, d herald.Delivery, kind herald.Me
 	d.At = e.s.opt.Now().UTC()
 	switch {
 	case err == nil:
-		d.Outcome = "sent"
+		d.Outcome = herald.OutcomeSent
 		e.rec.add(d)
 	case herald.IsPermanent(err):
-		d.Outcome, d.Error, d.Permanent, d.Partial = "failed", err.Error(), true, false
+		d.Outcome, d.Error, d.Permanent, d.Partial = herald.OutcomeFailed, err.Error(), true, false
 		d.Cursor = 0 // a failure never moves the cursor
 		e.s.log.Warn("run: permanent failure", "run", e.run.ID, "to", j.sub.Email, "err", err)
 		e.rec.add(d)
 	default:
 		j.attempts++
-		j.next = e.s.opt.Now().Add(e.backoff(j.attempts))
+		j.next = e.s.opt.Now().Add(mailer.Backoff(e.s.opt.RetryBackoff, e.s.opt.MaxRetryBackoff, j.attempts))
 		j.gen = 0 // a retry reads the reader again
 		e.s.log.Info("run: temporary failure; will retry", "run", e.run.ID, "to", j.sub.Email, "attempt", j.attempts, "err", err)
 		e.rec.retried()
@@ -382,16 +408,6 @@ func (e *execution) outcome(j *job, err error, d herald.Delivery, kind herald.Me
 		e.retry = append(e.retry, j)
 		e.mu.Unlock()
 	}
-}
-
-func (e *execution) backoff(attempts int) time.Duration {
-	d := e.s.opt.RetryBackoff
-	for i := 1; i < attempts && d < e.s.opt.MaxRetryBackoff; i++ {
-		d *= 2
-	}
-	d = min(d, e.s.opt.MaxRetryBackoff)
-	// Jitter spreads a crowd of retries against a recovering server.
-	return d/2 + time.Duration(float64(d/2)*rand.Float64())
 }
 
 // retries keeps trying readers whose email failed for a temporary reason
@@ -526,7 +542,9 @@ func (r *recorder) loop() {
 			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 		}
 		if retries > 0 {
-			_, _ = r.s.store.UpdateRun(ctx, r.runID, func(run *herald.Run) error { run.Retries += retries; return nil })
+			if _, err := r.s.store.UpdateRun(ctx, r.runID, func(run *herald.Run) error { run.Retries += retries; return nil }); err != nil {
+				r.fail(fmt.Errorf("digest: count retries: %w", err))
+			}
 		}
 		batch = batch[:0]
 	}

@@ -2,7 +2,9 @@ package digest
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/robfig/cron/v3"
@@ -13,11 +15,16 @@ import (
 // CronParser parses the schedules: five fields or a descriptor (@daily).
 var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 
-// ParseSchedule reads a cron expression the way the scheduler does. When
-// clocks go back, a time like 01:30 happens twice; robfig/cron fires at
-// both, so the schedule skips a firing that repeats the last one's local
-// date and wall-clock minute: one digest a day, DST or not.
+// ParseSchedule reads a cron expression the way the scheduler does: five
+// fields or a descriptor (@daily), in the one time zone of all schedules
+// (Options.Location), so a CRON_TZ= or TZ= prefix is refused. When clocks
+// go back, a time like 01:30 happens twice; robfig/cron fires at both, so
+// the schedule skips a firing that repeats the last one's local date and
+// wall-clock minute: one digest a day, DST or not.
 func ParseSchedule(expr string) (cron.Schedule, error) {
+	if strings.Contains(expr, "TZ=") {
+		return nil, errors.New("the time zone is set once for every schedule, not in the expression")
+	}
 	sch, err := cronParser.Parse(expr)
 	if err != nil {
 		return nil, err
@@ -50,7 +57,8 @@ type scheduler struct {
 
 func lastKey(f herald.Frequency) string { return "schedule:" + string(f) + ":last" }
 
-func newScheduler(s *Service) (*scheduler, error) {
+// newScheduler makes the cron schedules; their runs start under ctx (Run's).
+func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
 	sc := &scheduler{s: s}
 	for _, it := range []struct {
 		f    herald.Frequency
@@ -74,7 +82,7 @@ func newScheduler(s *Service) (*scheduler, error) {
 		cron.WithLogger(logger),
 	)
 	for _, it := range sc.items {
-		sc.cron.Schedule(it.sch, cron.FuncJob(func() { sc.fire(it) }))
+		sc.cron.Schedule(it.sch, cron.FuncJob(func() { sc.fire(ctx, it) }))
 	}
 	return sc, nil
 }
@@ -85,11 +93,10 @@ func (sc *scheduler) stop() { <-sc.cron.Stop().Done() }
 
 // fire runs a scheduled digest and waits for it, so SkipIfStillRunning
 // means something; then it records the time, for the missed-run check.
-func (sc *scheduler) fire(it schedule) {
+func (sc *scheduler) fire(ctx context.Context, it schedule) {
 	s := sc.s
-	ctx := s.ctx()
 	now := s.opt.Now()
-	run, err := s.StartRun(ctx, it.freq, "schedule", false)
+	run, err := s.StartRun(ctx, it.freq, herald.TriggerSchedule, false)
 	if herald.ErrorCode(err) == herald.ECONFLICT {
 		s.log.Warn("scheduled run skipped: one is still in progress", "frequency", it.freq)
 		sc.setLast(ctx, it.freq, now)
@@ -135,7 +142,7 @@ func (sc *scheduler) catchUp(ctx context.Context) error {
 			continue
 		}
 		s.log.Info("a scheduled run was missed while herald was down; running it now", "frequency", it.freq, "was_due", due)
-		if _, err := s.StartRun(ctx, it.freq, "missed", false); err != nil && herald.ErrorCode(err) != herald.ECONFLICT {
+		if _, err := s.StartRun(ctx, it.freq, herald.TriggerMissed, false); err != nil && herald.ErrorCode(err) != herald.ECONFLICT {
 			return err
 		}
 		sc.setLast(ctx, it.freq, now)

@@ -78,11 +78,16 @@ func TestMissedRunRunsOnceAtStart(t *testing.T) {
 	f.reader("d@example.org", herald.Daily)
 	f.post(1, false)
 	start := func() {
-		d := f.newService(func(o *digest.Options) { o.Daily = "0 7 * * *" })
+		ready := make(chan struct{})
+		d := f.newService(func(o *digest.Options) { o.Daily = "0 7 * * *"; o.Ready = func() { close(ready) } })
 		ctx, cancel := context.WithCancel(f.ctx)
 		done := make(chan struct{})
 		go func() { defer close(done); _ = d.Run(ctx) }()
-		time.Sleep(300 * time.Millisecond)
+		select { // caught up: a missed run is under way
+		case <-ready:
+		case <-time.After(time.Minute):
+			t.Fatal("the service did not start")
+		}
 		d.Wait()
 		cancel()
 		<-done

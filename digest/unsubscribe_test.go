@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // Readers who leave while a run is under way get nothing composed after
@@ -38,16 +39,14 @@ func TestChangesDuringARunAreFinalAtOnce(t *testing.T) {
 	}
 	f.post(1, false)
 	f.smtp.SetDelay(5 * time.Millisecond)
-	run, err := f.dig.StartRun(f.ctx, herald.Daily, "manual", false)
+	run, err := f.dig.StartRun(f.ctx, herald.Daily, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for f.smtp.Count() < 10 {
-		time.Sleep(2 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "the first emails", func() bool { return f.smtp.Count() >= 10 })
 	// Hold the server while the last readers change their minds, so the
 	// run cannot reach them first; they were read with the first page.
-	f.smtp.SetDelay(2 * time.Second)
+	f.smtp.Hold()
 	left := map[string]bool{}
 	at := f.smtp.Count()
 	for i, s := range subs[n-15:] {
@@ -74,6 +73,7 @@ func TestChangesDuringARunAreFinalAtOnce(t *testing.T) {
 		t.Fatalf("the run reached the last readers (%d sent when they began to leave) while the server was held", at)
 	}
 	f.smtp.SetDelay(0)
+	f.smtp.Release()
 	final := f.waitRun(run.ID)
 	if final.State != herald.RunDone {
 		t.Fatalf("run %+v", final)

@@ -102,7 +102,7 @@ func TestScheduledBackupAndRestore(t *testing.T) {
 	}
 
 	restore := func() (string, int) {
-		cmd := exec.Command(binary, "restore", "--config", in.config, chosen)
+		cmd := exec.Command(heraldBinary(t), "restore", "--config", in.config, chosen)
 		out, err := cmd.CombinedOutput()
 		if ee, ok := err.(*exec.ExitError); ok {
 			return string(out), ee.ExitCode()

@@ -10,6 +10,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -25,11 +26,9 @@ func TestBackupDuringRunAndRestore(t *testing.T) {
 	in.addPost("backup-1", "A post to send while the backup runs")
 	sm.SetDelay(3 * time.Millisecond)
 	runID := in.startRun("daily")
-	for sm.Count() < 100 {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Eventually(t, time.Minute, "the run to be under way", func() bool { return sm.Count() >= 100 })
 	backup := filepath.Join(t.TempDir(), "herald-backup.db")
-	cmd := exec.Command(binary, "backup", backup, "--server", in.base)
+	cmd := exec.Command(heraldBinary(t), "backup", backup, "--server", in.base)
 	cmd.Env = append(os.Environ(), "HERALD_ADMIN_TOKEN="+adminToken)
 	out, err := cmd.CombinedOutput()
 	if err != nil {

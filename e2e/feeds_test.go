@@ -162,7 +162,7 @@ var (
 func startHub(t *testing.T) string {
 	t.Helper()
 	hubOnce.Do(func() {
-		hubBin = filepath.Join(filepath.Dir(binary), "websubhub")
+		hubBin = filepath.Join(filepath.Dir(heraldBinary(t)), "websubhub")
 		out, err := exec.Command("go", "build", "-o", hubBin, "../internal/websubhub/cmd/websubhub").CombinedOutput()
 		if err != nil {
 			hubErr = fmt.Errorf("build websubhub: %v\n%s", err, out)

@@ -5,6 +5,7 @@ package e2e
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -17,28 +18,49 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
-var binary string
+// build is the herald binary, built on first use: `go test -run X ./e2e`
+// for a test that needs none (the route enumeration) builds nothing.
+var build struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// heraldBinary builds herald (with -race unless HERALD_E2E_NORACE is set)
+// the first time a test asks, and returns its path.
+func heraldBinary(t testing.TB) string {
+	t.Helper()
+	build.once.Do(func() {
+		if build.dir, build.err = os.MkdirTemp("", "herald-e2e-"); build.err != nil {
+			return
+		}
+		build.path = filepath.Join(build.dir, "herald")
+		args := []string{"build", "-race", "-o", build.path, "../cmd/herald"}
+		if os.Getenv("HERALD_E2E_NORACE") != "" {
+			args = []string{"build", "-o", build.path, "../cmd/herald"}
+		}
+		out, err := exec.Command("go", args...).CombinedOutput()
+		if err != nil {
+			build.err = fmt.Errorf("building herald: %v\n%s", err, out)
+		}
+	})
+	if build.err != nil {
+		t.Fatal(build.err)
+	}
+	return build.path
+}
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "herald-e2e-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	binary = filepath.Join(dir, "herald")
-	cmd := exec.Command("go", "build", "-race", "-o", binary, "../cmd/herald")
-	if os.Getenv("HERALD_E2E_NORACE") != "" {
-		cmd = exec.Command("go", "build", "-o", binary, "../cmd/herald")
-	}
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building herald:", err)
-		os.Exit(1)
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	if build.dir != "" {
+		os.RemoveAll(build.dir)
+	}
 	os.Exit(code)
 }
 
@@ -107,7 +129,7 @@ func (in *instance) start() *proc {
 	t := in.t
 	t.Helper()
 	p := &proc{t: t, base: in.base, done: make(chan struct{})}
-	p.cmd = exec.Command(binary, "serve", "--config", in.config)
+	p.cmd = exec.Command(heraldBinary(t), "serve", "--config", in.config)
 	p.cmd.Dir = in.dir
 	p.cmd.Env = append(os.Environ(), in.env...)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
@@ -196,4 +218,24 @@ func (in *instance) do(method, path, contentType, body string, hdr ...string) re
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
 	return response{res.StatusCode, res.Header, string(b)}
+}
+
+// outboxSent waits until herald's outbox is empty (GET /api/v1/stats):
+// every message it queued has been sent, or failed for good. Then the
+// SMTP server holds all there is to count.
+func (in *instance) outboxSent() {
+	in.t.Helper()
+	testenv.Eventually(in.t, time.Minute, "herald's outbox to drain", func() bool {
+		r := in.do("GET", "/api/v1/stats", "", "", "Authorization", "Bearer "+adminToken)
+		var st struct{ Outbox *int }
+		return r.Status == 200 && json.Unmarshal([]byte(r.Body), &st) == nil && st.Outbox != nil && *st.Outbox == 0
+	})
+}
+
+// settled waits until the SMTP server has no connection left: after a
+// SIGKILL, every message whose DATA was complete has been answered and
+// recorded (or not), so the count stops moving.
+func settled(t *testing.T, sm *smtptest.Server) {
+	t.Helper()
+	testenv.Eventually(t, time.Minute, "the SMTP server's connections to close", func() bool { return sm.ActiveConnections() == 0 })
 }

@@ -1,12 +1,14 @@
 package e2e
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // crashDuringRun is the body of TestCrashDuringRun: a run to readers
@@ -65,16 +67,14 @@ func crashDuringRun(t *testing.T, readers, kills int) {
 
 	sumInFlight, maxInFlight := 0, 0
 	for k, target := range targets {
-		for sm.Count() < target {
-			time.Sleep(time.Millisecond)
-		}
+		testenv.Eventually(t, 5*time.Minute, fmt.Sprintf("%d emails", target), func() bool { return sm.Count() >= target })
 		if sm.Count() > target+connections {
 			// The previous restart already went past this point: kill at
 			// a random moment of the resume instead.
 			time.Sleep(time.Duration(rng.IntN(200)) * time.Millisecond)
 		}
 		p.kill()
-		time.Sleep(100 * time.Millisecond) // let the SMTP server finish messages whose DATA was complete
+		settled(t, sm) // messages whose DATA was complete are answered
 		msgs := sm.Messages()
 		delivered := map[string]bool{}
 		for _, m := range msgs {
@@ -100,7 +100,7 @@ func crashDuringRun(t *testing.T, readers, kills int) {
 	if run["state"] != "done" || run["sent"] != float64(readers) || run["failed"] != float64(0) {
 		t.Fatalf("run after %d kills: %v", kills, run)
 	}
-	time.Sleep(100 * time.Millisecond)
+	settled(t, sm)
 	msgs := sm.Messages()
 	got := digestIDs(t, msgs)
 	if len(got) != readers {

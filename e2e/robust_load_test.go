@@ -54,13 +54,12 @@ func TestRobustLoad(t *testing.T) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 
 	type result struct {
-		lat     map[string][]time.Duration
-		status  map[string]map[int]int
-		acked   []string
-		errs    []string
-		bad     []string
-		fivexx  int
-		started int
+		lat    map[string][]time.Duration
+		status map[string]map[int]int
+		acked  []string
+		errs   []string
+		bad    []string
+		fivexx int
 	}
 	results := make([]*result, clients)
 	var wg sync.WaitGroup

@@ -17,22 +17,22 @@ import (
 
 	"github.com/gorilla/mux"
 
-	"github.com/herald-dev/herald/handlers"
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
 )
 
 // adminRoute is one method and path that needs the admin token.
 type adminRoute struct{ method, path string }
 
-// adminRoutes enumerates the admin routes from the router itself (a
-// handlers.Server built with no dependencies registers every route), so
-// a route added later is covered without touching this test.
+// adminRoutes enumerates the admin routes from the router itself (the
+// handler of a whole herald in this process registers every route), so a
+// route added later is covered without touching this test.
 func adminRoutes(t *testing.T) []adminRoute {
 	t.Helper()
-	srv := handlers.New(handlers.Options{AdminToken: "enumerate-routes-only"}, handlers.Deps{})
+	app := testenv.New(t, testenv.Options{AdminToken: "enumerate-routes-only", Archive: true})
 	var out []adminRoute
-	err := srv.Router().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
+	err := app.Handler.Router().Walk(func(route *mux.Route, _ *mux.Router, _ []*mux.Route) error {
 		tpl, err := route.GetPathTemplate()
 		if err != nil {
 			return nil

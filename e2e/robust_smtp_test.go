@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // TestRobustSMTPMisbehaving runs digests against an SMTP server that
@@ -94,9 +95,7 @@ func TestRobustSMTPMisbehaving(t *testing.T) {
 	}()
 
 	// The outage, half way through the run.
-	for sm.Count() < readers/2 {
-		time.Sleep(time.Millisecond)
-	}
+	testenv.Eventually(t, 5*time.Minute, "half the run", func() bool { return sm.Count() >= readers/2 })
 	close(stop)
 	<-injected
 	if err := sm.SetRefuse(true); err != nil {
@@ -145,7 +144,7 @@ func TestRobustSMTPMisbehaving(t *testing.T) {
 	}
 	// The confirmations queued during the outage arrive.
 	deadline := time.Now().Add(2*outage + 2*time.Minute)
-	confirms := map[string]map[string]int{}
+	var confirms map[string]map[string]int
 	for {
 		confirms = map[string]map[string]int{}
 		for _, m := range sm.Messages() {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
 )
 
@@ -79,7 +80,7 @@ func TestWholeProcessSubscribeFlow(t *testing.T) {
 		t.Fatalf("confirm link %q", link)
 	}
 	// A second herald on the same database fails at once, clearly.
-	out, err := exec.Command(binary, "serve", "--config", in.config).CombinedOutput()
+	out, err := exec.Command(heraldBinary(t), "serve", "--config", in.config).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "database is in use by another herald process") {
 		t.Fatalf("second process: %v\n%s", err, out)
 	}
@@ -134,7 +135,7 @@ func TestConfirmationWaitsForSMTP(t *testing.T) {
 	if r.Status != 202 {
 		t.Fatalf("subscribe: %d %s", r.Status, r.Body)
 	}
-	time.Sleep(1500 * time.Millisecond) // some failed attempts
+	testenv.Eventually(t, time.Minute, "a failed attempt", func() bool { return strings.Contains(p.Output(), "message will be retried") })
 	if sm.Count() != 0 {
 		t.Fatal("mail arrived while SMTP refused connections")
 	}
@@ -150,7 +151,7 @@ func TestConfirmationWaitsForSMTP(t *testing.T) {
 	if testmail.MustParse(t, msgs[0].Data).Link("/confirm?token=") == "" {
 		t.Fatal("no confirm link")
 	}
-	time.Sleep(500 * time.Millisecond)
+	in.outboxSent()
 	if n := sm.Count(); n != 1 {
 		t.Fatalf("%d confirmation emails, want exactly 1", n)
 	}
@@ -159,17 +160,17 @@ func TestConfirmationWaitsForSMTP(t *testing.T) {
 
 func TestBadConfigExits1(t *testing.T) {
 	in := newInstance(t, "[digest]\ndaily = \"every morning\"\n")
-	out, err := exec.Command(binary, "serve", "--config", in.config).CombinedOutput()
+	out, err := exec.Command(heraldBinary(t), "serve", "--config", in.config).CombinedOutput()
 	ee, ok := err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "digest.daily") {
 		t.Fatalf("serve with a bad config: %v\n%s", err, out)
 	}
-	out, err = exec.Command(binary, "check-config", "--config", in.config).CombinedOutput()
+	out, err = exec.Command(heraldBinary(t), "check-config", "--config", in.config).CombinedOutput()
 	ee, ok = err.(*exec.ExitError)
 	if !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), "digest.daily") {
 		t.Fatalf("check-config with a bad config: %v\n%s", err, out)
 	}
-	out, err = exec.Command(binary, "version").CombinedOutput()
+	out, err = exec.Command(heraldBinary(t), "version").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "go1.") {
 		t.Fatalf("version: %v %s", err, out)
 	}

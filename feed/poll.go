@@ -70,27 +70,9 @@ type PollerOptions struct {
 	WebSub WebSubOptions
 }
 
-// PollResult says what one poll (or one WebSub push) found.
-type PollResult struct {
-	Feed    string `json:"feed"`
-	Status  string `json:"status"` // "ok", "not_modified" or "error"
-	Items   int    `json:"items"`  // posts the document held
-	New     int    `json:"new"`    // posts created
-	Updated int    `json:"updated"`
-	// Held counts new posts recorded silent because they were dated more
-	// than max_age before herald first saw them.
-	Held int `json:"held"`
-	// Skipped names what the document held that was left out, one line
-	// each (a bad item, a field of the wrong type, items over a limit).
-	Skipped []string `json:"skipped,omitempty"`
-	Error   string   `json:"error,omitempty"`
-	// Backlog is true when this was the feed's first good poll: its posts
-	// were recorded silently, not mailed.
-	Backlog  bool      `json:"backlog"`
-	NextPoll time.Time `json:"next_poll"`
-	// Push is true for a result of a WebSub push, not a poll.
-	Push bool `json:"push,omitempty"`
-}
+// PollResult says what one poll (or one WebSub push) found; the type is
+// the root package's, the answer of POST /api/v1/feeds/poll.
+type PollResult = herald.PollResult
 
 // Poller polls feeds into a PostStore. PollOne and PollAll may be called
 // while Run is running: polls of one feed never overlap.

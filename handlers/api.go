@@ -5,12 +5,12 @@ import (
 	"crypto/subtle"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/gorilla/mux"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
 )
 
 // requireAdmin: 403 when no token is configured, 401 without the right one.
@@ -19,14 +19,14 @@ import (
 func (s *Server) requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !s.adminEnabled() {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "the admin API is disabled: set admin.token (or HERALD_ADMIN_TOKEN)"})
+			writeJSON(w, http.StatusForbidden, api.ErrorBody{Error: "the admin API is disabled: set admin.token (or HERALD_ADMIN_TOKEN)"})
 			return
 		}
 		auth := r.Header.Get("Authorization")
 		tok, ok := strings.CutPrefix(auth, "Bearer ")
 		if !ok || !s.tokenMatches(tok) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="herald"`)
-			writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "missing or wrong admin token (Authorization: Bearer <admin.token>)"})
+			writeJSON(w, http.StatusUnauthorized, api.ErrorBody{Error: "missing or wrong admin token (Authorization: Bearer <admin.token>)"})
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -41,42 +41,25 @@ func (s *Server) tokenMatches(tok string) bool {
 	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
-// emailVar reads and normalises the {email} path segment.
-func emailVar(r *http.Request) (string, error) {
+// emailVar reads the {email} path segment.
+func emailVar(r *http.Request) string {
 	raw := mux.Vars(r)["email"]
 	if u, err := url.PathUnescape(raw); err == nil {
 		raw = u
 	}
-	return herald.NormalizeEmail(raw)
+	return raw
 }
 
 func (s *Server) apiListSubscribers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	f := herald.SubscriberFilter{Query: q.Get("q")}
-	if st := q.Get("status"); st != "" {
-		if !herald.Status(st).Valid() {
-			s.jsonError(w, r, herald.Errorf(herald.EINVALID, "unknown status %q (want pending, confirmed, unsubscribed or bounced)", st).WithField("status"))
-			return
-		}
-		f.Status = herald.Status(st)
+	f := herald.SubscriberFilter{Query: q.Get("q"), Status: herald.Status(q.Get("status"))}
+	limit, after, err := pageArgs(r, 0, "after")
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
 	}
-	if l := q.Get("limit"); l != "" {
-		n, err := strconv.Atoi(l)
-		if err != nil || n < 1 || n > 1000 {
-			s.jsonError(w, r, herald.Errorf(herald.EINVALID, "limit must be a number from 1 to 1000").WithField("limit"))
-			return
-		}
-		f.Limit = n
-	}
-	if a := q.Get("after"); a != "" {
-		n, err := strconv.ParseUint(a, 10, 64)
-		if err != nil {
-			s.jsonError(w, r, herald.Errorf(herald.EINVALID, "after must be the \"next\" value of the previous page").WithField("after"))
-			return
-		}
-		f.After = n
-	}
-	subs, next, err := s.deps.Store.ListSubscribers(r.Context(), f)
+	f.Limit, f.After = limit, after
+	subs, next, err := s.deps.Subscriptions.ListSubscribers(r.Context(), f)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -84,11 +67,7 @@ func (s *Server) apiListSubscribers(w http.ResponseWriter, r *http.Request) {
 	if subs == nil {
 		subs = []*herald.Subscriber{}
 	}
-	nextStr := ""
-	if next != 0 {
-		nextStr = strconv.FormatUint(next, 10)
-	}
-	writeJSON(w, http.StatusOK, map[string]any{"subscribers": subs, "next": nextStr})
+	writeJSON(w, http.StatusOK, api.SubscriberList{Subscribers: subs, Next: nextString(next)})
 }
 
 func (s *Server) apiCreateSubscriber(w http.ResponseWriter, r *http.Request) {
@@ -102,21 +81,13 @@ func (s *Server) apiCreateSubscriber(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	email, err := herald.NormalizeEmail(in.Email)
-	if err != nil {
-		s.jsonError(w, r, err)
+	sub, err := s.deps.Subscriptions.AddSubscriber(r.Context(), in)
+	if herald.ErrorCode(err) == herald.ECONFLICT && sub != nil {
+		writeJSON(w, http.StatusConflict, api.SubscriberExists{
+			ErrorBody: api.ErrorBody{Error: herald.ErrorMessage(err), Field: herald.ErrorField(err)}, Subscriber: sub,
+		})
 		return
-	}
-	if cur, err := s.deps.Store.SubscriberByEmail(r.Context(), email); err == nil {
-		writeJSON(w, http.StatusConflict, map[string]any{"error": "a subscriber with this address exists already", "field": "email", "subscriber": cur})
-		return
-	} else if herald.ErrorCode(err) != herald.ENOTFOUND {
-		s.jsonError(w, r, err)
-		return
-	}
-	in.Source = "api"
-	sub, err := s.deps.Subs.Subscribe(r.Context(), in)
-	if err != nil {
+	} else if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
@@ -124,12 +95,7 @@ func (s *Server) apiCreateSubscriber(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiGetSubscriber(w http.ResponseWriter, r *http.Request) {
-	email, err := emailVar(r)
-	if err != nil {
-		s.jsonError(w, r, err)
-		return
-	}
-	sub, err := s.deps.Store.SubscriberByEmail(r.Context(), email)
+	sub, err := s.deps.Subscriptions.Subscriber(r.Context(), emailVar(r))
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -138,12 +104,7 @@ func (s *Server) apiGetSubscriber(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiDeleteSubscriber(w http.ResponseWriter, r *http.Request) {
-	email, err := emailVar(r)
-	if err != nil {
-		s.jsonError(w, r, err)
-		return
-	}
-	if err := s.deps.Store.DeleteSubscriber(r.Context(), email); err != nil {
+	if err := s.deps.Subscriptions.DeleteSubscriber(r.Context(), emailVar(r)); err != nil {
 		s.jsonError(w, r, err)
 		return
 	}

@@ -1,7 +1,6 @@
 package handlers
 
 import (
-	"context"
 	"html"
 	"net/http"
 	"strconv"
@@ -14,12 +13,6 @@ import (
 	"github.com/herald-dev/herald"
 )
 
-// Archive is the public archive of past digests (the store).
-type Archive interface {
-	Archive(ctx context.Context, id uint64) (*herald.ArchiveEntry, error)
-	ListArchive(ctx context.Context, limit int, before uint64) ([]*herald.ArchiveEntry, uint64, error)
-}
-
 // archivePage is how many digests one page of /archive lists, and the
 // RSS feed carries.
 const archivePage = 20
@@ -27,7 +20,7 @@ const archivePage = 20
 // registerArchive adds the public archive, when it is on: otherwise its
 // routes do not exist (404).
 func (s *Server) registerArchive(r *mux.Router) {
-	if !s.opt.ArchiveEnabled || s.deps.Archive == nil {
+	if s.deps.Archive == nil {
 		return
 	}
 	r.HandleFunc("/archive", s.archiveList).Methods(http.MethodGet, http.MethodHead)

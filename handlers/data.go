@@ -53,7 +53,7 @@ var dataKept = []string{
 // preferencesData: GET /preferences/data?token=T (a preferences token)
 // answers a JSON attachment with everything herald keeps about the reader.
 func (s *Server) preferencesData(w http.ResponseWriter, r *http.Request) {
-	sub, err := s.deps.Subs.ForPreferences(r.Context(), r.URL.Query().Get("token"))
+	sub, err := s.deps.Subscriptions.ForPreferences(r.Context(), r.URL.Query().Get("token"))
 	if err != nil {
 		s.tokenError(w, r, err)
 		return

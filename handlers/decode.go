@@ -116,10 +116,3 @@ func DecodeSubscribe(contentType string, body []byte) (SubscribeInput, error) {
 	in.Email, in.Name, in.Frequency, in.Website = vals.Get("email"), vals.Get("name"), vals.Get("frequency"), vals.Get("website")
 	return in, nil
 }
-
-func fieldOr(err error, def string) string {
-	if f := herald.ErrorField(err); f != "" {
-		return f
-	}
-	return def
-}

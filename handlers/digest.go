@@ -2,31 +2,26 @@ package handlers
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/gorilla/mux"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
 )
 
 // registerDigest adds the posts, feeds, runs, preview and test-email routes.
-func (s *Server) registerDigest(api *mux.Router) {
-	api.HandleFunc("/posts", s.apiListPosts).Methods(http.MethodGet)
-	api.HandleFunc("/posts", s.apiAddPost).Methods(http.MethodPost)
-	api.HandleFunc("/feeds", s.apiFeeds).Methods(http.MethodGet)
-	api.HandleFunc("/feeds/poll", s.apiPollFeeds).Methods(http.MethodPost)
-	api.HandleFunc("/runs", s.apiStartRun).Methods(http.MethodPost)
-	api.HandleFunc("/runs", s.apiListRuns).Methods(http.MethodGet)
-	api.HandleFunc("/runs/{id}", s.apiGetRun).Methods(http.MethodGet)
-	api.HandleFunc("/preview", s.apiPreview).Methods(http.MethodGet)
-	api.HandleFunc("/test-email", s.apiTestEmail).Methods(http.MethodPost)
-}
-
-func notAvailable(what string) error {
-	return herald.Errorf(herald.ENOTIMPLEMENTED, "%s is not available on this server", what)
+func (s *Server) registerDigest(v1 *mux.Router) {
+	v1.HandleFunc("/posts", s.apiListPosts).Methods(http.MethodGet)
+	v1.HandleFunc("/posts", s.apiAddPost).Methods(http.MethodPost)
+	v1.HandleFunc("/feeds", s.apiFeeds).Methods(http.MethodGet)
+	v1.HandleFunc("/feeds/poll", s.apiPollFeeds).Methods(http.MethodPost)
+	v1.HandleFunc("/runs", s.apiStartRun).Methods(http.MethodPost)
+	v1.HandleFunc("/runs", s.apiListRuns).Methods(http.MethodGet)
+	v1.HandleFunc("/runs/{id}", s.apiGetRun).Methods(http.MethodGet)
+	v1.HandleFunc("/preview", s.apiPreview).Methods(http.MethodGet)
+	v1.HandleFunc("/test-email", s.apiTestEmail).Methods(http.MethodPost)
 }
 
 // pageArgs reads limit (1..1000, default def) and a numeric cursor.
@@ -59,10 +54,6 @@ func nextString(n uint64) string {
 }
 
 func (s *Server) apiListPosts(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Posts == nil {
-		s.jsonError(w, r, notAvailable("the posts API"))
-		return
-	}
 	limit, after, err := pageArgs(r, 50, "after")
 	if err != nil {
 		s.jsonError(w, r, err)
@@ -74,155 +65,37 @@ func (s *Server) apiListPosts(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	out := make([]postView, len(posts))
-	carried := s.carriers(r, posts)
-	for i, p := range posts {
-		out[i] = postView{Post: p, Runs: carried[p.ID]}
-		if out[i].Runs == nil {
-			out[i].Runs = []uint64{}
-		}
+	if posts == nil {
+		posts = []*herald.PostRuns{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"posts": out, "next": nextString(next)})
-}
-
-// postView is a post with the runs that carried it.
-type postView struct {
-	*herald.Post
-	Runs []uint64 `json:"runs"`
-}
-
-// carriers finds, for each post, the first real run of each frequency
-// whose cut-off took it in: the run that mailed it to the readers who
-// were up to date. Readers further behind got it in that frequency's
-// next digest for them; this is the run an admin asks about. It reads the
-// last 1000 runs.
-func (s *Server) carriers(r *http.Request, posts []*herald.Post) map[uint64][]uint64 {
-	out := map[uint64][]uint64{}
-	if s.deps.Runs == nil || len(posts) == 0 {
-		return out
-	}
-	runs, err := s.deps.Runs.ListRuns(r.Context(), 1000, 0)
-	if err != nil {
-		s.log.Warn("handlers: runs for posts", "err", err)
-		return out
-	}
-	// Oldest first, per frequency, only runs that sent something.
-	byFreq := map[herald.Frequency][]*herald.Run{}
-	for i := len(runs) - 1; i >= 0; i-- {
-		run := runs[i]
-		if run.DryRun || run.Sent == 0 {
-			continue
-		}
-		byFreq[run.Frequency] = append(byFreq[run.Frequency], run)
-	}
-	for _, p := range posts {
-		if p.Silent {
-			continue
-		}
-		for _, f := range herald.Frequencies {
-			for _, run := range byFreq[f] {
-				if run.Cutoff >= p.ID {
-					out[p.ID] = append(out[p.ID], run.ID)
-					break
-				}
-			}
-		}
-	}
-	return out
-}
-
-// PostInput is what POST /api/v1/posts accepts (a CMS webhook or an admin).
-type PostInput struct {
-	GUID        string   `json:"guid"`
-	URL         string   `json:"url"`
-	Title       string   `json:"title"`
-	Summary     string   `json:"summary"`
-	Content     string   `json:"content"`
-	Author      string   `json:"author"`
-	Categories  []string `json:"categories"`
-	PublishedAt string   `json:"published_at"`
+	writeJSON(w, http.StatusOK, api.PostList{Posts: posts, Next: nextString(next)})
 }
 
 func (s *Server) apiAddPost(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Posts == nil || s.deps.CleanPost == nil {
-		s.jsonError(w, r, notAvailable("the posts API"))
-		return
-	}
 	b, err := readBody(w, r)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	var in PostInput
+	var in herald.PostInput
 	if err := decodeJSON(b, &in); err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	p, err := postFromInput(in)
+	p, created, err := s.deps.Posts.AddPost(r.Context(), in)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
-	}
-	if err := s.deps.CleanPost(p); err != nil {
-		s.jsonError(w, r, err)
-		return
-	}
-	p.Feed = "api"
-	p.FoundAt = s.opt.Now().UTC()
-	created, err := s.deps.Posts.UpsertPost(r.Context(), p)
-	if err != nil {
-		s.jsonError(w, r, err)
-		return
-	}
-	if created && s.deps.Digests != nil {
-		s.deps.Digests.NewPosts()
 	}
 	status := http.StatusOK
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, map[string]any{"post": p, "created": created})
-}
-
-func postFromInput(in PostInput) (*herald.Post, error) {
-	in.URL = strings.TrimSpace(in.URL)
-	in.GUID = strings.TrimSpace(in.GUID)
-	if in.URL == "" {
-		return nil, herald.Errorf(herald.EINVALID, "url is required").WithField("url")
-	}
-	u, err := url.Parse(in.URL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || strings.ContainsAny(in.URL, " \r\n") {
-		return nil, herald.Errorf(herald.EINVALID, "url must be an absolute http(s) URL").WithField("url")
-	}
-	if len(in.GUID) > 1000 {
-		return nil, herald.Errorf(herald.EINVALID, "guid is longer than 1000 characters").WithField("guid")
-	}
-	if strings.TrimSpace(in.Title) == "" {
-		return nil, herald.Errorf(herald.EINVALID, "title is required").WithField("title")
-	}
-	if len(in.Categories) > 50 {
-		return nil, herald.Errorf(herald.EINVALID, "at most 50 categories").WithField("categories")
-	}
-	p := &herald.Post{GUID: in.GUID, URL: in.URL, Title: in.Title, Summary: in.Summary, Content: in.Content, Author: in.Author, Categories: in.Categories}
-	if p.GUID == "" {
-		p.GUID = p.URL
-	}
-	if in.PublishedAt != "" {
-		t, err := time.Parse(time.RFC3339, in.PublishedAt)
-		if err != nil {
-			return nil, herald.Errorf(herald.EINVALID, "published_at must be an RFC 3339 time like 2026-11-25T07:00:00Z").WithField("published_at")
-		}
-		p.PublishedAt = t.UTC()
-	}
-	return p, nil
+	writeJSON(w, status, api.PostAdded{Post: p, Created: created})
 }
 
 func (s *Server) apiFeeds(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Posts == nil {
-		s.jsonError(w, r, notAvailable("the feeds API"))
-		return
-	}
-	states, err := s.deps.Posts.FeedStates(r.Context())
+	states, err := s.deps.Posts.Feeds(r.Context())
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -230,34 +103,28 @@ func (s *Server) apiFeeds(w http.ResponseWriter, r *http.Request) {
 	if states == nil {
 		states = []*herald.FeedState{}
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"feeds": states})
+	writeJSON(w, http.StatusOK, api.FeedList{Feeds: states})
 }
 
 func (s *Server) apiPollFeeds(w http.ResponseWriter, r *http.Request) {
-	if s.deps.PollFeeds == nil {
-		s.jsonError(w, r, notAvailable("feed polling"))
+	res, err := s.deps.Posts.PollFeeds(r.Context())
+	if err != nil {
+		s.jsonError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"results": s.deps.PollFeeds(r.Context())})
-}
-
-// RunInput is what POST /api/v1/runs accepts.
-type RunInput struct {
-	Frequency string `json:"frequency"`
-	DryRun    bool   `json:"dry_run"`
+	if res == nil {
+		res = []*herald.PollResult{}
+	}
+	writeJSON(w, http.StatusOK, api.PollResults{Results: res})
 }
 
 func (s *Server) apiStartRun(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Digests == nil {
-		s.jsonError(w, r, notAvailable("the runs API"))
-		return
-	}
 	b, err := readBody(w, r)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	in := RunInput{Frequency: string(s.opt.DefaultFrequency)}
+	in := api.RunRequest{Frequency: string(s.opt.DefaultFrequency)}
 	if len(strings.TrimSpace(string(b))) > 0 {
 		if err := decodeJSON(b, &in); err != nil {
 			s.jsonError(w, r, err)
@@ -269,26 +136,22 @@ func (s *Server) apiStartRun(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	run, err := s.deps.Digests.StartRun(r.Context(), f, "api", in.DryRun)
+	run, err := s.deps.Digests.StartRun(r.Context(), f, herald.TriggerAPI, in.DryRun)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
 	w.Header().Set("Location", "/api/v1/runs/"+strconv.FormatUint(run.ID, 10))
-	writeJSON(w, http.StatusAccepted, map[string]any{"id": run.ID, "run": run})
+	writeJSON(w, http.StatusAccepted, api.RunStarted{ID: run.ID, Run: run})
 }
 
 func (s *Server) apiListRuns(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Runs == nil {
-		s.jsonError(w, r, notAvailable("the runs API"))
-		return
-	}
 	limit, before, err := pageArgs(r, 50, "before")
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	runs, err := s.deps.Runs.ListRuns(r.Context(), limit, before)
+	runs, err := s.deps.Digests.ListRuns(r.Context(), limit, before)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -300,20 +163,16 @@ func (s *Server) apiListRuns(w http.ResponseWriter, r *http.Request) {
 	if len(runs) == limit {
 		next = strconv.FormatUint(runs[len(runs)-1].ID, 10)
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"runs": runs, "next": next})
+	writeJSON(w, http.StatusOK, api.RunList{Runs: runs, Next: next})
 }
 
 func (s *Server) apiGetRun(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Runs == nil {
-		s.jsonError(w, r, notAvailable("the runs API"))
-		return
-	}
 	id, err := strconv.ParseUint(mux.Vars(r)["id"], 10, 64)
 	if err != nil {
 		s.jsonError(w, r, herald.Errorf(herald.ENOTFOUND, "no run %q", mux.Vars(r)["id"]))
 		return
 	}
-	run, err := s.deps.Runs.Run(r.Context(), id)
+	run, err := s.deps.Digests.RunByID(r.Context(), id)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -322,10 +181,6 @@ func (s *Server) apiGetRun(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiPreview(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Digests == nil {
-		s.jsonError(w, r, notAvailable("preview"))
-		return
-	}
 	email := r.URL.Query().Get("email")
 	if email == "" {
 		s.jsonError(w, r, herald.Errorf(herald.EINVALID, "email is required").WithField("email"))
@@ -349,18 +204,12 @@ func (s *Server) apiPreview(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) apiTestEmail(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Digests == nil {
-		s.jsonError(w, r, notAvailable("test emails"))
-		return
-	}
 	b, err := readBody(w, r)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	var in struct {
-		To string `json:"to"`
-	}
+	var in api.TestEmailRequest
 	if err := decodeJSON(b, &in); err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -369,5 +218,5 @@ func (s *Server) apiTestEmail(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusAccepted, map[string]string{"status": "queued", "to": in.To})
+	writeJSON(w, http.StatusAccepted, api.TestEmailQueued{Status: "queued", To: in.To})
 }

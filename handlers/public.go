@@ -52,17 +52,17 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		fail(err, in)
 		return
 	}
-	if ok, retry := s.ipLim.allow(s.clientIP(r).String()); !ok {
+	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
 		fail(&herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups from your network. Please try again later.", RetryAfter: retry}, in)
 		return
 	}
 	if strings.TrimSpace(in.Website) != "" {
 		// A bot filled the hidden field: look like success, send nothing.
-		s.log.Info("handlers: honeypot filled; ignoring sign-up", "ip", s.clientIP(r).String())
+		s.log.Info("handlers: honeypot filled; ignoring sign-up", "ip", ClientIP(r).String())
 		s.subscribed(w, r, asJSON)
 		return
 	}
-	_, err = s.deps.Subs.Subscribe(r.Context(), herald.SubscribeRequest{Email: in.Email, Name: in.Name, Frequency: in.Frequency, Source: "form"})
+	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{Email: in.Email, Name: in.Name, Frequency: in.Frequency, Source: "form"})
 	if err != nil {
 		fail(err, in)
 		return
@@ -118,11 +118,11 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if ok, retry := s.ipLim.allow(s.clientIP(r).String()); !ok {
+	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
 		s.error(w, r, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many requests from your network. Please try again later.", RetryAfter: retry})
 		return
 	}
-	if err := s.deps.Subs.Resend(r.Context(), vals.Get("email")); err != nil {
+	if err := s.deps.Subscriptions.Resend(r.Context(), vals.Get("email")); err != nil {
 		if herald.ErrorCode(err) == herald.EINVALID {
 			s.page(w, r, http.StatusUnprocessableEntity, "check-email", map[string]any{
 				"Title": "Check your email", "Action": "/subscribe/resend",
@@ -150,37 +150,47 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, err error) {
 // posts the token back at once; the button does it without script.
 func (s *Server) confirmPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
-	if err := s.deps.Subs.CheckConfirmToken(tok); err != nil {
+	if err := s.deps.Subscriptions.CheckConfirmToken(tok); err != nil {
 		s.tokenError(w, r, err)
 		return
 	}
 	s.page(w, r, http.StatusOK, "confirm", map[string]any{"Title": "Confirm", "Action": "/confirm", "Token": tok})
 }
 
-func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+// formAndToken reads a form, and the link's token from it (or else from
+// the query).
+func formAndToken(w http.ResponseWriter, r *http.Request) (url.Values, string, error) {
 	vals, err := parseForm(w, r)
 	if err != nil {
-		s.error(w, r, err)
-		return
+		return nil, "", err
 	}
 	tok := vals.Get("token")
 	if tok == "" {
 		tok = r.URL.Query().Get("token")
 	}
-	sub, err := s.deps.Subs.Confirm(r.Context(), tok)
+	return vals, tok, nil
+}
+
+func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
+	_, tok, err := formAndToken(w, r)
+	if err != nil {
+		s.error(w, r, err)
+		return
+	}
+	sub, err := s.deps.Subscriptions.Confirm(r.Context(), tok)
 	if err != nil {
 		s.tokenError(w, r, err)
 		return
 	}
 	s.page(w, r, http.StatusOK, "confirmed", map[string]any{
 		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
-		"PrefsURL": "/preferences?token=" + s.deps.Subs.ManageToken(sub.ID),
+		"PrefsURL": "/preferences?token=" + s.deps.Subscriptions.ManageToken(sub.ID),
 	})
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
-	sub, err := s.deps.Subs.ForUnsubscribe(r.Context(), tok)
+	sub, err := s.deps.Subscriptions.ForUnsubscribe(r.Context(), tok)
 	if err != nil {
 		s.tokenError(w, r, err)
 		return
@@ -192,7 +202,7 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, http.StatusOK, "unsubscribe", map[string]any{
 		"Title": "Unsubscribe", "Email": sub.Email,
 		"Action":   "/unsubscribe?token=" + url.QueryEscape(tok),
-		"PrefsURL": "/preferences?token=" + s.deps.Subs.ManageToken(sub.ID),
+		"PrefsURL": "/preferences?token=" + s.deps.Subscriptions.ManageToken(sub.ID),
 	})
 }
 
@@ -209,7 +219,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	if tok == "" {
 		tok = vals.Get("token")
 	}
-	sub, err := s.deps.Subs.Unsubscribe(r.Context(), tok)
+	sub, err := s.deps.Subscriptions.Unsubscribe(r.Context(), tok)
 	if err != nil {
 		s.tokenError(w, r, err)
 		return
@@ -219,7 +229,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
-	sub, err := s.deps.Subs.ForPreferences(r.Context(), tok)
+	sub, err := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
 	if err != nil {
 		s.tokenError(w, r, err)
 		return
@@ -232,28 +242,24 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
-	vals, err := parseForm(w, r)
+	vals, tok, err := formAndToken(w, r)
 	if err != nil {
 		s.error(w, r, err)
 		return
 	}
-	tok := vals.Get("token")
-	if tok == "" {
-		tok = r.URL.Query().Get("token")
-	}
 	switch vals.Get("action") {
 	case "unsubscribe":
-		sub, err := s.deps.Subs.UnsubscribeFromPreferences(r.Context(), tok)
+		sub, err := s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok)
 		if err != nil {
 			s.tokenError(w, r, err)
 			return
 		}
 		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
 	case "save", "":
-		sub, err := s.deps.Subs.SetFrequency(r.Context(), tok, vals.Get("frequency"))
+		sub, err := s.deps.Subscriptions.SetFrequency(r.Context(), tok, vals.Get("frequency"))
 		if err != nil {
 			if herald.ErrorField(err) == "frequency" {
-				cur, err2 := s.deps.Subs.ForPreferences(r.Context(), tok)
+				cur, err2 := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
 				if err2 != nil {
 					s.tokenError(w, r, err2)
 					return

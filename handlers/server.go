@@ -20,22 +20,9 @@ import (
 	"github.com/gorilla/mux"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/templates"
 )
-
-// Subscriptions is the double opt-in service the public pages use.
-type Subscriptions interface {
-	Subscribe(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error)
-	Resend(ctx context.Context, email string) error
-	CheckConfirmToken(token string) error
-	Confirm(ctx context.Context, token string) (*herald.Subscriber, error)
-	ForUnsubscribe(ctx context.Context, token string) (*herald.Subscriber, error)
-	ForPreferences(ctx context.Context, token string) (*herald.Subscriber, error)
-	Unsubscribe(ctx context.Context, token string) (*herald.Subscriber, error)
-	UnsubscribeFromPreferences(ctx context.Context, token string) (*herald.Subscriber, error)
-	SetFrequency(ctx context.Context, token, freq string) (*herald.Subscriber, error)
-	ManageToken(id uint64) string
-}
 
 // Rate is N requests per Period; N = 0 means unlimited.
 type Rate struct {
@@ -54,47 +41,48 @@ type Options struct {
 	DefaultFrequency herald.Frequency
 	Logger           *slog.Logger
 	Now              func() time.Time
-	// ArchiveEnabled serves /archive, /archive/{id} and /archive.xml
-	// (with Deps.Archive); off, they are 404.
-	ArchiveEnabled bool
 }
 
-// Deps are the services behind the routes. Subs, Store and Templates are
-// required; the rest may be nil until the feature exists.
+// Deps are the services behind the routes. Archive and Observe may be
+// nil; the rest are required.
 type Deps struct {
-	// Routes reports each relay or provider for /api/v1/stats (nil: files).
-	Routes    herald.RouteReporter
-	Subs      Subscriptions
-	Store     herald.SubscriberStore
-	Templates *templates.Set
+	Subscriptions herald.SubscriptionService
+	Imports       herald.ImportService
+	Digests       herald.DigestService
+	Posts         herald.PostService
+	Stats         herald.StatsService
+	Backup        herald.Backupper
+	Templates     *templates.Set
 	// Health answers nil when the database answers.
 	Health func(ctx context.Context) error
-
-	// Optional: routes whose dependency is nil answer 501.
-	Posts    herald.PostStore
-	Runs     herald.RunStore
-	Outbox   herald.OutboxStore
-	Counters herald.CounterStore
-	Backup   herald.Backupper
-	Digests  herald.Digests
-	// CleanPost sanitises a post that came in through the API, as feed
-	// posts are (HTML through bluemonday, title as plain text).
-	CleanPost func(p *herald.Post) error
-	// PollFeeds polls every feed now and returns what each poll found.
-	PollFeeds func(ctx context.Context) any
 	// Metrics serves /metrics (Prometheus text format) behind the admin token.
 	Metrics http.Handler
-	// Admin is the admin web UI, mounted at /admin/.
-	Admin http.Handler
+	// Archive backs the public archive of past digests at /archive,
+	// /archive/{id} and /archive.xml; nil: archive.enabled is off, and
+	// those routes do not exist (404).
+	Archive herald.ArchiveService
 	// Observe is called once per request with the route's path template
 	// and the status, for metrics.
 	Observe func(route string, status int, d time.Duration)
-	// Bounces backs the bounce webhook and reactivation.
-	Bounces Bounces
-	// Archive backs the public archive of past digests.
-	Archive Archive
-	// WebSub backs the WebSub callbacks at /websub/{feed}.
-	WebSub WebSub
+	// Push takes WebSub hubs' callbacks at /websub/{feed}.
+	Push herald.PushService
+	// Webhooks takes the email providers' bounce and complaint events at
+	// /webhooks/{provider}.
+	Webhooks herald.WebhookService
+}
+
+// check says which required dependency is missing.
+func (d Deps) check() error {
+	for name, missing := range map[string]bool{
+		"Subscriptions": d.Subscriptions == nil, "Imports": d.Imports == nil, "Digests": d.Digests == nil,
+		"Posts": d.Posts == nil, "Stats": d.Stats == nil, "Backup": d.Backup == nil, "Push": d.Push == nil, "Webhooks": d.Webhooks == nil,
+		"Templates": d.Templates == nil, "Health": d.Health == nil, "Metrics": d.Metrics == nil,
+	} {
+		if missing {
+			return fmt.Errorf("handlers: Deps.%s is required", name)
+		}
+	}
+	return nil
 }
 
 // Server is the http.Handler for every route.
@@ -111,7 +99,10 @@ type Server struct {
 const MaxBody = 64 << 10
 
 // New builds the routes.
-func New(opt Options, deps Deps) *Server {
+func New(opt Options, deps Deps) (*Server, error) {
+	if err := deps.check(); err != nil {
+		return nil, err
+	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -141,22 +132,23 @@ func New(opt Options, deps Deps) *Server {
 	r.HandleFunc("/preferences", s.preferences).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 
-	api := r.PathPrefix("/api/v1").Subrouter()
-	api.Use(s.requireAdmin)
-	api.HandleFunc("/subscribers", s.apiListSubscribers).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
-	api.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
-	api.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
-	s.registerCSV(api)
-	s.registerOps(r, api)
-	s.registerDigest(api)
-	s.registerBounces(api)
+	v1 := r.PathPrefix("/api/v1").Subrouter()
+	v1.Use(s.requireAdmin)
+	v1.HandleFunc("/subscribers", s.apiListSubscribers).Methods(http.MethodGet)
+	v1.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
+	v1.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
+	v1.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
+	s.registerCSV(v1)
+	s.registerOps(r, v1)
+	s.registerDigest(v1)
+	s.registerBounces(v1)
+	s.registerWebhooks(r)
 	s.registerArchive(r)
 	s.registerData(r)
 	s.registerPprof(r)
-	s.registerFeeds(r, api)
+	s.registerFeeds(r, v1)
 	s.router = r
-	return s
+	return s, nil
 }
 
 // Router exposes the router so later features can add routes.
@@ -174,7 +166,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	nonce := newNonce()
 	setSecurityHeaders(rec.Header(), nonce)
-	r = r.WithContext(context.WithValue(r.Context(), nonceKey{}, nonce))
+	ctx := context.WithValue(r.Context(), nonceKey{}, nonce)
+	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, s.clientIP(r)))
 	r, route := withRouteBox(r)
 	defer func() {
 		if v := recover(); v != nil {
@@ -188,7 +181,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		s.observe(route, rec.status, time.Since(start))
 		s.log.Info("http", "method", r.Method, "path", r.URL.Path, "status", rec.status,
-			"bytes", rec.bytes, "dur", time.Since(start).Round(time.Microsecond), "ip", s.clientIP(r).String())
+			"bytes", rec.bytes, "dur", time.Since(start).Round(time.Microsecond), "ip", ClientIP(r).String())
 	}()
 	s.router.ServeHTTP(rec, r)
 }
@@ -209,6 +202,18 @@ func nonceFrom(r *http.Request) string {
 // Nonce is the CSP nonce of this request, for handlers mounted under the
 // middleware (the admin UI) to put on their inline <style> and <script>.
 func Nonce(r *http.Request) string { return nonceFrom(r) }
+
+type clientIPKey struct{}
+
+// ClientIP is the client of this request as the middleware worked it out
+// (server.trusted_proxies honoured), for handlers mounted under it (the
+// admin UI's login throttle). Outside the middleware it is the peer.
+func ClientIP(r *http.Request) netip.Addr {
+	if a, ok := r.Context().Value(clientIPKey{}).(netip.Addr); ok {
+		return a
+	}
+	return peerAddr(r)
+}
 
 // setSecurityHeaders: pages carry their CSS and the confirm script inline,
 // allowed by a per-request nonce and nothing else.
@@ -252,13 +257,7 @@ func (w *statusRecorder) Unwrap() http.ResponseWriter { return w.ResponseWriter 
 // clientIP is the peer address, or the right-most untrusted address of
 // X-Forwarded-For when the peer is a trusted proxy.
 func (s *Server) clientIP(r *http.Request) netip.Addr {
-	ap, err := netip.ParseAddrPort(r.RemoteAddr)
-	var peer netip.Addr
-	if err == nil {
-		peer = ap.Addr().Unmap()
-	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
-		peer = a.Unmap()
-	}
+	peer := peerAddr(r)
 	if !s.trusted(peer) {
 		return peer
 	}
@@ -276,6 +275,16 @@ func (s *Server) clientIP(r *http.Request) netip.Addr {
 		peer = a
 	}
 	return peer
+}
+
+// peerAddr is the address of the connection's other end.
+func peerAddr(r *http.Request) netip.Addr {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return ap.Addr().Unmap()
+	} else if a, err := netip.ParseAddr(r.RemoteAddr); err == nil {
+		return a.Unmap()
+	}
+	return netip.Addr{}
 }
 
 func (s *Server) trusted(a netip.Addr) bool {
@@ -310,8 +319,6 @@ func statusFor(code string) int {
 		return http.StatusTooManyRequests
 	case herald.ETOOLARGE:
 		return http.StatusRequestEntityTooLarge
-	case herald.ENOTIMPLEMENTED:
-		return http.StatusNotImplemented
 	case herald.EUNAVAILABLE:
 		return http.StatusServiceUnavailable
 	}
@@ -339,11 +346,7 @@ func setRetryAfter(w http.ResponseWriter, err error) {
 func (s *Server) jsonError(w http.ResponseWriter, r *http.Request, err error) {
 	s.logIfInternal(r, err)
 	setRetryAfter(w, err)
-	body := map[string]string{"error": herald.ErrorMessage(err)}
-	if f := herald.ErrorField(err); f != "" {
-		body["field"] = f
-	}
-	writeJSON(w, statusFor(herald.ErrorCode(err)), body)
+	writeJSON(w, statusFor(herald.ErrorCode(err)), api.ErrorBody{Error: herald.ErrorMessage(err), Field: herald.ErrorField(err)})
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -369,18 +372,14 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if strings.HasPrefix(r.URL.Path, "/api/") {
-		s.apiNotFound(w, r)
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such API route: " + r.URL.Path})
 		return
 	}
 	if wantsJSON(r) {
-		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such page"})
+		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such page"})
 		return
 	}
 	s.page(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Heading": "Page not found", "Error": "There is nothing at this address.", "SubscribeURL": "/"})
-}
-
-func (s *Server) apiNotFound(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such API route: " + r.URL.Path})
 }
 
 // allowedMethods works out which methods the path answers to; gorilla/mux
@@ -407,7 +406,7 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 	}
 	msg := fmt.Sprintf("method %s is not allowed here", r.Method)
 	if strings.HasPrefix(r.URL.Path, "/api/") || wantsJSON(r) {
-		writeJSON(w, http.StatusMethodNotAllowed, map[string]string{"error": msg})
+		writeJSON(w, http.StatusMethodNotAllowed, api.ErrorBody{Error: msg})
 		return
 	}
 	s.page(w, r, http.StatusMethodNotAllowed, "error", map[string]any{"Title": "Not allowed", "Error": msg})
@@ -445,14 +444,12 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	if s.deps.Health != nil {
-		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-		defer cancel()
-		if err := s.deps.Health(ctx); err != nil {
-			s.log.Warn("handlers: health check failed", "err", err)
-			writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "error": "database does not answer"})
-			return
-		}
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	if err := s.deps.Health(ctx); err != nil {
+		s.log.Warn("handlers: health check failed", "err", err)
+		writeJSON(w, http.StatusServiceUnavailable, api.Health{Status: "unavailable", Error: "database does not answer"})
+		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, api.Health{Status: "ok"})
 }

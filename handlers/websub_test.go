@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -14,43 +13,19 @@ import (
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
-	"github.com/herald-dev/herald/templates"
+	"github.com/herald-dev/herald/internal/testenv"
 )
-
-// pollerCallbacks adapts the feed poller to handlers.WebSub, as serve does.
-type pollerCallbacks struct{ p *feed.Poller }
-
-func (c pollerCallbacks) VerifyIntent(ctx context.Context, id string, q url.Values) (string, error) {
-	return c.p.VerifyIntent(ctx, id, q)
-}
-
-func (c pollerCallbacks) Push(ctx context.Context, id, sig, ct string, b []byte) (any, error) {
-	return c.p.Push(ctx, id, sig, ct, b)
-}
 
 // TestWebSubRoutes: the callback routes answer what the poller decides,
 // with the status the recommendation expects: a challenge as text/plain,
 // 404 for what herald never asked, 403 for an unsigned push, 413 for a
 // body over the cap.
 func TestWebSubRoutes(t *testing.T) {
-	e := newOpsEnv(t, opsOpts{adminToken: adminToken})
 	const feedURL = "https://blog.example.org/feed/"
-	poller := feed.NewPoller(e.db, feed.NewFetcher(feed.FetcherOptions{}), feed.NewParser(), feed.PollerOptions{
-		Feeds:  []feed.FeedConfig{{URL: feedURL}},
-		WebSub: feed.WebSubOptions{CallbackBase: "http://herald.test", Secret: []byte("s")},
-	})
-	tpl, err := templates.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := handlers.New(handlers.Options{BaseURL: "http://herald.test", AdminToken: adminToken}, handlers.Deps{
-		Subs: e.subs, Store: e.db, Templates: tpl, Posts: e.db, WebSub: pollerCallbacks{poller},
-	})
-	srv := httptest.NewServer(h)
-	defer srv.Close()
+	e := newEnv(t, testenv.Options{AdminToken: adminToken, Feeds: []feed.FeedConfig{{URL: feedURL}}})
 	id := feed.FeedID(feedURL)
 	// herald asked the hub to subscribe (as a poll that found the hub does).
-	_, err = e.db.UpdateFeedState(context.Background(), feedURL, func(st *herald.FeedState) error {
+	_, err := e.DB.UpdateFeedState(context.Background(), feedURL, func(st *herald.FeedState) error {
 		st.Push = &herald.PushState{Hub: "https://hub.example/", Topic: feedURL, State: feed.PushSubscribing, RequestedAt: time.Now()}
 		return nil
 	})
@@ -59,7 +34,7 @@ func TestWebSubRoutes(t *testing.T) {
 	}
 
 	get := func(path string) (int, string, string) {
-		resp, err := http.Get(srv.URL + path)
+		resp, err := http.Get(e.URL + path)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -84,7 +59,7 @@ func TestWebSubRoutes(t *testing.T) {
 	}
 
 	post := func(body, sig string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/websub/"+id, strings.NewReader(body))
+		req, _ := http.NewRequest(http.MethodPost, e.URL+"/websub/"+id, strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/rss+xml")
 		if sig != "" {
 			req.Header.Set("X-Hub-Signature", sig)
@@ -108,22 +83,22 @@ func TestWebSubRoutes(t *testing.T) {
 	if code, _ := post(strings.Repeat("x", handlers.MaxPushBody+1), "sha256=00"); code != http.StatusRequestEntityTooLarge {
 		t.Errorf("push over the cap: %d", code)
 	}
-	if n, _ := e.db.CountPosts(context.Background()); n != 0 {
+	if n, _ := e.DB.CountPosts(context.Background()); n != 0 {
 		t.Errorf("refused pushes stored %d posts", n)
 	}
 }
 
 // TestSendSilentPost: POST /api/v1/posts/{id}/send mails a silent post.
 func TestSendSilentPost(t *testing.T) {
-	e := newOpsEnv(t, opsOpts{adminToken: adminToken})
+	e := newEnv(t, testenv.Options{AdminToken: adminToken})
 	held := &herald.Post{Feed: "https://blog.example.org/feed/", GUID: "g", Title: "Old", Silent: true, SilentReason: "max_age: old"}
 	fresh := &herald.Post{Feed: "https://blog.example.org/feed/", GUID: "h", Title: "New"}
-	if _, err := e.db.UpsertPosts(context.Background(), []*herald.Post{held, fresh}); err != nil {
+	if _, err := e.DB.UpsertPosts(context.Background(), []*herald.Post{held, fresh}); err != nil {
 		t.Fatal(err)
 	}
 	r := e.admin(http.MethodGet, "/api/v1/posts", "", "")
-	if !strings.Contains(r.body, `"silent":true,"silent_reason":"max_age: old"`) {
-		t.Errorf("posts API does not say why a post is silent: %s", r.body)
+	if !strings.Contains(r.Body, `"silent":true,"silent_reason":"max_age: old"`) {
+		t.Errorf("posts API does not say why a post is silent: %s", r.Body)
 	}
 	for _, tc := range []struct {
 		path   string
@@ -135,11 +110,11 @@ func TestSendSilentPost(t *testing.T) {
 		{"/api/v1/posts/1/send", http.StatusOK},
 		{"/api/v1/posts/1/send", http.StatusNotFound}, // it moved
 	} {
-		if r := e.admin(http.MethodPost, tc.path, "application/json", "{}"); r.status != tc.status {
-			t.Errorf("POST %s = %d %s, want %d", tc.path, r.status, r.body, tc.status)
+		if r := e.admin(http.MethodPost, tc.path, "application/json", "{}"); r.Status != tc.status {
+			t.Errorf("POST %s = %d %s, want %d", tc.path, r.Status, r.Body, tc.status)
 		}
 	}
-	if p, err := e.db.PostByID(context.Background(), 3); err != nil || p.Silent || p.Title != "Old" {
+	if p, err := e.DB.PostByID(context.Background(), 3); err != nil || p.Silent || p.Title != "Old" {
 		t.Errorf("released post = %+v, %v", p, err)
 	}
 }

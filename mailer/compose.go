@@ -1,6 +1,6 @@
 // Package mailer composes herald's emails and delivers them: MIME
-// composition (jordan-wright/email for the body, herald's own safe header
-// block), DKIM signing, an SMTP connection pool and a file transport, and
+// composition (one encoder, Template: jordan-wright/email for the body,
+// herald's own safe header block), DKIM signing, an SMTP connection pool and a file transport, and
 // the Sender that drains the durable outbox.
 package mailer
 
@@ -21,7 +21,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/herald-dev/herald"
-	"github.com/jordan-wright/email"
 )
 
 // Email is what Compose turns into a message.
@@ -57,89 +56,16 @@ func reserved(name string) bool {
 	return false
 }
 
-// Compose builds the RFC 5322 message for e. It validates every address
-// and refuses a CR, LF or other control character in any header name or
-// value with an EINVALID error.
-//
-// jordan-wright/email builds the MIME body (multipart/alternative,
-// quoted-printable, CRLF). Its header block is replaced by ours because it
-// writes an address that fails to parse as it is, splits address lists on
-// every comma (even inside quoted names), never folds, and orders fields
-// by map iteration.
+// Compose builds the RFC 5322 message for e: a Template without slots
+// (see there), for one recipient. It validates every address and refuses
+// a CR, LF or other control character in any header name or value with
+// an EINVALID error.
 func Compose(e *Email) (*herald.Message, error) {
-	from, err := ParseAddress(e.From)
-	if err != nil {
-		return nil, herald.Errorf(herald.EINVALID, "invalid From address %q", e.From).WithField("from")
-	}
-	to, err := bareAddress(e.To)
+	t, err := NewTemplate(e)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkValue("To name", e.ToName); err != nil {
-		return nil, err
-	}
-	if e.Text == "" && e.HTML == "" {
-		return nil, herald.Errorf(herald.EINVALID, "email has no body")
-	}
-	extra, err := checkSubjectAndHeaders(e.Subject, e.Headers)
-	if err != nil {
-		return nil, err
-	}
-
-	msgID := e.MessageID
-	if msgID == "" {
-		msgID = NewMessageID(from.Address)
-	}
-	if msgID, err = normalizeMessageID(msgID); err != nil {
-		return nil, err
-	}
-	date := e.Date
-	if date.IsZero() {
-		date = time.Now()
-	}
-
-	je := email.NewEmail()
-	je.Text = []byte(strings.ToValidUTF8(e.Text, "\uFFFD"))
-	je.HTML = []byte(strings.ToValidUTF8(e.HTML, "\uFFFD"))
-	full, err := je.Bytes()
-	if err != nil {
-		return nil, fmt.Errorf("mailer: build MIME body: %w", err)
-	}
-	mimeHdr, body, err := splitMessage(full)
-	if err != nil {
-		return nil, err
-	}
-
-	var b bytes.Buffer
-	b.Grow(len(body) + 1024)
-	toField := formatAddress(&mail.Address{Name: e.ToName, Address: to})
-	fields := [][2]string{
-		{"Date", date.Format(time.RFC1123Z)},
-		{"From", formatAddress(from)},
-		{"To", toField},
-		{"Subject", encodeText(e.Subject)},
-		{"Message-ID", msgID},
-		{"MIME-Version", "1.0"},
-	}
-	for _, k := range extra {
-		fields = append(fields, [2]string{k, encodeText(e.Headers[k])})
-	}
-	fields = append(fields, [2]string{"Content-Type", mimeHdr.Get("Content-Type")})
-	if cte := mimeHdr.Get("Content-Transfer-Encoding"); cte != "" {
-		fields = append(fields, [2]string{"Content-Transfer-Encoding", cte})
-	}
-	for _, f := range fields {
-		line, err := fold(f[0] + ": " + f[1])
-		if err != nil {
-			return nil, err
-		}
-		b.WriteString(line)
-		b.WriteString("\r\n")
-	}
-	b.WriteString("\r\n")
-	b.Write(body)
-
-	return &herald.Message{From: from.Address, To: to, MessageID: msgID, Raw: b.Bytes()}, nil
+	return t.Compose(&Recipient{To: e.To, ToName: e.ToName, MessageID: e.MessageID, Date: e.Date})
 }
 
 // ParseAddress parses one RFC 5322 address ("Name <a@b>" or "a@b"),

@@ -264,7 +264,7 @@ func (s *Sender) handle(parent context.Context, m *herald.OutboxMessage) {
 		log.Warn("message failed", "err", err)
 		s.fail(ctx, log, m, err)
 	default:
-		next := now.Add(s.backoff(m.Attempts))
+		next := now.Add(Backoff(s.opts.BaseBackoff, s.opts.MaxBackoff, m.Attempts+1))
 		if !expires.IsZero() && next.After(expires) {
 			next = expires // then it is failed as expired, without another try
 		}
@@ -310,19 +310,21 @@ func (s *Sender) expiry(m *herald.OutboxMessage) time.Time {
 	return m.CreatedAt.Add(s.opts.Expiry)
 }
 
-// backoff is the wait after the attempt that follows attempts earlier
-// failures: BaseBackoff·2^attempts capped at MaxBackoff, then jittered to
-// between half and all of it.
-func (s *Sender) backoff(attempts int) time.Duration {
-	d := s.opts.BaseBackoff
-	for i := 0; i < attempts && d < s.opts.MaxBackoff; i++ {
-		if d > s.opts.MaxBackoff/2 {
-			d = s.opts.MaxBackoff // and no overflow
+// Backoff is how long to wait before trying a message again after
+// failures consecutive temporary failures (1 after the first): base,
+// doubled with each further failure up to max, then jittered to between
+// half and all of it, so a crowd of retries does not hit a relay coming
+// back all at once. The outbox sender and the digest runs both wait this.
+func Backoff(base, max time.Duration, failures int) time.Duration {
+	d := base
+	for i := 1; i < failures && d < max; i++ {
+		if d > max/2 {
+			d = max // and no overflow
 			break
 		}
 		d *= 2
 	}
-	d = min(d, s.opts.MaxBackoff)
+	d = min(d, max)
 	half := d / 2
 	return half + rand.N(d-half+1)
 }

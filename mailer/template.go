@@ -2,32 +2,36 @@ package mailer
 
 import (
 	"bytes"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"mime/quotedprintable"
+	"mime"
 	"net/mail"
+	"net/textproto"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/jordan-wright/email"
 
 	"github.com/herald-dev/herald"
 )
 
 // A Template is one email composed once for many recipients: a digest
-// every reader with the same new posts gets, save for their own links. The
-// header block and the MIME body are built and quoted-printable encoded
-// once; each Compose only writes the recipient's fields (Date, To,
-// Message-ID), fills in the slots and copies the rest. The message has the
-// same shape as Compose's (the same fields in the same order, the same
-// multipart/alternative body); only where quoted-printable breaks its lines
-// differs, which decodes to the same text.
+// every reader with the same new posts gets, save for their own links. It
+// is herald's one MIME encoder: Compose is a template without slots.
 //
-// Every recipient field and slot value goes through the checks Compose
-// makes: no CR, LF or other control character reaches a header.
+// jordan-wright/email builds the MIME body once (multipart/alternative,
+// quoted-printable, CRLF); the header block is herald's own, because that
+// library writes an address that fails to parse as it is, splits address
+// lists on every comma (even inside quoted names), never folds, and
+// orders fields by map iteration. Each Compose only writes the
+// recipient's fields (Date, To, Message-ID), fills in the slots and copies
+// the rest.
+//
+// Every recipient field and slot value goes through the checks the
+// template's own fields had: no CR, LF or other control character reaches
+// a header.
 type Template struct {
-	from     string // bare envelope sender
-	boundary string
+	from string // bare envelope sender
 	// head is the header block around the recipient's fields: head[0]
 	// Date head[1] To head[2] Message-ID head[3], with dynamic extra
 	// fields (those whose value holds a slot) after head[3] in order.
@@ -75,7 +79,8 @@ type Recipient struct {
 // placeholder strings that may appear in e.Text, e.HTML and the values of
 // e.Headers; each occurrence becomes the recipient's value. A placeholder
 // must be at least 8 characters of letters and digits, so it can't turn
-// up in the message by chance or be changed by the encodings.
+// up in the message by chance or be changed by the encodings. Errors in
+// e are EINVALID.
 func NewTemplate(e *Email, slots ...string) (*Template, error) {
 	for _, s := range slots {
 		if len(s) < 8 || strings.ContainsFunc(s, func(r rune) bool {
@@ -88,8 +93,8 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 	if err != nil {
 		return nil, herald.Errorf(herald.EINVALID, "invalid From address %q", e.From).WithField("from")
 	}
-	if e.Text == "" || e.HTML == "" {
-		return nil, herald.Errorf(herald.EINVALID, "a template needs a text and an HTML body")
+	if e.Text == "" && e.HTML == "" {
+		return nil, herald.Errorf(herald.EINVALID, "email has no body")
 	}
 	// Slots are letters and digits: checking the headers with them in
 	// place checks everything but the values, which Compose checks.
@@ -98,12 +103,23 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 		return nil, err
 	}
 
-	var rnd [30]byte
-	_, _ = rand.Read(rnd[:]) // crypto/rand.Read never fails
-	t := &Template{from: from.Address, boundary: hex.EncodeToString(rnd[:]), slots: slices.Clone(slots)}
+	je := email.NewEmail()
+	// Ours are written below; set, they spare the library making its own.
+	je.Headers = textproto.MIMEHeader{"Message-Id": {"<unused@localhost>"}, "Date": {"unused"}}
+	je.Text = []byte(strings.ToValidUTF8(e.Text, "\uFFFD"))
+	je.HTML = []byte(strings.ToValidUTF8(e.HTML, "\uFFFD"))
+	full, err := je.Bytes()
+	if err != nil {
+		return nil, fmt.Errorf("mailer: build MIME body: %w", err)
+	}
+	mimeHdr, body, err := splitMessage(full)
+	if err != nil {
+		return nil, err
+	}
+	t := &Template{from: from.Address, slots: slices.Clone(slots)}
 
-	// The header block, in Compose's order: Date, From, To, Subject,
-	// Message-ID, MIME-Version, the extra fields sorted, Content-Type.
+	// The header block: Date, From, To, Subject, Message-ID, MIME-Version,
+	// the extra fields sorted, Content-Type, Content-Transfer-Encoding.
 	var h bytes.Buffer
 	line := func(name, value string) error {
 		l, err := fold(name + ": " + value)
@@ -144,8 +160,14 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 			return nil, err
 		}
 	}
-	if err := line("Content-Type", "multipart/alternative; boundary="+t.boundary); err != nil {
+	ct := mimeHdr.Get("Content-Type")
+	if err := line("Content-Type", ct); err != nil {
 		return nil, err
+	}
+	if cte := mimeHdr.Get("Content-Transfer-Encoding"); cte != "" {
+		if err := line("Content-Transfer-Encoding", cte); err != nil {
+			return nil, err
+		}
 	}
 	h.WriteString("\r\n")
 	if dyn == nil {
@@ -154,41 +176,24 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 		dyn.tail = cut()
 	}
 
-	// The body, as jordan-wright/email writes it for Compose: a
-	// multipart/alternative with a quoted-printable text part and HTML part.
-	var b bytes.Buffer
-	piece := func() { t.body = append(t.body, bytes.Clone(b.Bytes())); b.Reset() }
-	for i, part := range []struct {
-		mediaType, content string
-		html               bool
-	}{{"text/plain", e.Text, false}, {"text/html", e.HTML, true}} {
-		if i > 0 {
-			b.WriteString("\r\n")
-		}
-		fmt.Fprintf(&b, "--%s\r\nContent-Transfer-Encoding: quoted-printable\r\nContent-Type: %s; charset=UTF-8\r\n\r\n", t.boundary, part.mediaType)
-		rest := strings.ToValidUTF8(part.content, "\uFFFD")
-		for {
-			at, slot := nextSlot(rest, slots)
-			if at < 0 {
-				writeQP(&b, rest)
-				break
+	// The body, cut at the slots. A slot starts on a line of its own:
+	// what went before it ends with a soft line break, and so does each
+	// value (appendQP), so the lines the encoder made stay within bounds.
+	// The pieces are slices of body, which is this template's own.
+	prev := 0
+	if len(slots) > 0 {
+		htmlAt := htmlParts(body, ct)
+		for _, at := range findSlots(body, slots) {
+			piece := slices.Clip(body[prev:at.start])
+			if len(piece) > 0 && piece[len(piece)-1] != '\n' {
+				piece = append(piece, "=\r\n"...) // a copy: piece has no room
 			}
-			// A slot starts on a line of its own: whatever went before
-			// ends with a soft line break, and so does the value, so the
-			// static lines stay as the encoder made them.
-			if at > 0 {
-				writeQP(&b, rest[:at])
-				if b.Len() > 0 && b.Bytes()[b.Len()-1] != '\n' {
-					b.WriteString("=\r\n")
-				}
-			}
-			piece()
-			t.bodySlot = append(t.bodySlot, bodySlot{index: slot, html: part.html})
-			rest = rest[at+len(slots[slot]):]
+			t.body = append(t.body, piece)
+			t.bodySlot = append(t.bodySlot, bodySlot{index: at.slot, html: htmlAt(at.start)})
+			prev = at.end
 		}
 	}
-	b.WriteString("\r\n--" + t.boundary + "--\r\n")
-	piece()
+	t.body = append(t.body, body[prev:])
 	for _, p := range t.body {
 		t.size += len(p)
 	}
@@ -198,27 +203,94 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 	return t, nil
 }
 
-func writeQP(b *bytes.Buffer, s string) {
-	qp := quotedprintable.NewWriter(b)
-	_, _ = qp.Write([]byte(s)) // a bytes.Buffer does not fail
-	_ = qp.Close()
+// slotAt is a placeholder found in the encoded body: body[start:end],
+// soft line breaks included.
+type slotAt struct{ start, end, slot int }
+
+var softBreak = []byte("=\r\n")
+
+// findSlots finds every placeholder in a quoted-printable body, in order.
+// The encoder leaves letters and digits as they are, but may break a line
+// (a soft break, "=\r\n") between any two of them.
+func findSlots(body []byte, slots []string) []slotAt {
+	var out []slotAt
+	for i := 0; i < len(body); i++ {
+		if body[i] == '=' {
+			i += 2 // an escape or a soft break: no placeholder starts inside
+			continue
+		}
+		for k, p := range slots {
+			if end := matchSlot(body, i, p); end > 0 {
+				out = append(out, slotAt{start: i, end: end, slot: k})
+				i = end - 1
+				break
+			}
+		}
+	}
+	return out
+}
+
+// matchSlot returns where p ends if it starts at body[i] (soft breaks
+// between its letters allowed), or -1.
+func matchSlot(body []byte, i int, p string) int {
+	j := i
+	for k := 0; k < len(p); k++ {
+		for k > 0 && bytes.HasPrefix(body[j:], softBreak) {
+			j += len(softBreak)
+		}
+		if j >= len(body) || body[j] != p[k] {
+			return -1
+		}
+		j++
+	}
+	return j
+}
+
+// htmlParts returns a function that says whether an offset of body is in
+// a text/html part: body is a multipart/alternative of a text and an HTML
+// part, or a single part of the type ct says.
+func htmlParts(body []byte, ct string) func(off int) bool {
+	mt, params, _ := mime.ParseMediaType(ct)
+	if !strings.HasPrefix(mt, "multipart/") {
+		html := mt == "text/html"
+		return func(int) bool { return html }
+	}
+	// The offsets where HTML parts start and where the others start.
+	type part struct {
+		at   int
+		html bool
+	}
+	var parts []part
+	delim := []byte("--" + params["boundary"] + "\r\n")
+	for off := 0; ; {
+		i := bytes.Index(body[off:], delim)
+		if i < 0 {
+			break
+		}
+		start := off + i + len(delim)
+		head, _, _ := bytes.Cut(body[start:], []byte("\r\n\r\n"))
+		parts = append(parts, part{at: start, html: bytes.Contains(head, []byte("Content-Type: text/html"))})
+		off = start
+	}
+	return func(off int) bool {
+		html := false
+		for _, p := range parts {
+			if p.at > off {
+				break
+			}
+			html = p.html
+		}
+		return html
+	}
 }
 
 func slotIn(v string, slots []string) bool {
-	at, _ := nextSlot(v, slots)
-	return at >= 0
-}
-
-// nextSlot finds the first placeholder in s: its offset (-1: none) and
-// which slot it is.
-func nextSlot(s string, slots []string) (int, int) {
-	at, which := -1, -1
-	for i, p := range slots {
-		if j := strings.Index(s, p); j >= 0 && (at < 0 || j < at) {
-			at, which = j, i
+	for _, p := range slots {
+		if strings.Contains(v, p) {
+			return true
 		}
 	}
-	return at, which
+	return false
 }
 
 // Compose builds r's message from the template.

@@ -1,5 +1,5 @@
 // Package metrics exposes herald's Prometheus metrics: gauges read from
-// the store at scrape time, and counters and histograms fed by hooks in
+// the stats service at scrape time (kept counters, no bucket walks), and counters and histograms fed by hooks in
 // the HTTP layer, the sender, the feed poller and the digest runs. It uses
 // its own registry, never the global default one.
 package metrics
@@ -21,14 +21,11 @@ import (
 
 // Options configure Metrics.
 type Options struct {
-	// The stores the scrape-time collector reads (*store.DB is all four);
-	// a nil one leaves its metrics out.
-	Subscribers herald.SubscriberStore
-	Outbox      herald.OutboxStore
-	Counters    herald.CounterStore
-	Posts       herald.PostStore
-	Logger      *slog.Logger
-	// ScrapeTimeout bounds the store reads of one scrape (default 5s).
+	// Stats is what the scrape-time collector reads (store.DB); nil leaves
+	// those metrics out.
+	Stats  herald.StatsService
+	Logger *slog.Logger
+	// ScrapeTimeout bounds the reads of one scrape (default 5s).
 	ScrapeTimeout time.Duration
 	// NoRuntime leaves out the Go runtime and process collectors.
 	NoRuntime bool
@@ -170,12 +167,14 @@ func (m *Metrics) RunEnded(freq herald.Frequency, state herald.RunState, d time.
 	m.runs.WithLabelValues(string(freq), string(state)).Inc()
 }
 
-// storeCollector reads the store at scrape time: the counts kept with
-// every write, the outbox size and the durable counters.
+// storeCollector reads the stats at scrape time: the counts kept with
+// every write, the outbox size and the durable counters, and how mail
+// fares through each relay or provider.
 type storeCollector struct {
 	opt                                Options
 	log                                *slog.Logger
 	subscribers, outbox, emails, posts *prometheus.Desc
+	routeMsgs, routeAside, routeAsides *prometheus.Desc
 }
 
 func newStoreCollector(opt Options) *storeCollector {
@@ -189,6 +188,13 @@ func newStoreCollector(opt Options) *storeCollector {
 			"Emails sent and failed over the database's life (durable counters), by result.", []string{"result"}, nil),
 		posts: prometheus.NewDesc("herald_posts_total",
 			"Posts recorded.", nil, nil),
+		routeMsgs: prometheus.NewDesc("herald_route_messages_total",
+			"Messages per relay or provider since start, by result: sent, failed (refused for good), deferred (a temporary failure: retried elsewhere or later).",
+			[]string{"route", "kind", "result"}, nil),
+		routeAside: prometheus.NewDesc("herald_route_set_aside",
+			"1 while the relay is set aside after repeated failures (or being probed), else 0.", []string{"route", "kind"}, nil),
+		routeAsides: prometheus.NewDesc("herald_route_set_asides_total",
+			"How often the relay was set aside since start.", []string{"route", "kind"}, nil),
 	}
 }
 
@@ -197,43 +203,43 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.outbox
 	ch <- c.emails
 	ch <- c.posts
+	ch <- c.routeMsgs
+	ch <- c.routeAside
+	ch <- c.routeAsides
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if c.opt.Stats == nil {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), c.opt.ScrapeTimeout)
 	defer cancel()
-	if s := c.opt.Subscribers; s != nil {
-		counts, err := s.CountSubscribers(ctx)
-		if err != nil {
-			c.fail(ch, c.subscribers, err)
+	st, err := c.opt.Stats.Stats(ctx)
+	if err != nil {
+		for _, d := range []*prometheus.Desc{c.subscribers, c.outbox, c.emails, c.posts} {
+			c.fail(ch, d, err)
 		}
-		for st, byFreq := range counts {
-			for f, n := range byFreq {
-				ch <- prometheus.MustNewConstMetric(c.subscribers, prometheus.GaugeValue, float64(n), string(st), string(f))
-			}
+		return
+	}
+	for status, byFreq := range st.Subscribers.ByStatusAndFrequency {
+		for f, n := range byFreq {
+			ch <- prometheus.MustNewConstMetric(c.subscribers, prometheus.GaugeValue, float64(n), string(status), string(f))
 		}
 	}
-	if o := c.opt.Outbox; o != nil {
-		if n, err := o.OutboxDepth(ctx); err != nil {
-			c.fail(ch, c.outbox, err)
-		} else {
-			ch <- prometheus.MustNewConstMetric(c.outbox, prometheus.GaugeValue, float64(n))
+	ch <- prometheus.MustNewConstMetric(c.outbox, prometheus.GaugeValue, float64(st.Outbox))
+	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Sent), "sent")
+	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Failed), "failed")
+	ch <- prometheus.MustNewConstMetric(c.posts, prometheus.CounterValue, float64(st.Posts))
+	for _, rt := range st.Routes {
+		for result, n := range map[string]int64{"sent": rt.Sent, "failed": rt.Failed, "deferred": rt.Deferred} {
+			ch <- prometheus.MustNewConstMetric(c.routeMsgs, prometheus.CounterValue, float64(n), rt.Name, rt.Kind, result)
 		}
-	}
-	if k := c.opt.Counters; k != nil {
-		if m, err := k.Counters(ctx); err != nil {
-			c.fail(ch, c.emails, err)
-		} else {
-			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(m[herald.CounterEmailsSent]), "sent")
-			ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(m[herald.CounterEmailsFailed]), "failed")
+		aside := 0.0
+		if rt.State != herald.RouteUp {
+			aside = 1
 		}
-	}
-	if p := c.opt.Posts; p != nil {
-		if n, err := p.CountPosts(ctx); err != nil {
-			c.fail(ch, c.posts, err)
-		} else {
-			ch <- prometheus.MustNewConstMetric(c.posts, prometheus.CounterValue, float64(n))
-		}
+		ch <- prometheus.MustNewConstMetric(c.routeAside, prometheus.GaugeValue, aside, rt.Name, rt.Kind)
+		ch <- prometheus.MustNewConstMetric(c.routeAsides, prometheus.CounterValue, float64(rt.SetAsides), rt.Name, rt.Kind)
 	}
 }
 

@@ -45,7 +45,7 @@ func TestStoreAndHooks(t *testing.T) {
 	if _, err := db.UpsertPost(ctx, &herald.Post{GUID: "g", URL: "https://blog.example.org/g", Title: "G", Feed: "api"}); err != nil {
 		t.Fatal(err)
 	}
-	m := metrics.New(metrics.Options{Subscribers: db, Outbox: db, Counters: db, Posts: db, NoRuntime: true})
+	m := metrics.New(metrics.Options{Stats: db, NoRuntime: true})
 	m.ObserveHTTP("/api/v1/stats", 200, 20*time.Millisecond)
 	m.ObserveHTTP("unmatched", 404, time.Millisecond)
 	m.EmailResult(herald.KindConfirm, nil)

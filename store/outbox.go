@@ -74,6 +74,9 @@ func deleteMessage(tx *bolt.Tx, id uint64) (*herald.OutboxMessage, error) {
 	if err := tx.Bucket(bucketOutbox).Delete(itob(id)); err != nil {
 		return nil, err
 	}
+	if err := bumpCounter(tx, herald.CounterOutbox, -1); err != nil {
+		return nil, err
+	}
 	if err := tx.Bucket(bucketOutboxDue).Delete(dueKey(m)); err != nil {
 		return nil, err
 	}
@@ -109,6 +112,9 @@ func enqueueTx(tx *bolt.Tx, msgs []*herald.OutboxMessage, sub uint64, now time.T
 		}
 		if err := putMessage(tx, m); err != nil {
 			return fmt.Errorf("message to %s: %w", m.To, err)
+		}
+		if err := bumpCounter(tx, herald.CounterOutbox, 1); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -298,14 +304,15 @@ func (db *DB) FailedMessages(ctx context.Context, limit int) ([]*FailedMessage, 
 	return out, nil
 }
 
-// OutboxDepth returns how many messages are queued.
+// OutboxDepth returns how many messages are queued (a counter, not a
+// walk of the outbox).
 func (db *DB) OutboxDepth(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	var n int
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketOutbox).Stats().KeyN
+		n = int(counter(tx, herald.CounterOutbox))
 		return nil
 	})
 	if err != nil {

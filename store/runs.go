@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"time"
 
 	"github.com/herald-dev/herald"
 	bolt "go.etcd.io/bbolt"
@@ -13,42 +12,19 @@ import (
 // maxRunFailures is how many failures a run keeps, newest last.
 const maxRunFailures = 50
 
-// runRecord is how a run is stored: herald.Run hides MaxSubscriberID from
-// its JSON. Same fields in the same order, so they convert directly.
-type runRecord struct {
-	ID              uint64              `json:"id"`
-	Frequency       herald.Frequency    `json:"frequency"`
-	Trigger         string              `json:"trigger"`
-	DryRun          bool                `json:"dry_run,omitempty"`
-	State           herald.RunState     `json:"state"`
-	Cutoff          uint64              `json:"cutoff"`
-	MaxSubscriberID uint64              `json:"max_subscriber_id"`
-	Total           int                 `json:"total"`
-	Sent            int                 `json:"sent"`
-	Failed          int                 `json:"failed"`
-	Skipped         int                 `json:"skipped"`
-	Retries         int                 `json:"retries"`
-	CreatedAt       time.Time           `json:"created_at"`
-	StartedAt       *time.Time          `json:"started_at,omitempty"`
-	FinishedAt      *time.Time          `json:"finished_at,omitempty"`
-	Error           string              `json:"error,omitempty"`
-	Failures        []herald.RunFailure `json:"failures,omitempty"`
-}
-
+// Runs are stored as their JSON.
 func loadRun(tx *bolt.Tx, id uint64) (*herald.Run, error) {
-	var rec runRecord
-	ok, err := getJSON(tx.Bucket(bucketRuns), itob(id), &rec)
+	var r herald.Run
+	ok, err := getJSON(tx.Bucket(bucketRuns), itob(id), &r)
 	if err != nil || !ok {
 		return nil, err
 	}
-	r := herald.Run(rec)
 	return &r, nil
 }
 
 // putRun saves r and keeps the index of unfinished runs in step.
 func putRun(tx *bolt.Tx, r *herald.Run) error {
-	rec := runRecord(*r)
-	if err := putJSON(tx.Bucket(bucketRuns), itob(r.ID), &rec); err != nil {
+	if err := putJSON(tx.Bucket(bucketRuns), itob(r.ID), r); err != nil {
 		return err
 	}
 	open := tx.Bucket(bucketRunsOpen)
@@ -75,6 +51,9 @@ func (db *DB) CreateRun(ctx context.Context, r *herald.Run) error {
 		}
 		if r.State == "" {
 			r.State = herald.RunQueued
+		}
+		if err := bumpCounter(tx, herald.CounterRuns, 1); err != nil {
+			return err
 		}
 		return putRun(tx, r)
 	})
@@ -115,11 +94,10 @@ func (db *DB) ListRuns(ctx context.Context, limit int, before uint64) ([]*herald
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketRuns).Cursor()
 		for k, v := seekBefore(c, before); k != nil && len(out) < limit; k, v = c.Prev() {
-			var rec runRecord
-			if err := json.Unmarshal(v, &rec); err != nil {
+			var r herald.Run
+			if err := json.Unmarshal(v, &r); err != nil {
 				return fmt.Errorf("decode run %d: %w", btoi(k), err)
 			}
-			r := herald.Run(rec)
 			out = append(out, &r)
 		}
 		return nil
@@ -189,14 +167,14 @@ func (db *DB) UnfinishedRuns(ctx context.Context) ([]*herald.Run, error) {
 	return out, nil
 }
 
-// CountRuns returns how many runs are stored.
+// CountRuns returns how many runs are stored (a counter, not a walk).
 func (db *DB) CountRuns(ctx context.Context) (int, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
 	var n int
 	err := db.bolt.View(func(tx *bolt.Tx) error {
-		n = tx.Bucket(bucketRuns).Stats().KeyN
+		n = int(counter(tx, herald.CounterRuns))
 		return nil
 	})
 	if err != nil {
@@ -204,13 +182,6 @@ func (db *DB) CountRuns(ctx context.Context) (int, error) {
 	}
 	return n, nil
 }
-
-// Delivery outcomes.
-const (
-	outcomeSent    = "sent"
-	outcomeFailed  = "failed"
-	outcomeSkipped = "skipped"
-)
 
 // RecordDeliveries applies delivery outcomes to readers, runs and counters
 // in one transaction, committed at once; see herald.RunStore. Its caller,
@@ -224,9 +195,7 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 		return err
 	}
 	for _, d := range ds {
-		switch d.Outcome {
-		case outcomeSent, outcomeFailed, outcomeSkipped:
-		default:
+		if !d.Outcome.Valid() {
 			return herald.Errorf(herald.EINVALID, "delivery to subscriber %d: unknown outcome %q", d.SubscriberID, d.Outcome)
 		}
 	}
@@ -269,22 +238,19 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 				s.LastRunID = d.RunID
 			}
 			switch d.Outcome {
-			case outcomeSent:
+			case herald.OutcomeSent:
 				s.Cursor = max(s.Cursor, d.Cursor)
 				s.Bounces = 0
 				sent++
 				r.Sent++
-			case outcomeSkipped:
+			case herald.OutcomeSkipped:
 				s.Cursor = max(s.Cursor, d.Cursor)
 				r.Skipped++
-			case outcomeFailed:
+			case herald.OutcomeFailed:
 				failed++
 				r.Failed++
 				if d.Permanent {
-					s.Bounces++
-					if bounceLimit > 0 && s.Bounces >= bounceLimit && s.Status == herald.StatusConfirmed {
-						s.Status = herald.StatusBounced
-					}
+					s.HardBounce(bounceLimit)
 				}
 				at := d.At
 				if at.IsZero() {

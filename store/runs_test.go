@@ -19,19 +19,17 @@ func TestRuns(t *testing.T) {
 	if _, err := db.Run(ctx, 1); herald.ErrorCode(err) != herald.ENOTFOUND {
 		t.Fatalf("missing run: %v", err)
 	}
-	var runs []*herald.Run
 	for i := range 5 {
-		r := &herald.Run{Frequency: herald.Daily, Trigger: "schedule", Cutoff: uint64(i * 10), MaxSubscriberID: uint64(100 + i)}
+		r := &herald.Run{Frequency: herald.Daily, Trigger: "schedule", Cutoff: uint64(i * 10)}
 		if err := db.CreateRun(ctx, r); err != nil {
 			t.Fatal(err)
 		}
 		if r.ID != uint64(i+1) || r.State != herald.RunQueued || !r.CreatedAt.Equal(clock.Now()) {
 			t.Fatalf("created = %+v", r)
 		}
-		runs = append(runs, r)
 	}
 	got, err := db.Run(ctx, 3)
-	if err != nil || got.MaxSubscriberID != 102 || got.Cutoff != 20 || got.Trigger != "schedule" {
+	if err != nil || got.Cutoff != 20 || got.Trigger != "schedule" {
 		t.Fatalf("run 3 = %+v, %v", got, err)
 	}
 
@@ -369,7 +367,7 @@ func TestRecordDeliveriesConcurrent(t *testing.T) {
 			// Every worker records every reader: 7 of 8 are replays.
 			for i := range n {
 				id := uint64((i+w*25)%n + 1)
-				outcome := []string{"sent", "skipped", "failed"}[id%3]
+				outcome := []herald.Outcome{herald.OutcomeSent, herald.OutcomeSkipped, herald.OutcomeFailed}[id%3]
 				d := herald.Delivery{RunID: r.ID, SubscriberID: id, Cursor: 42, Outcome: outcome, Permanent: true}
 				if err := db.RecordDeliveries(ctx, 1, d); err != nil {
 					t.Error(err)

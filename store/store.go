@@ -25,6 +25,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // The store implements every store interface of the root package.
@@ -128,6 +129,17 @@ var migrations = []func(tx *bolt.Tx) error{
 	},
 	// 3 → 4: a post's identity is (feed, guid); see migratePostKeys.
 	migratePostKeys,
+	// 4 → 5: the outbox depth and the number of runs are counters, kept
+	// by every write that changes them; counted here once.
+	func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCounters)
+		for name, b := range map[string][]byte{herald.CounterOutbox: bucketOutbox, herald.CounterRuns: bucketRuns} {
+			if err := c.Put([]byte(name), itob(uint64(tx.Bucket(b).Stats().KeyN))); err != nil {
+				return err
+			}
+		}
+		return nil
+	},
 }
 
 // SchemaVersion is the schema version this binary reads and writes.
@@ -163,7 +175,7 @@ func Open(ctx context.Context, path string, opts Options) (*DB, error) {
 		bopts.InitialMmapSize = 1 << 30
 	}
 	bdb, err := bolt.Open(path, 0o600, bopts)
-	if errors.Is(err, bolt.ErrTimeout) {
+	if errors.Is(err, berrors.ErrTimeout) {
 		return nil, ErrLocked
 	} else if err != nil {
 		return nil, fmt.Errorf("store: open %s: %w", path, err)
@@ -343,6 +355,11 @@ func bumpCounter(tx *bolt.Tx, name string, delta int64) error {
 	b := tx.Bucket(bucketCounters)
 	v := int64(btoi(b.Get([]byte(name)))) + delta
 	return b.Put([]byte(name), itob(uint64(v)))
+}
+
+// counter reads the named counter inside tx.
+func counter(tx *bolt.Tx, name string) int64 {
+	return int64(btoi(tx.Bucket(bucketCounters).Get([]byte(name))))
 }
 
 // itob encodes an id as a big-endian key, so keys sort as numbers.

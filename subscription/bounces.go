@@ -45,13 +45,7 @@ func (s *Service) Bounce(ctx context.Context, email string, kind herald.BounceKi
 	case herald.BounceHard:
 		sub, err = s.mutateKnown(ctx, addr, func(cur *herald.Subscriber, now time.Time) *herald.Subscriber {
 			next := *cur
-			next.Bounces++
-			switch {
-			case cur.Status == herald.StatusPending:
-				next.Status = herald.StatusBounced
-			case cur.Status == herald.StatusConfirmed && next.Bounces >= s.opt.BounceLimit:
-				next.Status = herald.StatusBounced
-			}
+			next.HardBounce(s.opt.BounceLimit)
 			next.UpdatedAt = now
 			return &next
 		})
@@ -139,6 +133,34 @@ func (s *Service) Reactivate(ctx context.Context, email string) (*herald.Subscri
 	}
 	s.opt.Logger.Info("subscription: reader reactivated", "email", addr)
 	return sub, nil
+}
+
+// Unwanted keeps the promise that an unsubscribe is final at once: mail
+// queued for a reader before they left (or bounced, or were erased) is
+// not sent after it, and a confirmation is not sent to an address that
+// no longer waits for one. The outbox sender asks before each attempt
+// (mailer.SenderOptions.Drop); drop comes with the reason.
+func (s *Service) Unwanted(ctx context.Context, m *herald.OutboxMessage) (drop bool, reason string) {
+	if m.SubscriberID == 0 {
+		return false, "" // a test email: it belongs to no reader
+	}
+	sub, err := s.store.SubscriberByID(ctx, m.SubscriberID)
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return true, "subscriber erased"
+	} else if err != nil {
+		return false, "" // can't tell; sending a confirmation late is the lesser harm
+	}
+	switch m.Kind {
+	case herald.KindConfirm:
+		if sub.Status != herald.StatusPending {
+			return true, "subscriber is " + string(sub.Status) + ", no confirmation needed"
+		}
+	default:
+		if sub.Status != herald.StatusConfirmed {
+			return true, "subscriber is " + string(sub.Status)
+		}
+	}
+	return false, ""
 }
 
 // MessageResult hears the outbox sender's outcomes (mailer.SenderOptions

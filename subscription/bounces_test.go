@@ -195,3 +195,42 @@ func TestOutboxBounceOverSMTP(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// Mail queued for a reader before they left is not sent after: the outbox
+// sender asks Unwanted before every attempt.
+func TestUnwantedQueuedMail(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, nil)
+	pending, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "p@example.org"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := f.confirmed(t, "c@example.org")
+	left := f.confirmed(t, "left@example.org")
+	if _, err := f.svc.UnsubscribeID(ctx, left.ID); err != nil {
+		t.Fatal(err)
+	}
+	erased := f.confirmed(t, "gone@example.org")
+	if err := f.db.DeleteSubscriber(ctx, "gone@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		kind   herald.MessageKind
+		sub    uint64
+		drop   bool
+		reason string
+	}{
+		{herald.KindTest, 0, false, ""},
+		{herald.KindConfirm, pending.ID, false, ""},
+		{herald.KindConfirm, reader.ID, true, "subscriber is confirmed, no confirmation needed"},
+		{herald.KindWelcome, reader.ID, false, ""},
+		{herald.KindWelcome, left.ID, true, "subscriber is unsubscribed"},
+		{herald.KindInstant, pending.ID, true, "subscriber is pending"},
+		{herald.KindWelcome, erased.ID, true, "subscriber erased"},
+	} {
+		drop, reason := f.svc.Unwanted(ctx, &herald.OutboxMessage{Kind: c.kind, SubscriberID: c.sub})
+		if drop != c.drop || reason != c.reason {
+			t.Errorf("%s to subscriber %d: drop %v %q, want %v %q", c.kind, c.sub, drop, reason, c.drop, c.reason)
+		}
+	}
+}

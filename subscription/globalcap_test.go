@@ -3,7 +3,9 @@ package subscription
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/herald-dev/herald"
 )
@@ -16,7 +18,17 @@ import (
 // with 1000 requests against the default cap of 1000).
 func TestGlobalCapCountsEmailsNotAttempts(t *testing.T) {
 	ctx := context.Background()
-	f := newFixture(t, func(o *Options) { o.GlobalPerHour = 5 })
+	// A clock that moves on every reading, as a real one does between
+	// taking a confirmation from the cap and giving it back.
+	var mu sync.Mutex
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	tick := func() time.Time {
+		mu.Lock()
+		defer mu.Unlock()
+		now = now.Add(time.Millisecond)
+		return now
+	}
+	f := newFixture(t, func(o *Options) { o.GlobalPerHour = 5; o.Now = tick })
 	if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "done@example.org", Confirmed: true}); err != nil {
 		t.Fatal(err)
 	}

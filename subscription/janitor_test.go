@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -122,13 +123,34 @@ func (r *racingStore) DeleteSubscriberIf(ctx context.Context, email string, cond
 	return r.JanitorStore.DeleteSubscriberIf(ctx, email, cond)
 }
 
+// sweepingStore counts the janitor's sweeps (each starts with a scan
+// from the first reader).
+type sweepingStore struct {
+	JanitorStore
+	sweeps atomic.Int64
+}
+
+func (s *sweepingStore) ScanSubscribers(ctx context.Context, after uint64, limit int) ([]*herald.Subscriber, error) {
+	if after == 0 {
+		s.sweeps.Add(1)
+	}
+	return s.JanitorStore.ScanSubscribers(ctx, after, limit)
+}
+
 func TestJanitorRunStopsWithItsContext(t *testing.T) {
 	f := newFixture(t, nil)
 	ctx, cancel := context.WithCancel(context.Background())
-	j := NewJanitor(f.db, JanitorOptions{Every: 10 * time.Millisecond, Now: f.clock.Now})
+	st := &sweepingStore{JanitorStore: f.db}
+	j := NewJanitor(st, JanitorOptions{Every: 10 * time.Millisecond, Now: f.clock.Now})
 	done := make(chan error, 1)
 	go func() { done <- j.Run(ctx) }()
-	time.Sleep(50 * time.Millisecond)
+	deadline := time.Now().Add(time.Minute)
+	for st.sweeps.Load() < 3 { // at start, then on the ticker
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sweeps in a minute", st.sweeps.Load())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	cancel()
 	select {
 	case err := <-done:

@@ -5,8 +5,6 @@ package subscription
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/mail"
@@ -14,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/mailer"
@@ -31,7 +31,8 @@ type Options struct {
 	// PerAddressN in PerAddressWindow. 0 = unlimited.
 	PerAddressN      int
 	PerAddressWindow time.Duration
-	// GlobalPerHour caps confirmation emails across all addresses. 0 = unlimited.
+	// GlobalPerHour caps confirmation emails across all addresses: a burst
+	// of GlobalPerHour, refilled at GlobalPerHour an hour. 0 = unlimited.
 	GlobalPerHour    int
 	Welcome          bool
 	DefaultFrequency herald.Frequency
@@ -53,9 +54,10 @@ type Service struct {
 	opt    Options
 	from   *mail.Address
 
-	mu        sync.Mutex
-	hourStart time.Time
-	hourCount int
+	// global is the cap on confirmation emails (nil: none).
+	global *rate.Limiter
+
+	mu sync.Mutex
 	// confirmTpls are the confirmation emails by frequency, rendered and
 	// encoded once (see confirmTemplate).
 	confirmTpls map[herald.Frequency]*mailer.Template
@@ -83,14 +85,15 @@ func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt O
 		opt.Enqueued = func() {}
 	}
 	if opt.BounceLimit <= 0 {
-		opt.BounceLimit = 3
+		opt.BounceLimit = herald.DefaultBounceLimit
 	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
-	return &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}, nil
+	s := &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}
+	if opt.GlobalPerHour > 0 {
+		s.global = rate.NewLimiter(rate.Every(time.Hour/time.Duration(opt.GlobalPerHour)), opt.GlobalPerHour)
+	}
+	return s, nil
 }
-
-// Tokens returns the token signer (the digest uses it for footer links).
-func (s *Service) Tokens() *Tokens { return s.tokens }
 
 // Validated is a Request after its rules were checked.
 type Validated struct {
@@ -140,11 +143,11 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	// reserved here and given back below when none was queued (the
 	// address is confirmed already, or at its per-address limit), so a
 	// bot repeating one address can't use up everyone's sign-ups.
-	var window time.Time
+	var reserved *globalToken
 	if !r.Confirmed {
-		var ok bool
-		if window, ok = s.takeGlobal(); !ok {
-			return nil, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: s.globalRetryAfter()}
+		var wait time.Duration
+		if reserved, wait = s.takeGlobal(); wait > 0 {
+			return nil, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: wait}
 		}
 	}
 	now := s.opt.Now()
@@ -155,7 +158,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	var draft *confirmDraft
 	if !r.Confirmed {
 		if draft, err = s.draftConfirm(v.Frequency); err != nil {
-			s.giveBackGlobal(window)
+			s.giveBackGlobal(reserved)
 			return nil, err
 		}
 	}
@@ -211,7 +214,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		return &next, []*herald.OutboxMessage{msg}, nil
 	})
 	if !r.Confirmed && (err != nil || !queued) {
-		s.giveBackGlobal(window)
+		s.giveBackGlobal(reserved)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("subscription: subscribe: %w", err)
@@ -237,46 +240,35 @@ func recent(ts []time.Time, now time.Time, window time.Duration) []time.Time {
 	return out
 }
 
-// takeGlobal counts one confirmation against the hourly cap; it returns
-// the start of the hour it was counted in, for giveBackGlobal.
-func (s *Service) takeGlobal() (time.Time, bool) {
-	if s.opt.GlobalPerHour <= 0 {
-		return time.Time{}, true
+// globalToken is one confirmation taken from the cap, and when.
+type globalToken struct {
+	r  *rate.Reservation
+	at time.Time
+}
+
+// takeGlobal counts one confirmation against the cap (x/time/rate's
+// token bucket); when the cap is reached it takes nothing and says how
+// long until one is free.
+func (s *Service) takeGlobal() (*globalToken, time.Duration) {
+	if s.global == nil {
+		return nil, 0
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	now := s.opt.Now()
-	if now.Sub(s.hourStart) >= time.Hour {
-		s.hourStart, s.hourCount = now, 0
+	r := s.global.ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return nil, max(d, time.Second)
 	}
-	if s.hourCount >= s.opt.GlobalPerHour {
-		return time.Time{}, false
-	}
-	s.hourCount++
-	return s.hourStart, true
+	return &globalToken{r: r, at: now}, 0
 }
 
-// giveBackGlobal returns a confirmation taken in the hour starting at
-// window that was not sent after all.
-func (s *Service) giveBackGlobal(window time.Time) {
-	if s.opt.GlobalPerHour <= 0 {
-		return
+// giveBackGlobal returns a confirmation taken that was not sent after
+// all. It cancels at the time the token was taken: rate.Reservation gives
+// back nothing once its time to act has passed, and this one's was then.
+func (s *Service) giveBackGlobal(t *globalToken) {
+	if t != nil {
+		t.r.CancelAt(t.at)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.hourStart.Equal(window) && s.hourCount > 0 {
-		s.hourCount--
-	}
-}
-
-func (s *Service) globalRetryAfter() time.Duration {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d := time.Hour - s.opt.Now().Sub(s.hourStart)
-	if d < time.Second {
-		d = time.Second
-	}
-	return d
 }
 
 // Resend sends the confirmation again to a pending address, within the
@@ -535,9 +527,7 @@ func (s *Service) draftConfirm(freq herald.Frequency) (*confirmDraft, error) {
 	if err != nil {
 		return nil, err
 	}
-	var rnd [12]byte
-	_, _ = rand.Read(rnd[:])
-	return &confirmDraft{tpl: t, msgID: mailer.NewMessageID(s.from.Address, string(herald.KindConfirm), hex.EncodeToString(rnd[:]))}, nil
+	return &confirmDraft{tpl: t, msgID: mailer.NewMessageID(s.from.Address)}, nil
 }
 
 // confirmMessage fills sub's address and link into the draft: quick
@@ -576,9 +566,7 @@ func (s *Service) welcomeMessage(sub *herald.Subscriber, now time.Time) (*herald
 }
 
 func (s *Service) outbox(kind herald.MessageKind, sub *herald.Subscriber, subject, html, text string, headers map[string]string, now, expires time.Time) (*herald.OutboxMessage, error) {
-	var rnd [12]byte
-	_, _ = rand.Read(rnd[:])
-	id := mailer.NewMessageID(s.opt.From, string(kind), hex.EncodeToString(rnd[:]))
+	id := mailer.NewMessageID(s.opt.From)
 	m, err := mailer.Compose(&mailer.Email{
 		From:      s.opt.From,
 		To:        sub.Email,

@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"errors"
 	"net/url"
 	"path/filepath"
 	"strings"
@@ -242,10 +243,13 @@ func TestGlobalCap(t *testing.T) {
 	}
 	_, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "c@example.org"})
 	var he *herald.Error
-	if herald.ErrorCode(err) != herald.ERATELIMIT {
+	if !errors.As(err, &he) || he.Code != herald.ERATELIMIT {
 		t.Fatalf("third sign-up: %v", err)
 	}
-	_ = he
+	// Two an hour: the next is free within half an hour.
+	if he.RetryAfter <= 0 || he.RetryAfter > 30*time.Minute {
+		t.Fatalf("Retry-After %v", he.RetryAfter)
+	}
 	if _, err := f.db.SubscriberByEmail(ctx, "c@example.org"); herald.ErrorCode(err) != herald.ENOTFOUND {
 		t.Fatal("a rate-limited sign-up was stored")
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"log/slog"
@@ -17,7 +16,7 @@ import (
 func (c *Config) validateBounces(bad func(key, format string, args ...any)) {
 	b := c.Bounces
 	if b.Mailbox != "" {
-		if _, err := bounce.NewMailbox(bounce.MailboxOptions{URL: b.Mailbox, Applier: noApplier{}}); err != nil {
+		if err := bounce.CheckMailboxURL(b.Mailbox); err != nil {
 			bad("bounces.mailbox", "%s", strings.TrimPrefix(err.Error(), "bounce: "))
 		}
 		if b.PollInterval.Duration < 10e9 {
@@ -52,13 +51,6 @@ func (c *Config) validateBounces(bad func(key, format string, args ...any)) {
 	}
 }
 
-// noApplier lets validation build a Mailbox to check its URL.
-type noApplier struct{}
-
-func (noApplier) Bounce(_ context.Context, email string, kind herald.BounceKind) (*herald.Subscriber, error) {
-	return nil, nil
-}
-
 // maskDelivery hides the secrets of [[relays]] and [bounces].
 func (m *Config) maskDelivery(c *Config) {
 	m.Relays = append([]RelayConfig(nil), c.Relays...)
@@ -91,7 +83,7 @@ func (a *app) trackSends(secret []byte, log *slog.Logger) error {
 func (a *app) bounceIntake(log *slog.Logger) error {
 	cfg := a.cfg.Bounces
 	wh, err := bounce.NewWebhooks(bounce.WebhookOptions{
-		Applier: a.subs, Logger: log, SNSTopics: cfg.SNSTopics, SNSCertHost: cfg.SNSCertHost,
+		Subscriptions: a.subs, Logger: log, SNSTopics: cfg.SNSTopics, SNSCertHost: cfg.SNSCertHost,
 		PostmarkUser: cfg.PostmarkUser, PostmarkPassword: cfg.PostmarkPass,
 		MailgunKey: cfg.MailgunKey, SendGridKey: cfg.SendGridKey,
 	})
@@ -102,7 +94,7 @@ func (a *app) bounceIntake(log *slog.Logger) error {
 	if cfg.Mailbox != "" {
 		a.mailbox, err = bounce.NewMailbox(bounce.MailboxOptions{
 			URL: cfg.Mailbox, Password: cfg.Password, MoveTo: cfg.MoveTo, Interval: cfg.PollInterval.Duration,
-			VERP: a.verp, Sent: a.db, Applier: a.subs, Logger: log,
+			VERP: a.verp, Sent: a.db, Subscriptions: a.subs, Logger: log,
 		})
 		if err != nil {
 			return err

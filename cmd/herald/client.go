@@ -1,8 +1,8 @@
 package main
 
 // The client commands: they talk to a running herald through its admin
-// API (SPEC §1), with the token and address from the same config as the
-// server, or --server and HERALD_ADMIN_TOKEN.
+// API (the one client, package api), with the token and address from the
+// same config as the server, or --server and HERALD_ADMIN_TOKEN.
 
 import (
 	"bytes"
@@ -16,12 +16,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/backup"
 	"github.com/herald-dev/herald/store"
 )
@@ -40,8 +41,7 @@ func clientCommand(name string) (commandFunc, bool) {
 	case "dkim-keygen": // not a client, but dispatched with them
 		return cmdDKIMKeygen, true
 	}
-	c, ok := clientCommands[name]
-	return c, ok
+	return nil, false
 }
 
 // clientFlags are the flags every client command has.
@@ -77,14 +77,7 @@ func parseArgs(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// client calls the admin API.
-type client struct {
-	base  string // no trailing slash
-	token string
-	http  *http.Client
-}
-
-func (cf *clientFlags) client(getenv func(string) string) (*client, error) {
+func (cf *clientFlags) client(getenv func(string) string) (*api.Client, error) {
 	cfg, err := LoadConfig(*cf.config, getenv)
 	if err != nil {
 		return nil, err
@@ -102,10 +95,11 @@ func (cf *clientFlags) client(getenv func(string) string) (*client, error) {
 	if cfg.Admin.Token == "" {
 		return nil, errors.New("no admin token: set admin.token in the config (--config) or HERALD_ADMIN_TOKEN")
 	}
-	return &client{
-		base:  strings.TrimRight(base, "/"),
-		token: cfg.Admin.Token,
-		http: &http.Client{Transport: &http.Transport{
+	return &api.Client{
+		BaseURL:   strings.TrimRight(base, "/"),
+		Token:     cfg.Admin.Token,
+		UserAgent: "herald/" + version,
+		HTTP: &http.Client{Transport: &http.Transport{
 			Proxy:               http.ProxyFromEnvironment,
 			DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 10 * time.Second,
@@ -115,81 +109,27 @@ func (cf *clientFlags) client(getenv func(string) string) (*client, error) {
 	}, nil
 }
 
-// apiError is an answer of the server that is not a success.
-type apiError struct {
-	Status int
-	Msg    string
-	Body   []byte
-}
-
-func (e *apiError) Error() string { return e.Msg }
-
-// do sends a request and returns the response when its status is 2xx;
-// otherwise it reads the answer and returns a clear error.
-func (c *client) do(ctx context.Context, method, path, contentType string, body io.Reader) (*http.Response, error) {
-	req, err := http.NewRequestWithContext(ctx, method, c.base+path, body)
-	if err != nil {
-		return nil, fmt.Errorf("client: %w", err)
-	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Accept", "application/json")
-	req.Header.Set("User-Agent", "herald/"+version)
-	if contentType != "" {
-		req.Header.Set("Content-Type", contentType)
-	}
-	if f, ok := body.(*os.File); ok {
-		if st, err := f.Stat(); err == nil && st.Mode().IsRegular() {
-			req.ContentLength = st.Size()
-		}
-	}
-	res, err := c.http.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("cannot reach herald at %s: is `herald serve` running? (%v)", c.base, err)
-	}
-	if res.StatusCode/100 == 2 {
-		return res, nil
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(res.Body, 16<<20))
-	return nil, statusError(res.StatusCode, b)
-}
-
-func statusError(status int, body []byte) error {
-	switch status {
-	case http.StatusUnauthorized:
-		return &apiError{status, "the admin token was refused (check admin.token / HERALD_ADMIN_TOKEN)", body}
-	case http.StatusForbidden:
-		return &apiError{status, "the admin API is disabled on the server: set admin.token", body}
-	}
-	var e struct {
-		Error string `json:"error"`
-	}
-	if json.Unmarshal(body, &e) == nil && e.Error != "" {
-		return &apiError{status, e.Error, body}
-	}
-	return &apiError{status, fmt.Sprintf("the server answered %d %s", status, http.StatusText(status)), body}
-}
-
-// getJSON GETs path into v, with a timeout.
-func (c *client) getJSON(ctx context.Context, path string, v any) error {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	res, err := c.do(ctx, http.MethodGet, path, "", nil)
-	if err != nil {
+// explain says what went wrong with a call to the server, in the
+// command line's words.
+func explain(ctx context.Context, c *api.Client, err error) error {
+	var ae *api.Error
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return ctx.Err()
+	case errors.As(err, &ae) && ae.Status == http.StatusUnauthorized:
+		return errors.New("the admin token was refused (check admin.token / HERALD_ADMIN_TOKEN)")
+	case errors.As(err, &ae) && ae.Status == http.StatusForbidden:
+		return errors.New("the admin API is disabled on the server: set admin.token")
+	case errors.As(err, &ae):
 		return err
 	}
-	defer res.Body.Close()
-	if err := json.NewDecoder(res.Body).Decode(v); err != nil {
-		return fmt.Errorf("client: unreadable answer from %s: %w", path, err)
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("cannot reach herald at %s: is `herald serve` running? (%v)", c.BaseURL, ue.Err)
 	}
-	return nil
+	return err
 }
 
 const subscribersUsage = `usage:
@@ -228,9 +168,9 @@ func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	res, err := c.do(ctx, http.MethodGet, "/api/v1/subscribers.csv", "", nil)
+	res, err := c.ExportCSV(ctx)
 	if err != nil {
-		return err
+		return explain(ctx, c, err)
 	}
 	defer res.Body.Close()
 	if *out == "" || *out == "-" {
@@ -253,21 +193,6 @@ type lineCounter struct{ n int }
 func (l *lineCounter) Write(p []byte) (int, error) {
 	l.n += bytes.Count(p, []byte{'\n'})
 	return len(p), nil
-}
-
-// importReport is the server's answer to an import.
-type importReport struct {
-	Error   string `json:"error"`
-	Added   int    `json:"added"`
-	Updated int    `json:"updated"`
-	Skipped int    `json:"skipped"`
-	Invalid []struct {
-		Line  int    `json:"line"`
-		Error string `json:"error"`
-	} `json:"invalid"`
-	InvalidTotal  int `json:"invalid_total"`
-	Confirmations int `json:"confirmations"`
-	Rows          int `json:"rows"`
 }
 
 func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -302,38 +227,19 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	path := "/api/v1/subscribers.csv"
-	if *confirmed {
-		path += "?confirmed=true"
-	}
-	res, err := c.do(ctx, http.MethodPost, path, "text/csv", body)
-	var ae *apiError
-	var rep importReport
-	if errors.As(err, &ae) {
-		// An import stopped part-way says what it did before it stopped.
-		if json.Unmarshal(ae.Body, &rep) == nil && rep.Rows > 0 {
-			if *asJSON {
-				_, _ = stdout.Write(ae.Body)
-			} else {
-				printReport(stdout, name, &rep)
-			}
+	rep, err := c.ImportCSV(ctx, body, *confirmed)
+	if rep != nil {
+		// A whole import, or what one that stopped part-way did first.
+		if *asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			_ = enc.Encode(rep)
+		} else {
+			printReport(stdout, name, rep)
 		}
-		return err
-	} else if err != nil {
-		return err
 	}
-	defer res.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(res.Body, 16<<20))
 	if err != nil {
-		return fmt.Errorf("reading the import report: %w", err)
-	}
-	if err := json.Unmarshal(raw, &rep); err != nil {
-		return fmt.Errorf("unreadable import report: %w", err)
-	}
-	if *asJSON {
-		_, _ = stdout.Write(raw)
-	} else {
-		printReport(stdout, name, &rep)
+		return explain(ctx, c, err)
 	}
 	if rep.InvalidTotal > 0 {
 		return fmt.Errorf("%d of %d rows were not imported", rep.InvalidTotal, rep.Rows)
@@ -341,7 +247,7 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	return nil
 }
 
-func printReport(w io.Writer, name string, rep *importReport) {
+func printReport(w io.Writer, name string, rep *herald.ImportReport) {
 	fmt.Fprintf(w, "%s: %d rows: %d added", name, rep.Rows, rep.Added)
 	if rep.Confirmations > 0 {
 		fmt.Fprintf(w, " (%d sent a confirmation email)", rep.Confirmations)
@@ -370,9 +276,9 @@ func cmdBackup(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if err != nil {
 		return err
 	}
-	res, err := c.do(ctx, http.MethodGet, "/api/v1/backup", "", nil)
+	res, err := c.Backup(ctx)
 	if err != nil {
-		return err
+		return explain(ctx, c, err)
 	}
 	defer res.Body.Close()
 	n, err := writeAtomic(pos[0], res.Body, checkBolt)
@@ -402,23 +308,6 @@ func writeAtomic(path string, r io.Reader, check func(string) error) (int64, err
 	}, check)
 }
 
-// runView is what the client reads of a run.
-type runView struct {
-	ID        uint64 `json:"id"`
-	Frequency string `json:"frequency"`
-	DryRun    bool   `json:"dry_run"`
-	State     string `json:"state"`
-	Total     int    `json:"total"`
-	Sent      int    `json:"sent"`
-	Failed    int    `json:"failed"`
-	Skipped   int    `json:"skipped"`
-	Error     string `json:"error"`
-	Failures  []struct {
-		Email string `json:"email"`
-		Error string `json:"error"`
-	} `json:"failures"`
-}
-
 func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -443,29 +332,18 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 	if err != nil {
 		return err
 	}
-	in := map[string]any{"dry_run": *dryRun}
-	if *freq != "" {
-		in["frequency"] = *freq
-	}
-	b, _ := json.Marshal(in)
 	rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := c.do(rctx, http.MethodPost, "/api/v1/runs", "application/json", bytes.NewReader(b))
+	started, err := c.StartRun(rctx, api.RunRequest{Frequency: *freq, DryRun: *dryRun})
 	if err != nil {
-		return err
+		return explain(ctx, c, err)
 	}
-	var started struct {
-		ID  uint64  `json:"id"`
-		Run runView `json:"run"`
-	}
-	err = json.NewDecoder(res.Body).Decode(&started)
-	res.Body.Close()
-	if err != nil || started.ID == 0 {
-		return fmt.Errorf("unreadable answer to POST /api/v1/runs: %v", err)
+	if started.ID == 0 || started.Run == nil {
+		return errors.New("unreadable answer to POST /api/v1/runs")
 	}
 	label := fmt.Sprintf("run %d", started.ID)
 	if f := started.Run.Frequency; f != "" {
-		label += " (" + f
+		label += " (" + string(f)
 		if *dryRun {
 			label += ", dry run"
 		}
@@ -479,7 +357,7 @@ func cmdSend(ctx context.Context, args []string, stdout, stderr io.Writer, geten
 }
 
 // waitRun polls a run until it ends, with a progress bar on stderr.
-func waitRun(ctx context.Context, c *client, id uint64, label string, interval time.Duration, stdout, stderr io.Writer) error {
+func waitRun(ctx context.Context, c *api.Client, id uint64, label string, interval time.Duration, stdout, stderr io.Writer) error {
 	bar := progressbar.NewOptions64(-1,
 		progressbar.OptionSetWriter(stderr),
 		progressbar.OptionSetDescription(label),
@@ -489,13 +367,13 @@ func waitRun(ctx context.Context, c *client, id uint64, label string, interval t
 		progressbar.OptionSetRenderBlankState(true),
 		progressbar.OptionSetWidth(30),
 	)
-	path := "/api/v1/runs/" + strconv.FormatUint(id, 10)
 	var lastErr error
 	var failingSince time.Time
 	for {
-		var run runView
-		err := c.getJSON(ctx, path, &run)
-		var ae *apiError
+		rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		run, err := c.Run(rctx, id)
+		cancel()
+		var ae *api.Error
 		switch {
 		case ctx.Err() != nil:
 			_ = bar.Exit()
@@ -504,7 +382,7 @@ func waitRun(ctx context.Context, c *client, id uint64, label string, interval t
 		case errors.As(err, &ae):
 			_ = bar.Exit()
 			fmt.Fprintln(stderr)
-			return err
+			return explain(ctx, c, err)
 		case err != nil:
 			// The server may be restarting; the run resumes when it is back.
 			if failingSince.IsZero() {
@@ -514,7 +392,7 @@ func waitRun(ctx context.Context, c *client, id uint64, label string, interval t
 			if time.Since(failingSince) > 30*time.Second {
 				_ = bar.Exit()
 				fmt.Fprintln(stderr)
-				return lastErr
+				return explain(ctx, c, lastErr)
 			}
 		default:
 			failingSince = time.Time{}
@@ -523,8 +401,8 @@ func waitRun(ctx context.Context, c *client, id uint64, label string, interval t
 			}
 			_ = bar.Set64(int64(run.Sent + run.Failed + run.Skipped))
 			switch run.State {
-			case "done", "failed":
-				if run.State == "done" {
+			case herald.RunDone, herald.RunFailed:
+				if run.State == herald.RunDone {
 					_ = bar.Finish()
 				} else {
 					_ = bar.Exit()
@@ -534,7 +412,7 @@ func waitRun(ctx context.Context, c *client, id uint64, label string, interval t
 				for _, f := range run.Failures {
 					fmt.Fprintf(stdout, "  %s: %s\n", f.Email, f.Error)
 				}
-				if run.State == "failed" {
+				if run.State == herald.RunFailed {
 					msg := run.Error
 					if msg == "" {
 						msg = "see the server's log"

@@ -6,7 +6,6 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -18,88 +17,22 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
-	"github.com/herald-dev/herald/digest"
-	"github.com/herald-dev/herald/handlers"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/subscription"
-	"github.com/herald-dev/herald/templates"
 )
 
-const cliToken = "cli-test-admin-token-0123"
-
-// cliTransport records what a digest run sends.
-type cliTransport struct {
-	mu  sync.Mutex
-	got []string
-}
-
-func (c *cliTransport) Send(_ context.Context, m *herald.Message) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.got = append(c.got, m.To)
-	return nil
-}
-
-func (c *cliTransport) Close() error { return nil }
-
-func (c *cliTransport) count() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return len(c.got)
-}
+const cliToken = testenv.Token
 
 type cliEnv struct {
-	t   *testing.T
-	db  *store.DB
-	srv *httptest.Server
-	tr  *cliTransport
+	*testenv.App
+	t *testing.T
 }
 
-// newCLIEnv runs the real HTTP layer over a real store, with the digest
-// service sending through a recording transport. token "" disables admin.
+// newCLIEnv runs a whole herald (internal/testenv) for the client
+// commands to talk to. token "" disables admin.
 func newCLIEnv(t *testing.T, token string) *cliEnv {
 	t.Helper()
-	ctx := context.Background()
-	log := slog.New(slog.DiscardHandler)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tpl, err := templates.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	secret, _ := subscription.LoadSecret(ctx, db, "")
-	tokens, _ := subscription.NewTokens(secret, nil)
-	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
-		From: "Test Blog <digest@example.org>",
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := &cliTransport{}
-	dig, err := digest.New(db, tr, subs, tpl, digest.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
-		From: "Test Blog <digest@example.org>", Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := handlers.New(handlers.Options{
-		SiteName: "Test Blog", SiteURL: "https://blog.example.org", BaseURL: "http://herald.test",
-		AdminToken: token, Logger: log,
-	}, handlers.Deps{
-		Subs: subs, Store: db, Templates: tpl, Health: db.Ping,
-		Posts: db, Runs: db, Outbox: db, Counters: db, Backup: db, Digests: dig,
-	})
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		srv.Close()
-		dig.Wait()
-		db.Close()
-	})
-	return &cliEnv{t: t, db: db, srv: srv, tr: tr}
+	return &cliEnv{App: testenv.New(t, testenv.Options{AdminToken: token}), t: t}
 }
 
 // cli runs the herald command line with the token in the environment and
@@ -122,7 +55,7 @@ func cli(t *testing.T, url, token string, args ...string) (int, string, string) 
 
 func (e *cliEnv) cli(args ...string) (int, string, string) {
 	e.t.Helper()
-	return cli(e.t, e.srv.URL, cliToken, args...)
+	return cli(e.t, e.URL, cliToken, args...)
 }
 
 func writeFile(t *testing.T, name, body string) string {
@@ -142,7 +75,7 @@ func TestClientImportExport(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "3 rows: 3 added, 0 updated, 0 skipped, 0 invalid") {
 		t.Fatalf("import: %d\n%s\n%s", code, out, errs)
 	}
-	if s, _ := e.db.SubscriberByEmail(context.Background(), "ann@example.org"); s == nil || s.Status != herald.StatusConfirmed || s.Frequency != herald.Weekly {
+	if s, _ := e.DB.SubscriberByEmail(context.Background(), "ann@example.org"); s == nil || s.Status != herald.StatusConfirmed || s.Frequency != herald.Weekly {
 		t.Fatalf("ann: %+v", s)
 	}
 
@@ -175,7 +108,7 @@ func TestClientImportExport(t *testing.T) {
 	}
 	// --json prints the server's report.
 	code, out, _ = e.cli("subscribers", "import", "--json", bad)
-	var rep handlers.ImportReport
+	var rep herald.ImportReport
 	if code != 1 || json.Unmarshal([]byte(out), &rep) != nil || rep.InvalidTotal != 1 || rep.Skipped != 2 {
 		t.Fatalf("--json: %d %s", code, out)
 	}
@@ -247,15 +180,15 @@ func TestClientSend(t *testing.T) {
 		t.Fatalf("import: %s %s", out, errs)
 	}
 	// A post that arrives after they confirmed.
-	if _, err := e.db.UpsertPost(ctx, &herald.Post{GUID: "p1", URL: "https://blog.example.org/p1", Title: "Hello", Feed: "api", PublishedAt: time.Now()}); err != nil {
+	if _, err := e.DB.UpsertPost(ctx, &herald.Post{GUID: "p1", URL: "https://blog.example.org/p1", Title: "Hello", Feed: "api", PublishedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	code, out, errs := e.cli("send", "--frequency", "daily", "--wait")
 	if code != 0 || !strings.Contains(out, "(daily) done: 3 sent, 0 failed, 0 skipped of 3") {
 		t.Fatalf("send --wait: %d\n%s\n%s", code, out, errs)
 	}
-	if e.tr.count() != 3 {
-		t.Fatalf("%d emails sent", e.tr.count())
+	if n := e.SMTP.Count(); n != 3 {
+		t.Fatalf("%d emails sent", n)
 	}
 	// Without --wait: the run id; a dry run sends nothing.
 	code, out, errs = e.cli("send", "--frequency", "weekly", "--dry-run")
@@ -327,13 +260,13 @@ func TestClientErrors(t *testing.T) {
 		if code, _, errs := cli(t, down, cliToken, c...); code != 1 || !strings.Contains(errs, "cannot reach herald at "+down+": is `herald serve` running?") {
 			t.Errorf("%s, server down: %d %s", name, code, errs)
 		}
-		if code, _, errs := cli(t, e.srv.URL, cliToken+"-wrong", c...); code != 1 || !strings.Contains(errs, "the admin token was refused (check admin.token / HERALD_ADMIN_TOKEN)") {
+		if code, _, errs := cli(t, e.URL, cliToken+"-wrong", c...); code != 1 || !strings.Contains(errs, "the admin token was refused (check admin.token / HERALD_ADMIN_TOKEN)") {
 			t.Errorf("%s, wrong token: %d %s", name, code, errs)
 		}
-		if code, _, errs := cli(t, off.srv.URL, cliToken, c...); code != 1 || !strings.Contains(errs, "the admin API is disabled on the server: set admin.token") {
+		if code, _, errs := cli(t, off.URL, cliToken, c...); code != 1 || !strings.Contains(errs, "the admin API is disabled on the server: set admin.token") {
 			t.Errorf("%s, admin disabled: %d %s", name, code, errs)
 		}
-		if code, _, errs := cli(t, e.srv.URL, "", c...); code != 1 || !strings.Contains(errs, "no admin token") {
+		if code, _, errs := cli(t, e.URL, "", c...); code != 1 || !strings.Contains(errs, "no admin token") {
 			t.Errorf("%s, no token: %d %s", name, code, errs)
 		}
 	}
@@ -349,7 +282,7 @@ func TestClientErrors(t *testing.T) {
 		{"backup"},
 		{"send", "--bogus"},
 	} {
-		if code, _, errs := cli(t, e.srv.URL, cliToken, c...); code != 2 || errs == "" {
+		if code, _, errs := cli(t, e.URL, cliToken, c...); code != 2 || errs == "" {
 			t.Errorf("%v: exit %d %s", c, code, errs)
 		}
 	}
@@ -367,7 +300,7 @@ func TestClientErrors(t *testing.T) {
 // HERALD_ADMIN_TOKEN overrides the token, --server the address.
 func TestClientConfigFile(t *testing.T) {
 	e := newCLIEnv(t, cliToken)
-	p := writeConfig(t, fmt.Sprintf("[server]\nbase_url = %q\n[admin]\ntoken = %q\n", e.srv.URL, cliToken))
+	p := writeConfig(t, fmt.Sprintf("[server]\nbase_url = %q\n[admin]\ntoken = %q\n", e.URL, cliToken))
 	var out, errb bytes.Buffer
 	if code := run(context.Background(), []string{"subscribers", "export", "--config", p}, &out, &errb, noenv); code != 0 || !strings.HasPrefix(out.String(), "email,name") {
 		t.Fatalf("from the config: %d %s %s", code, out.String(), errb.String())

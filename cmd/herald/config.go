@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
-	"github.com/robfig/cron/v3"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/digest"
 )
 
 // Duration is a Go duration in TOML ("15m", "72h").
@@ -46,7 +46,8 @@ func (d Duration) MarshalText() ([]byte, error) {
 	return []byte(d.String()), nil
 }
 
-// Config is every key of the config file (SPEC §2).
+// Config is every key of the config file (config.example.toml documents
+// each, with its default).
 type Config struct {
 	Server   ServerConfig   `toml:"server"`
 	Store    StoreConfig    `toml:"store"`
@@ -335,15 +336,12 @@ func (c *Config) Validate() error {
 	if _, err := time.LoadLocation(c.Digest.Timezone); err != nil || c.Digest.Timezone == "" {
 		bad("digest.timezone", "unknown time zone %q", c.Digest.Timezone)
 	}
-	parser := cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month | cron.Dow | cron.Descriptor)
 	for key, expr := range map[string]string{"digest.daily": c.Digest.Daily, "digest.weekly": c.Digest.Weekly} {
 		if expr == "" {
 			continue // empty = no schedule for that frequency
 		}
-		if strings.Contains(expr, "TZ=") {
-			bad(key, "set the time zone with digest.timezone, not in the expression")
-		} else if _, err := parser.Parse(expr); err != nil {
-			bad(key, "not a cron expression %q: %v", expr, err)
+		if _, err := digest.ParseSchedule(expr); err != nil {
+			bad(key, "%q: %v (the time zone is digest.timezone)", expr, err)
 		}
 	}
 	if !herald.Frequency(c.Digest.DefaultFrequency).Valid() {

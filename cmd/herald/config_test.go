@@ -27,7 +27,7 @@ func TestDefaultsValidate(t *testing.T) {
 		t.Fatalf("defaults must validate: %v", err)
 	}
 	if cfg.Server.Listen != "127.0.0.1:8080" || cfg.Store.Path != "data/herald.db" || cfg.Mail.Transport != "file" || cfg.Mail.OutboxDir != "data/outbox" {
-		t.Fatalf("defaults differ from SPEC §1: %+v", cfg)
+		t.Fatalf("defaults differ from the documented ones: %+v", cfg)
 	}
 }
 

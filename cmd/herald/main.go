@@ -103,10 +103,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv fu
 // usageError is a mistake on the command line (exit 2).
 type usageError struct{ error }
 
-// clientCommands are the commands that talk to a running server; later
-// files add to it.
-var clientCommands = map[string]func(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error{}
-
 func printVersion(w io.Writer) {
 	rev := commit
 	if rev == "" {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/mail"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -24,6 +23,7 @@ import (
 	"github.com/herald-dev/herald/handlers"
 	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/metrics"
+	"github.com/herald-dev/herald/posts"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -126,7 +126,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err := a.trackSends(secret, log); err != nil {
 		return nil, err
 	}
-	m := metrics.New(metrics.Options{Subscribers: a.db, Outbox: a.db, Counters: a.db, Posts: a.db, Logger: log})
+	stats := herald.RoutedStats{StatsService: a.db, Transport: a.routes}
+	m := metrics.New(metrics.Options{Stats: stats, Logger: log})
 	from, err := mail.ParseAddress(cfg.Mail.From)
 	if err != nil {
 		return nil, fmt.Errorf("mail.from: %w", err)
@@ -136,7 +137,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Workers:      cfg.sendWorkers(),
 		EnvelopeFrom: from.Address,
 		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
-		Drop:         a.dropMessage,
+		Drop:         func(ctx context.Context, m *herald.OutboxMessage) (bool, string) { return a.subs.Unwanted(ctx, m) },
 		OnResult: func(k herald.MessageKind, to string, err error) {
 			m.EmailResult(k, err)
 			a.subs.MessageResult(k, to, err) // bounces of confirmations and welcomes
@@ -185,6 +186,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		OnPoll:     func(res *feed.PollResult) { m.FeedPoll(res.Status) },
 		WebSub:     feed.WebSubOptions{CallbackBase: cfg.Server.BaseURL, Secret: secret},
 	})
+	postSvc := posts.New(a.db, posts.Options{Cleaner: parser, Poller: a.poller, NewPosts: a.digest.NewPosts, Logger: log})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
 	var proxies []netip.Prefix
 	for _, p := range cfg.Server.TrustedProxies {
@@ -194,26 +196,25 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 			proxies = append(proxies, netip.PrefixFrom(ad, ad.BitLen()))
 		}
 	}
-	a.http = handlers.New(handlers.Options{
+	var archive herald.ArchiveService
+	if cfg.Archive.Enabled {
+		archive = a.db
+	}
+	a.http, err = handlers.New(handlers.Options{
 		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL,
 		AdminToken: cfg.Admin.Token, TrustedProxies: proxies,
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
-		ArchiveEnabled:   cfg.Archive.Enabled,
 	}, handlers.Deps{
-		Subs: a.subs, Store: a.db, Templates: tpl, Health: a.db.Ping,
-		Posts: a.db, Runs: a.db, Outbox: a.db, Counters: a.db, Backup: a.db,
-		Digests:   a.digest,
-		CleanPost: parser.Clean,
-		PollFeeds: func(ctx context.Context) any { return a.poller.PollAll(ctx) },
-		Metrics:   m.Handler(),
-		Observe:   m.ObserveHTTP,
-		Bounces:   a.subs,
-		Routes:    a.routes,
-		Archive:   a.db,
-		WebSub:    webSubCallbacks{a.poller},
+		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
+		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive,
+		Templates: tpl, Health: a.db.Ping,
+		Metrics: m.Handler(), Observe: m.ObserveHTTP,
 	})
+	if err != nil {
+		return nil, err
+	}
 	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log})
 	ui, err := adminui.New(adminui.Options{
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
@@ -224,10 +225,6 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 	a.http.MountAdmin(ui)
-	a.http.MountWebhooks(a.webhooks)
-	if a.routes != nil {
-		m.AddRoutes(a.routes)
-	}
 	a.ln, err = net.Listen("tcp", cfg.Server.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("server.listen: %w", err)
@@ -238,31 +235,6 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		}
 	}
 	return a, nil
-}
-
-// dropMessage keeps the promise that an unsubscribe is final at once:
-// mail queued before it is not sent after it.
-func (a *app) dropMessage(ctx context.Context, m *herald.OutboxMessage) (bool, string) {
-	if m.SubscriberID == 0 {
-		return false, ""
-	}
-	sub, err := a.db.SubscriberByID(ctx, m.SubscriberID)
-	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return true, "subscriber erased"
-	} else if err != nil {
-		return false, "" // can't tell; sending a confirmation late is the lesser harm
-	}
-	switch m.Kind {
-	case herald.KindConfirm:
-		if sub.Status != herald.StatusPending {
-			return true, "subscriber is " + string(sub.Status) + ", no confirmation needed"
-		}
-	default:
-		if sub.Status != herald.StatusConfirmed {
-			return true, "subscriber is " + string(sub.Status)
-		}
-	}
-	return false, ""
 }
 
 func hostOf(u string) string {
@@ -385,15 +357,4 @@ func archiveStore(cfg *Config, db *store.DB) digest.Archive {
 		return nil
 	}
 	return db
-}
-
-// webSubCallbacks gives the handlers the poller's WebSub side.
-type webSubCallbacks struct{ p *feed.Poller }
-
-func (w webSubCallbacks) VerifyIntent(ctx context.Context, feedID string, q url.Values) (string, error) {
-	return w.p.VerifyIntent(ctx, feedID, q)
-}
-
-func (w webSubCallbacks) Push(ctx context.Context, feedID, sig, contentType string, body []byte) (any, error) {
-	return w.p.Push(ctx, feedID, sig, contentType, body)
 }

@@ -94,6 +94,8 @@ type Server struct {
 	count      int
 	changed    chan struct{} // closed and replaced whenever count grows
 	delay      time.Duration
+	held       chan struct{} // non-nil while Hold holds answers; closed by Release
+	waiting    int           // messages read and not answered yet (delay or hold)
 	failN      int
 	failCode   int
 	failMsg    string
@@ -328,6 +330,35 @@ func (s *Server) SetRefuse(refuse bool) error {
 	return fmt.Errorf("smtptest: listen again on %s: %w", s.addr, err)
 }
 
+// Waiting is how many messages are read in full and not answered yet:
+// waiting out SetDelay's delay, or held by Hold.
+func (s *Server) Waiting() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.waiting
+}
+
+// Hold keeps the answer to every message from now on until Release, so a
+// test can catch a sender in the middle of its work and change the world
+// under it; Waiting says how many are held.
+func (s *Server) Hold() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held == nil {
+		s.held = make(chan struct{})
+	}
+}
+
+// Release answers the held messages and stops holding.
+func (s *Server) Release() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.held != nil {
+		close(s.held)
+		s.held = nil
+	}
+}
+
 // SetDelay makes the server wait d before answering each DATA.
 func (s *Server) SetDelay(d time.Duration) {
 	s.mu.Lock()
@@ -437,16 +468,30 @@ func (se *session) Data(r io.Reader) error {
 	}
 	s := se.s
 	s.mu.Lock()
-	delay := s.delay
+	delay, held := s.delay, s.held
+	s.waiting++
 	s.mu.Unlock()
 	if delay > 0 {
 		t := time.NewTimer(delay)
 		select {
 		case <-t.C:
 		case <-s.done:
-			t.Stop()
-			return &smtp.SMTPError{Code: 421, Message: "shutting down"}
 		}
+		t.Stop()
+	}
+	if held != nil {
+		select {
+		case <-held:
+		case <-s.done:
+		}
+	}
+	s.mu.Lock()
+	s.waiting--
+	s.mu.Unlock()
+	select {
+	case <-s.done:
+		return &smtp.SMTPError{Code: 421, Message: "shutting down"}
+	default:
 	}
 
 	s.mu.Lock()

@@ -352,7 +352,13 @@ func TestNewClose(t *testing.T) {
 	s.SetDelay(time.Hour)
 	errc := make(chan error, 1)
 	go func() { errc <- send(c, "b@example.org") }()
-	time.Sleep(100 * time.Millisecond)
+	deadline := time.Now().Add(time.Minute)
+	for s.Waiting() == 0 { // the message is read, its answer held
+		if time.Now().After(deadline) {
+			t.Fatal("the message never reached the delay")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	done := make(chan struct{})
 	go func() { s.Close(); close(done) }()
 	select {
@@ -366,5 +372,40 @@ func TestNewClose(t *testing.T) {
 	s.Close() // twice is fine
 	if err := s.SetRefuse(false); err == nil {
 		t.Error("SetRefuse on a closed server succeeded")
+	}
+}
+
+// Hold keeps every answer until Release; Waiting counts the held ones.
+func TestHoldAndRelease(t *testing.T) {
+	s := Start(t)
+	s.Hold()
+	errc := make(chan error, 2)
+	for _, to := range []string{"a@example.org", "b@example.org"} {
+		c := dial(t, s)
+		go func() { errc <- send(c, to) }()
+	}
+	deadline := time.Now().Add(time.Minute)
+	for s.Waiting() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d messages held, want 2", s.Waiting())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if n := s.Count(); n != 0 {
+		t.Fatalf("%d messages accepted while held", n)
+	}
+	s.Release()
+	for range 2 {
+		select {
+		case err := <-errc:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a released message was not answered")
+		}
+	}
+	if s.Count() != 2 || s.Waiting() != 0 {
+		t.Fatalf("count %d, waiting %d", s.Count(), s.Waiting())
 	}
 }

@@ -4,9 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"net/mail"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,40 +12,25 @@ import (
 	"github.com/emersion/go-msgauth/dkim"
 
 	"github.com/herald-dev/herald"
-	"github.com/herald-dev/herald/digest"
-	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
 	"github.com/herald-dev/herald/mailer"
-	"github.com/herald-dev/herald/store"
-	"github.com/herald-dev/herald/subscription"
-	"github.com/herald-dev/herald/templates"
 )
 
 const (
 	siteName = "Blög Ünïcode — 日本語のノート"
-	fromAddr = "news@example.org"
+	fromAddr = testenv.FromAddr
 )
 
 type stack struct {
-	db     *store.DB
-	smtp   *smtptest.Server
-	subs   *subscription.Service
-	dig    *digest.Service
-	sender *mailer.Sender
+	*testenv.App
 	signer *mailer.Signer
 }
 
-// newStack wires herald the way serve does: a real store, the outbox
-// sender and the digest over SMTP, every message DKIM-signed.
+// newStack is a whole herald (internal/testenv) whose every message is
+// DKIM-signed, as serve signs them with [dkim] set.
 func newStack(t *testing.T) *stack {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
-	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "h.db"), store.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sm := smtptest.Start(t)
 	key, _, err := mailer.GenerateKey("ed25519")
 	if err != nil {
 		t.Fatal(err)
@@ -56,53 +39,18 @@ func newStack(t *testing.T) *stack {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr := mailer.NewSigningTransport(mailer.NewSMTPTransport(mailer.SMTPConfig{
-		Host: sm.Host(), Port: sm.Port(), TLS: "none", Connections: 2, Timeout: 5 * time.Second}, log), signer)
-	tpl, err := templates.Load()
-	if err != nil {
-		t.Fatal(err)
-	}
-	from := siteName + " <" + fromAddr + ">"
-	sender := mailer.NewSender(db, tr, mailer.SenderOptions{Logger: log, EnvelopeFrom: fromAddr, PollInterval: 20 * time.Millisecond})
-	tokens, _ := subscription.NewTokens([]byte("0123456789abcdef0123456789abcdef"), nil)
-	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
-		SiteName: siteName, SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
-		From: from, Welcome: true, Enqueued: sender.Notify,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	dig, err := digest.New(db, tr, subs, tpl, digest.Options{
-		SiteName: siteName, SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
-		From: from, MaxPosts: 10, Enqueued: sender.Notify, Logger: log,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { defer close(done); _ = sender.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-		dig.Wait()
-		tr.Close()
-		db.Close()
-	})
-	return &stack{db: db, smtp: sm, subs: subs, dig: dig, sender: sender, signer: signer}
+	app := testenv.New(t, testenv.Options{SiteName: siteName, BaseURL: "https://news.example.org", Signer: signer})
+	return &stack{App: app, signer: signer}
 }
 
 func (s *stack) run(t *testing.T, f herald.Frequency) *herald.Run {
 	t.Helper()
-	r, err := s.dig.StartRun(context.Background(), f, "manual", false)
+	r, err := s.Digest.StartRun(context.Background(), f, herald.TriggerAPI, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.dig.Wait()
-	r, err = s.db.Run(context.Background(), r.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return r
+	s.Digest.Wait()
+	return s.WaitRun(r.ID)
 }
 
 // TestEveryEmailKindIsWellFormed produces every kind of email herald
@@ -113,23 +61,23 @@ func TestEveryEmailKindIsWellFormed(t *testing.T) {
 	s := newStack(t)
 	longTitle := "Ünïcode everywhere: a rather long post title, to make sure that the subject line is folded and encoded properly — 日本語も"
 	// Confirmation, then welcome, for a reader with a name to encode.
-	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "zoe@example.com", Name: "Zoë Ñandú, Jr. \"Z\"", Frequency: "daily"}); err != nil {
+	if _, err := s.Subs.Subscribe(ctx, herald.SubscribeRequest{Email: "zoe@example.com", Name: "Zoë Ñandú, Jr. \"Z\"", Frequency: "daily"}); err != nil {
 		t.Fatal(err)
 	}
-	confirm := s.smtp.WaitFor(t, 1, 10*time.Second)[0]
+	confirm := s.SMTP.WaitFor(t, 1, 10*time.Second)[0]
 	link := testmail.MustParse(t, confirm.Data).Link("/confirm?token=")
 	tok := link[strings.Index(link, "token=")+len("token="):]
-	if _, err := s.subs.Confirm(ctx, tok); err != nil {
+	if _, err := s.Subs.Confirm(ctx, tok); err != nil {
 		t.Fatal(err)
 	}
-	s.smtp.WaitFor(t, 2, 10*time.Second)
-	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ida@example.com", Name: "Ïda", Frequency: "instant", Confirmed: true}); err != nil {
+	s.SMTP.WaitFor(t, 2, 10*time.Second)
+	if _, err := s.Subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ida@example.com", Name: "Ïda", Frequency: "instant", Confirmed: true}); err != nil {
 		t.Fatal(err)
 	}
 	for i, title := range []string{"Première note", "Grüße aus Köln", longTitle} {
 		p := &herald.Post{GUID: fmt.Sprint("g", i), URL: fmt.Sprintf("https://blog.example.org/p/%d", i), Title: title,
 			Author: "Åsa Öberg", Summary: "<p>Ça marche &amp; <em>ça</em> passe.</p>", PublishedAt: time.Now()}
-		if _, err := s.db.UpsertPost(ctx, p); err != nil {
+		if _, err := s.DB.UpsertPost(ctx, p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -139,10 +87,10 @@ func TestEveryEmailKindIsWellFormed(t *testing.T) {
 	if r := s.run(t, herald.Instant); r.Sent != 3 {
 		t.Fatalf("instant run %+v", r)
 	}
-	if err := s.dig.SendTest(ctx, "admin@example.com"); err != nil {
+	if err := s.Digest.SendTest(ctx, "admin@example.com"); err != nil {
 		t.Fatal(err)
 	}
-	msgs := s.smtp.WaitFor(t, 7, 10*time.Second)
+	msgs := s.SMTP.WaitFor(t, 7, 10*time.Second)
 
 	want := map[string]string{ // subject → kind
 		"Confirm your subscription to " + siteName: "confirm",
@@ -212,16 +160,16 @@ func TestNoHeaderInjection(t *testing.T) {
 	ctx := context.Background()
 	s := newStack(t)
 	for _, name := range []string{"Eve\r\nBcc: victim@example.net", "Eve\nBcc: victim@example.net", "Eve\rX: y"} {
-		_, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "eve@example.com", Name: name})
+		_, err := s.Subs.Subscribe(ctx, herald.SubscribeRequest{Email: "eve@example.com", Name: name})
 		if herald.ErrorCode(err) != herald.EINVALID {
 			t.Errorf("name %q: %v", name, err)
 		}
 	}
-	if _, err := s.db.SubscriberByEmail(ctx, "eve@example.com"); herald.ErrorCode(err) != herald.ENOTFOUND {
+	if _, err := s.DB.SubscriberByEmail(ctx, "eve@example.com"); herald.ErrorCode(err) != herald.ENOTFOUND {
 		t.Errorf("a name with a line break was stored: %v", err)
 	}
 	for _, addr := range []string{"eve@example.com\r\nBcc: victim@example.net", "eve@example.com\n", "\reve@example.com"} {
-		if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: addr}); herald.ErrorCode(err) != herald.EINVALID {
+		if _, err := s.Subs.Subscribe(ctx, herald.SubscribeRequest{Email: addr}); herald.ErrorCode(err) != herald.EINVALID {
 			t.Errorf("address %q: %v", addr, err)
 		}
 	}
@@ -250,7 +198,7 @@ func TestNoHeaderInjection(t *testing.T) {
 
 	// A record with a line break in its name (an old database, a bug
 	// elsewhere): the digest fails that reader and mails the others.
-	_, err := s.db.MutateSubscriber(ctx, "eve@example.com", func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+	_, err := s.DB.MutateSubscriber(ctx, "eve@example.com", func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
 		n := *cur
 		n.Name, n.Status, n.Frequency = "Eve\r\nBcc: victim@example.net", herald.StatusConfirmed, herald.Daily
 		return &n, nil, nil
@@ -258,10 +206,10 @@ func TestNoHeaderInjection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ok@example.com", Frequency: "daily", Confirmed: true}); err != nil {
+	if _, err := s.Subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ok@example.com", Frequency: "daily", Confirmed: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.UpsertPost(ctx, &herald.Post{GUID: "g", URL: "https://blog.example.org/p", Title: "A post", PublishedAt: time.Now()}); err != nil {
+	if _, err := s.DB.UpsertPost(ctx, &herald.Post{GUID: "g", URL: "https://blog.example.org/p", Title: "A post", PublishedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	r := s.run(t, herald.Daily)
@@ -270,16 +218,16 @@ func TestNoHeaderInjection(t *testing.T) {
 	}
 	// A post title with a line break (not from a feed, which collapses
 	// them) becomes a one-line subject.
-	if _, err := s.subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ida@example.com", Frequency: "instant", Confirmed: true}); err != nil {
+	if _, err := s.Subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ida@example.com", Frequency: "instant", Confirmed: true}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.db.UpsertPost(ctx, &herald.Post{GUID: "g2", URL: "https://blog.example.org/p2", Title: "Two\r\nBcc: victim@example.net", PublishedAt: time.Now()}); err != nil {
+	if _, err := s.DB.UpsertPost(ctx, &herald.Post{GUID: "g2", URL: "https://blog.example.org/p2", Title: "Two\r\nBcc: victim@example.net", PublishedAt: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	if r := s.run(t, herald.Instant); r.Sent != 1 {
 		t.Fatalf("instant run %+v", r)
 	}
-	msgs := s.smtp.WaitFor(t, 2, 10*time.Second)
+	msgs := s.SMTP.WaitFor(t, 2, 10*time.Second)
 	if p := testmail.MustParse(t, msgs[1].Data); p.Subject != "Two Bcc: victim@example.net" || p.Header.Get("Bcc") != "" {
 		t.Errorf("subject %q, Bcc %q", p.Subject, p.Header.Get("Bcc"))
 	}

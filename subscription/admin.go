@@ -1,0 +1,69 @@
+package subscription
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/herald-dev/herald"
+)
+
+// The admin's view of the readers (the admin API).
+
+var _ herald.SubscriptionService = (*Service)(nil)
+
+// ListSubscribers returns a page of readers and the After of the next.
+func (s *Service) ListSubscribers(ctx context.Context, f herald.SubscriberFilter) ([]*herald.Subscriber, uint64, error) {
+	if f.Status != "" && !f.Status.Valid() {
+		return nil, 0, herald.Errorf(herald.EINVALID, "unknown status %q (want pending, confirmed, unsubscribed or bounced)", f.Status).WithField("status")
+	}
+	subs, next, err := s.store.ListSubscribers(ctx, f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("subscription: list: %w", err)
+	}
+	return subs, next, nil
+}
+
+// ScanSubscribers returns up to limit readers with id > after, in id order.
+func (s *Service) ScanSubscribers(ctx context.Context, after uint64, limit int) ([]*herald.Subscriber, error) {
+	subs, err := s.store.ScanSubscribers(ctx, after, limit)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: scan: %w", err)
+	}
+	return subs, nil
+}
+
+// Subscriber returns the reader with the address; ENOTFOUND if none.
+func (s *Service) Subscriber(ctx context.Context, email string) (*herald.Subscriber, error) {
+	addr, err := herald.NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	return s.store.SubscriberByEmail(ctx, addr)
+}
+
+// AddSubscriber adds one reader for an admin: the opt-in of Subscribe (or
+// none, with Confirmed), from source "api". An address known already is
+// ECONFLICT, with the reader as they are: the admin sees what is there
+// instead of restarting someone's opt-in.
+func (s *Service) AddSubscriber(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error) {
+	v, err := s.Validate(r)
+	if err != nil {
+		return nil, err
+	}
+	if cur, err := s.store.SubscriberByEmail(ctx, v.Email); err == nil {
+		return cur, herald.Errorf(herald.ECONFLICT, "a subscriber with this address exists already").WithField("email")
+	} else if herald.ErrorCode(err) != herald.ENOTFOUND {
+		return nil, fmt.Errorf("subscription: add: %w", err)
+	}
+	r.Source = "api"
+	return s.Subscribe(ctx, r)
+}
+
+// DeleteSubscriber erases the reader and their queued mail.
+func (s *Service) DeleteSubscriber(ctx context.Context, email string) error {
+	addr, err := herald.NormalizeEmail(email)
+	if err != nil {
+		return err
+	}
+	return s.store.DeleteSubscriber(ctx, addr)
+}
