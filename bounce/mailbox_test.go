@@ -3,18 +3,13 @@ package bounce
 import (
 	"bytes"
 	"context"
-	"net"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-imap/v2"
-	"github.com/emersion/go-imap/v2/imapclient"
-	"github.com/emersion/go-imap/v2/imapserver"
-	"github.com/emersion/go-imap/v2/imapserver/imapmemserver"
-
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/internal/imaptest"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -80,95 +75,13 @@ func readers(t *testing.T, emails ...string) *recorder {
 	return &recorder{SubscriptionService: svc, db: db}
 }
 
-// imapServer runs go-imap's in-memory server on loopback with one user.
-func imapServer(t *testing.T) string {
-	t.Helper()
-	mem := imapmemserver.New()
-	u := imapmemserver.NewUser("bounces@blog.example.org", "pw")
-	if err := u.Create("INBOX", nil); err != nil {
-		t.Fatal(err)
-	}
-	mem.AddUser(u)
-	srv := imapserver.New(&imapserver.Options{
-		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
-			return mem.NewSession(), nil, nil
-		},
-		InsecureAuth: true,
-		Caps:         imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}},
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(ln) }()
-	t.Cleanup(func() { srv.Close() })
-	return ln.Addr().String()
-}
-
-func imapClient(t *testing.T, addr string) *imapclient.Client {
-	t.Helper()
-	c, err := imapclient.DialInsecure(addr, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Login("bounces@blog.example.org", "pw").Wait(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func appendMsg(t *testing.T, c *imapclient.Client, raw []byte) {
-	t.Helper()
-	cmd := c.Append("INBOX", int64(len(raw)), nil)
-	if _, err := cmd.Write(raw); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := cmd.Wait(); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// subjects lists the subjects of the messages in a folder.
-func subjects(t *testing.T, c *imapclient.Client, folder string) []string {
-	t.Helper()
-	st, err := c.Select(folder, nil).Wait()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.NumMessages == 0 {
-		return nil
-	}
-	msgs, err := c.Fetch(imap.SeqSetNum(seq(st.NumMessages)...), &imap.FetchOptions{Envelope: true}).Collect()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	for _, m := range msgs {
-		out = append(out, m.Envelope.Subject)
-	}
-	return out
-}
-
-func seq(n uint32) []uint32 {
-	var s []uint32
-	for i := uint32(1); i <= n; i++ {
-		s = append(s, i)
-	}
-	return s
-}
-
 // The bounce mailbox holds reports as Postfix, Exim, Gmail and Microsoft
 // 365 write them, mapped back by VERP or by the original Message-ID, one
 // for an address herald no longer has, one for a message it never sent,
 // and an auto-reply. Each known report is applied and moved out of the
 // inbox; the others are left; a second poll changes nothing.
 func TestMailboxPoll(t *testing.T) {
-	addr := imapServer(t)
-	c := imapClient(t, addr)
+	srv := imaptest.Start(t)
 	verp, err := NewVERP("bounces@blog.example.org", []byte("0123456789abcdef"))
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +98,7 @@ func TestMailboxPoll(t *testing.T) {
 	}
 	plain := "bounces@blog.example.org"
 	add := func(file, returnPath, msgID string) {
-		appendMsg(t, c, fill(mustRead(t, file), returnPath, msgID))
+		srv.Append(fill(mustRead(t, file), returnPath, msgID))
 	}
 	add("postfix.eml", verp.Address("alice@example.net"), "<p1@blog.example.org>")       // VERP, hard
 	add("postfix-delayed.eml", verp.Address("bob@example.com"), "<p2@blog.example.org>") // VERP, soft
@@ -196,7 +109,7 @@ func TestMailboxPoll(t *testing.T) {
 	add("autoreply.eml", plain, "")                                                      // no report: left
 
 	mb, err := NewMailbox(MailboxOptions{
-		URL: "imap+insecure://bounces%40blog.example.org@" + addr + "/INBOX", Password: "pw",
+		URL: srv.URL(), Password: imaptest.Password,
 		VERP: verp, Sent: db, Subscriptions: rec,
 	})
 	if err != nil {
@@ -220,10 +133,10 @@ func TestMailboxPoll(t *testing.T) {
 			t.Errorf("applied %+v, want kind %q", b, want[b.Email])
 		}
 	}
-	if inbox := subjects(t, c, "INBOX"); len(inbox) != 2 {
+	if inbox := srv.Subjects("INBOX"); len(inbox) != 2 {
 		t.Fatalf("left in the inbox: %q, want the unknown report and the auto-reply", inbox)
 	}
-	if done := subjects(t, c, "herald-processed"); len(done) != 5 {
+	if done := srv.Subjects("herald-processed"); len(done) != 5 {
 		t.Fatalf("moved: %q", done)
 	}
 	res, err = mb.Poll(ctx)
