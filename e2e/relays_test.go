@@ -7,7 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
 )
 
 // relaysConfig is a herald sending over the relay set: one [[relays]]
@@ -45,22 +47,15 @@ confirmations_per_hour = 0
 	return b.String()
 }
 
-type routeStat struct {
-	Name      string `json:"name"`
-	Sent      int    `json:"sent"`
-	Deferred  int    `json:"deferred"`
-	State     string `json:"state"`
-	SetAsides int    `json:"set_asides"`
-}
-
-func (in *instance) routes() map[string]routeStat {
+// routes reads the relays' figures from GET /api/v1/stats, by name.
+func (in *instance) routes() map[string]herald.RouteStats {
 	in.t.Helper()
 	r := in.api("GET", "/api/v1/stats", "")
-	var st struct{ Routes []routeStat }
+	var st herald.Stats
 	if r.Status != 200 || json.Unmarshal([]byte(r.Body), &st) != nil {
 		in.t.Fatalf("stats: %d %s", r.Status, r.Body)
 	}
-	out := map[string]routeStat{}
+	out := map[string]herald.RouteStats{}
 	for _, rt := range st.Routes {
 		out[rt.Name] = rt
 	}
@@ -85,15 +80,15 @@ func TestRelaySetFailover(t *testing.T) {
 	total := func() int { return a.Count() + b.Count() + c.Count() }
 	runID := in.startRun("daily")
 
-	waitUntil(t, 2*time.Minute, "a third of the run sent", func() bool { return total() >= readers/3 })
+	testenv.Eventually(t, 2*time.Minute, "a third of the run sent", func() bool { return total() >= readers/3 })
 	if err := b.SetRefuse(true); err != nil {
 		t.Fatal(err)
 	}
 	downAt := b.Count()
 	othersAt := a.Count() + c.Count()
 	downFrom := downAt + othersAt
-	waitUntil(t, 2*time.Minute, "relay b set aside", func() bool { return in.routes()["relay-b"].State != "up" })
-	waitUntil(t, 2*time.Minute, "the others took b's share", func() bool { return a.Count()+c.Count() >= othersAt+readers/4 })
+	testenv.Eventually(t, 2*time.Minute, "relay b set aside", func() bool { return in.routes()["relay-b"].State != "up" })
+	testenv.Eventually(t, 2*time.Minute, "the others took b's share", func() bool { return a.Count()+c.Count() >= othersAt+readers/4 })
 	if b.Count() != downAt {
 		t.Fatalf("relay b took %d messages while down", b.Count()-downAt)
 	}
@@ -149,15 +144,4 @@ func TestRelaySetFailover(t *testing.T) {
 	}
 	t.Logf("FIGURES relays: %d readers over 3 relays, b down from message %d to %d; a %d, b %d (before the outage %d), c %d; duplicates %d; routes %+v",
 		readers, downFrom, othersAt+downAt+readers/4, a.Count(), b.Count(), downAt, c.Count(), twice, rs)
-}
-
-func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
