@@ -18,12 +18,6 @@ import (
 	"github.com/herald-dev/herald/internal/webhooktest"
 )
 
-// bounceLimit1 sets mail.bounce_limit = 1 in a config: one hard bounce
-// makes a reader bounced.
-func bounceLimit1(cfg string) string {
-	return strings.Replace(cfg, "[mail]\n", "[mail]\nbounce_limit = 1\n", 1)
-}
-
 // addReaders adds confirmed readers one by one through the admin API.
 func (in *instance) addReaders(emails ...string) {
 	in.t.Helper()
@@ -68,14 +62,14 @@ func TestProviderWebhooks(t *testing.T) {
 	sns := webhooktest.NewSNS(t)
 	sg := webhooktest.NewSendGridKey(t)
 	const mailgunKey = "key-3ax6xnjp29jd6fds4gc373sgvjxteol0"
-	in := newInstance(t, bounceLimit1(smtpConfig(sm.Port(), fmt.Sprintf(`[bounces]
+	// bounce_limit = 1: one hard bounce makes a reader bounced.
+	in := newInstance(t, robustConfig(sm.Port(), "", "[mail]\nbounce_limit = 1", fmt.Sprintf(`[bounces]
 sns_topics = [%q]
 sns_cert_host = %q
 postmark_user = "postmark"
 postmark_password = "s3cret-pass"
 mailgun_signing_key = %q
-sendgrid_public_key = %q
-`, webhooktest.Topic, sns.Host(), mailgunKey, sg.Public))), "SSL_CERT_FILE="+sns.CAFile(t, t.TempDir()))
+sendgrid_public_key = %q`, webhooktest.Topic, sns.Host(), mailgunKey, sg.Public)), "SSL_CERT_FILE="+sns.CAFile(t, t.TempDir()))
 	p := in.start()
 	defer p.stop()
 
@@ -167,11 +161,10 @@ sendgrid_public_key = %q
 func TestBounceMailbox(t *testing.T) {
 	sm := smtptest.Start(t)
 	imap := imaptest.Start(t)
-	in := newInstance(t, bounceLimit1(smtpConfig(sm.Port(), fmt.Sprintf(`[bounces]
+	in := newInstance(t, robustConfig(sm.Port(), "", "[mail]\nbounce_limit = 1", fmt.Sprintf(`[bounces]
 mailbox = %q
 poll_interval = "10s"
-return_path = "bounces@blog.example.org"
-`, imap.URL()))), "HERALD_BOUNCE_PASSWORD="+imaptest.Password)
+return_path = "bounces@blog.example.org"`, imap.URL())), "HERALD_BOUNCE_PASSWORD="+imaptest.Password)
 	readers := map[string]string{ // reader → the DSN their server writes
 		"alice@example.net": "postfix.eml",
 		"carol@example.org": "exim.eml",

@@ -13,34 +13,13 @@ import (
 )
 
 // relaysConfig is a herald sending over the relay set: one [[relays]]
-// entry per server, two connections each.
+// entry per server, two connections each ([smtp] is then unused).
 func relaysConfig(servers ...*smtptest.Server) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, `
-[server]
-listen = "{{LISTEN}}"
-base_url = "{{BASE}}"
-[store]
-path = "{{DIR}}/herald.db"
-[site]
-name = "E2E Blog"
-url = "https://blog.example.org"
-[mail]
-from = "E2E Blog <digest@example.org>"
-transport = "smtp"
-retry_backoff = "200ms"
-relay_failures = 3
-relay_backoff = "1s"
-[digest]
-daily = ""
-weekly = ""
-[admin]
-token = "%s"
-[log]
-level = "warn"
-[security]
-confirmations_per_hour = 0
-`, adminToken)
+	b.WriteString(robustConfig(servers[0].Port(), "warn",
+		"[mail]\nretry_backoff = \"200ms\"\nrelay_failures = 3\nrelay_backoff = \"1s\"",
+		"[digest]\ndaily = \"\"\nweekly = \"\"",
+		"[security]\nconfirmations_per_hour = 0"))
 	for i, s := range servers {
 		fmt.Fprintf(&b, "[[relays]]\nname = \"relay-%c\"\nhost = \"127.0.0.1\"\nport = %d\ntls = \"none\"\nconnections = 2\nweight = 1\ntimeout = \"5s\"\n", 'a'+i, s.Port())
 	}
