@@ -59,30 +59,34 @@ func (b *bench) smtpTransport(s *sink) *mailer.SMTPTransport {
 }
 
 // twoRelays: the relay set over two sinks against two raw SMTP clients,
-// one per sink, pushing at once, in the same run.
+// one per sink, pushing at once, in the same run. The machine is shared,
+// so the two take turns in short passes, raw-set-set-raw twice (what the
+// load does to one side over time it does to the other), and each figure
+// is the mean of its passes.
 func (b *bench) twoRelays() error {
 	second, err := newSink()
 	if err != nil {
 		return err
 	}
 	defer second.Close()
-	d := b.o.rawDuration
+	d := b.o.rawDuration / 2
 	conns := b.o.connections
 
 	rawA, rawB := b.smtpTransport(b.sink), b.smtpTransport(second)
-	var ra, rb float64
-	var ea, eb error
-	var wg sync.WaitGroup
-	wg.Go(func() { ra, ea = push(rawA, conns, d) })
-	wg.Go(func() { rb, eb = push(rawB, conns, d) })
-	wg.Wait()
-	rawA.Close()
-	rawB.Close()
-	if ea != nil || eb != nil {
-		return fmt.Errorf("bench: raw clients: %v %v", ea, eb)
+	defer rawA.Close()
+	defer rawB.Close()
+	raw := func() (float64, error) {
+		var ra, rb float64
+		var ea, eb error
+		var wg sync.WaitGroup
+		wg.Go(func() { ra, ea = push(rawA, conns, d) })
+		wg.Go(func() { rb, eb = push(rawB, conns, d) })
+		wg.Wait()
+		if ea != nil || eb != nil {
+			return 0, fmt.Errorf("bench: raw clients: %v %v", ea, eb)
+		}
+		return ra + rb, nil
 	}
-	limit := ra + rb
-
 	set, err := relay.New([]relay.Relay{
 		{Name: "a", Transport: b.smtpTransport(b.sink), Weight: 1, Connections: conns},
 		{Name: "b", Transport: b.smtpTransport(second), Weight: 1, Connections: conns},
@@ -91,14 +95,26 @@ func (b *bench) twoRelays() error {
 		return err
 	}
 	defer set.Close()
-	got, err := push(set, set.Connections(), d)
-	if err != nil {
-		return err
+	viaSet := func() (float64, error) { return push(set, set.Connections(), d) }
+
+	var limit, got float64
+	var passes []string
+	for _, rawTurn := range []bool{true, false, false, true, true, false, false, true} {
+		pass, sum, name := viaSet, &got, "set"
+		if rawTurn {
+			pass, sum, name = raw, &limit, "raw"
+		}
+		r, err := pass()
+		if err != nil {
+			return err
+		}
+		*sum += r / 4
+		passes = append(passes, fmt.Sprintf("%s %.0f", name, r))
 	}
 	ratio := got / limit
 	b.add(row{figure: fmt.Sprintf("relay set: 2 sinks × %d connections (msg/s)", conns), herald: fmt.Sprintf("%.0f", got),
 		limit: fmt.Sprintf("%.0f (2 raw clients)", limit), ratio: fmt.Sprintf("%.2f", ratio), goal: "≥ 0.8", met: yes(ratio >= 0.8)})
-	b.log.Info("two relays", "relay_set", got, "raw_a", ra, "raw_b", rb, "ratio", ratio)
+	b.log.Info("two relays", "relay_set", got, "raw", limit, "ratio", ratio, "passes", passes)
 	return nil
 }
 
