@@ -130,6 +130,9 @@ type Post struct {
 	// Summary and Content are sanitised HTML fragments.
 	Summary string `json:"summary"`
 	Content string `json:"-"`
+	// Image is the post's lead image: its media:content, an image
+	// enclosure, or the first <img> of its content; nil when it has none.
+	Image *Image `json:"image,omitempty"`
 	// Feed is the URL of the feed it came from, or "api".
 	Feed    string    `json:"feed"`
 	FoundAt time.Time `json:"-"`
@@ -138,6 +141,15 @@ type Post struct {
 	// published (a site move, changed guids). SilentReason says which.
 	Silent       bool   `json:"silent"`
 	SilentReason string `json:"silent_reason,omitempty"`
+}
+
+// Image is a post's lead image. Width and Height are what the feed says
+// (0 when it does not).
+type Image struct {
+	URL    string `json:"url"`
+	Width  int    `json:"width,omitempty"`
+	Height int    `json:"height,omitempty"`
+	Alt    string `json:"alt,omitempty"`
 }
 
 // Reasons a post is silent.

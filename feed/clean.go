@@ -23,6 +23,9 @@ func (p *Parser) Clean(post *herald.Post) error {
 	post.Categories = categories(post.Categories)
 	post.Content = p.sanitize(base, post.Content)
 	post.Summary = p.sanitize(base, post.Summary)
+	if post.Image == nil {
+		post.Image = leadImage(base, nil, nil, post.Content, post.Summary)
+	}
 	if strings.TrimSpace(htmlText(post.Summary)) == "" {
 		post.Summary = excerpt(htmlText(post.Content))
 	} else if wordCount(htmlText(post.Summary)) > longSummaryWords {

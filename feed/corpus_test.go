@@ -1,6 +1,8 @@
 package feed
 
 import (
+	"github.com/herald-dev/herald"
+
 	"bytes"
 	"encoding/json"
 	"flag"
@@ -15,14 +17,15 @@ var update = flag.Bool("update", false, "rewrite the golden files of feed/testda
 
 // goldenPost is what a corpus feed must yield for each post.
 type goldenPost struct {
-	GUID        string    `json:"guid"`
-	URL         string    `json:"url"`
-	Title       string    `json:"title"`
-	Author      string    `json:"author"`
-	Categories  []string  `json:"categories"`
-	PublishedAt time.Time `json:"published_at"`
-	Summary     string    `json:"summary"`
-	Content     string    `json:"content"`
+	GUID        string        `json:"guid"`
+	URL         string        `json:"url"`
+	Title       string        `json:"title"`
+	Author      string        `json:"author"`
+	Categories  []string      `json:"categories"`
+	PublishedAt time.Time     `json:"published_at"`
+	Summary     string        `json:"summary"`
+	Content     string        `json:"content"`
+	Image       *herald.Image `json:"image,omitempty"`
 }
 
 type golden struct {
@@ -61,7 +64,7 @@ func TestCorpus(t *testing.T) {
 			}
 			got := golden{Skipped: parsed.Skipped, Hub: parsed.Hub, Self: parsed.Self}
 			for _, post := range parsed.Posts {
-				got.Posts = append(got.Posts, goldenPost{post.GUID, post.URL, post.Title, post.Author, post.Categories, post.PublishedAt, post.Summary, post.Content})
+				got.Posts = append(got.Posts, goldenPost{post.GUID, post.URL, post.Title, post.Author, post.Categories, post.PublishedAt, post.Summary, post.Content, post.Image})
 			}
 			var buf bytes.Buffer
 			enc := json.NewEncoder(&buf)

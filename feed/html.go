@@ -250,6 +250,54 @@ func firstWords(text string, n int) string {
 	return text
 }
 
+// cutText shortens collapsed text to about words words and at most
+// maxRunes characters: at the end of the last whole sentence when one
+// ends in the second half of that, else after a whole word with an
+// ellipsis. Text within the bounds comes back as it is.
+func cutText(text string, words, maxRunes int) string {
+	cut := firstWords(text, words)
+	if cut == text && utf8.RuneCountInString(text) <= maxRunes {
+		return text
+	}
+	cut = strings.TrimSuffix(cut, "…")
+	if utf8.RuneCountInString(cut) > maxRunes {
+		cut = strings.TrimSuffix(truncate(cut, maxRunes), "…")
+	}
+	// The last sentence end: . ! ? (or 。！？) followed by a space or a
+	// closing quote, past the middle of what is kept.
+	best := -1
+	for i, r := range cut {
+		switch r {
+		case '.', '!', '?', '。', '！', '？':
+			end := i + utf8.RuneLen(r)
+			for end < len(cut) && strings.ContainsRune(`"'’”»)`, rune(cut[end])) {
+				end++
+			}
+			if (end == len(cut) || cut[end] == ' ') && end > len(cut)/2 && !abbreviation(cut[:i]) {
+				best = end
+			}
+		}
+	}
+	if best > 0 {
+		return cut[:best]
+	}
+	return strings.TrimRight(cut, " ,;:-–—") + "…"
+}
+
+// abbreviation says whether the word before a full stop is one that
+// does not end a sentence ("e.g.", "Dr.", a single letter).
+func abbreviation(before string) bool {
+	w := before[strings.LastIndexByte(before, ' ')+1:]
+	if utf8.RuneCountInString(w) <= 1 {
+		return true
+	}
+	switch strings.ToLower(w) {
+	case "e.g", "i.e", "etc", "dr", "mr", "mrs", "ms", "st", "vs", "z.b", "bzw", "usw", "ca", "sr", "sra", "mme", "m":
+		return true
+	}
+	return false
+}
+
 // wordCount counts the words of collapsed text.
 func wordCount(text string) int {
 	if text == "" {
@@ -278,9 +326,11 @@ var voidTags = map[atom.Atom]bool{
 // dropped, misnested tags are mended) and renders it back. In an email,
 // one post's unclosed <table> or <blockquote> can then never swallow the
 // next post or the footer.
+//
+// Feed-plugin boilerplate goes in the same pass (see dropBoilerplate).
 func balance(fragment string) string {
 	if !strings.Contains(fragment, "<") {
-		return fragment
+		return dropBoilerplateText(fragment)
 	}
 	if !shallow(fragment) {
 		return textHTML(htmlText(fragment))
@@ -290,6 +340,7 @@ func balance(fragment string) string {
 	if err != nil {
 		return textHTML(htmlText(fragment))
 	}
+	nodes = dropBoilerplate(nodes)
 	var b strings.Builder
 	b.Grow(len(fragment) + 16)
 	for _, n := range nodes {

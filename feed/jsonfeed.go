@@ -8,6 +8,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/herald-dev/herald"
 )
 
 // parseJSONFeed reads a JSON Feed (jsonfeed.org, 1.0 and 1.1) field by
@@ -128,6 +130,25 @@ func jsonItem(raw json.RawMessage, n int) (it *rawItem, bad []string) {
 		it.content = str("content_text")
 	}
 	it.summary = str("summary")
+	for _, key := range []string{"image", "banner_image"} {
+		if u := str(key); u != "" {
+			it.images = append(it.images, herald.Image{URL: u})
+		}
+	}
+	if raw, ok := fields["attachments"]; ok && string(raw) != "null" {
+		var atts []struct {
+			URL      string `json:"url"`
+			MimeType string `json:"mime_type"`
+			Title    string `json:"title"`
+		}
+		if json.Unmarshal(raw, &atts) == nil {
+			for _, a := range atts {
+				if strings.HasPrefix(strings.ToLower(a.MimeType), "image/") {
+					it.images = append(it.images, herald.Image{URL: a.URL, Alt: a.Title})
+				}
+			}
+		}
+	}
 	it.publishedRaw = str("date_published")
 	it.updatedRaw = str("date_modified")
 	it.author = jsonAuthor(fields["authors"], fields["author"])

@@ -91,8 +91,9 @@ type rawItem struct {
 	categories               []string
 	published, updated       *time.Time
 	publishedRaw, updatedRaw string
-	label                    string // names the item in a skipped line
-	pos                      int    // the item's place in the document, from 1
+	images, thumbs           []herald.Image // lead image candidates, best first (see leadImages)
+	label                    string         // names the item in a skipped line
+	pos                      int            // the item's place in the document, from 1
 }
 
 // rawFeed is a feed document as its format gives it.
@@ -172,6 +173,7 @@ func (p *Parser) parseXML(body []byte) (*rawFeed, error) {
 			publishedRaw: it.Published, updatedRaw: it.Updated,
 			summary: it.Description, content: it.Content,
 		}
+		ri.images, ri.thumbs = leadImages(it)
 		if isAtom {
 			// RFC 4287: title, summary and content are text unless their
 			// type says html or xhtml.
@@ -288,6 +290,9 @@ func (p *Parser) post(it *rawItem, site *url.URL, feedAuthor string) (post *hera
 	}
 
 	post.Summary = p.fragment(contentBase, it.summary, it.summaryHTML)
+	// Before the summary is replaced: a description that is only a
+	// picture still has the post's picture.
+	post.Image = leadImage(contentBase, it.images, it.thumbs, post.Content, post.Summary)
 	summaryText := htmlText(post.Summary)
 	switch {
 	case summaryText == "":
@@ -363,13 +368,15 @@ func (p *Parser) sanitize(base *url.URL, fragment string) string {
 	return strings.TrimSpace(balance(p.policy.Sanitize(resolveHTML(base, fragment))))
 }
 
-// excerpt wraps the first words of plain text in a paragraph. The text is
-// escaped, so the result is safe HTML without another sanitising pass.
+// excerpt wraps the start of plain text in a paragraph, cut at the end of
+// a sentence or else of a word (see cutText). The text is escaped, so the
+// result is safe HTML without another sanitising pass.
 func excerpt(text string) string {
+	text = cutText(dropBoilerplateText(text), summaryWords, 4*maxTitleRunes)
 	if text == "" {
 		return ""
 	}
-	return "<p>" + html.EscapeString(truncate(firstWords(text, summaryWords), 4*maxTitleRunes)) + "</p>"
+	return "<p>" + html.EscapeString(text) + "</p>"
 }
 
 func personName(first *gofeed.Person, all []*gofeed.Person) string {

@@ -71,7 +71,9 @@ func TestParseWordPress(t *testing.T) {
 	if got := strings.Join(p.Categories, ","); got != "Garden,Tomatoes" {
 		t.Errorf("categories = %q", got)
 	}
-	mustContain(t, "summary", p.Summary, "<p>Last summer was cold and wet", "Field Notes</a>")
+	mustContain(t, "summary", p.Summary, "<p>Last summer was cold and wet", "change this year. …</p>")
+	// Yoast's "The post … appeared first on …" and the "Continue reading" link go.
+	mustNotContain(t, "summary", p.Summary, "appeared first on", "Continue reading")
 	mustContain(t, "content", p.Content,
 		`<img width="1024" height="768" src="https://blog.example.org/wp-content/uploads/2024/05/tomatoes-1024x768.jpg" alt="Green tomatoes on the vine"/>`,
 		`<a href="https://blog.example.org/2023/04/frost/" rel="nofollow noopener" target="_blank">`, // root-relative, resolved

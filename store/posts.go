@@ -17,19 +17,20 @@ import (
 // FoundAt from its JSON. Same fields in the same order as herald.Post, so
 // they convert directly.
 type postRecord struct {
-	ID           uint64    `json:"id"`
-	GUID         string    `json:"guid,omitempty"`
-	URL          string    `json:"url,omitempty"`
-	Title        string    `json:"title"`
-	Author       string    `json:"author,omitempty"`
-	Categories   []string  `json:"categories,omitempty"`
-	PublishedAt  time.Time `json:"published_at"`
-	Summary      string    `json:"summary,omitempty"`
-	Content      string    `json:"content,omitempty"`
-	Feed         string    `json:"feed,omitempty"`
-	FoundAt      time.Time `json:"found_at"`
-	Silent       bool      `json:"silent,omitempty"`
-	SilentReason string    `json:"silent_reason,omitempty"`
+	ID           uint64        `json:"id"`
+	GUID         string        `json:"guid,omitempty"`
+	URL          string        `json:"url,omitempty"`
+	Title        string        `json:"title"`
+	Author       string        `json:"author,omitempty"`
+	Categories   []string      `json:"categories,omitempty"`
+	PublishedAt  time.Time     `json:"published_at"`
+	Summary      string        `json:"summary,omitempty"`
+	Content      string        `json:"content,omitempty"`
+	Image        *herald.Image `json:"image,omitempty"`
+	Feed         string        `json:"feed,omitempty"`
+	FoundAt      time.Time     `json:"found_at"`
+	Silent       bool          `json:"silent,omitempty"`
+	SilentReason string        `json:"silent_reason,omitempty"`
 }
 
 func loadPost(tx *bolt.Tx, id uint64) (*herald.Post, error) {
