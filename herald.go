@@ -94,6 +94,10 @@ type Subscriber struct {
 	Bounces int `json:"-"`
 	// Source says how the record came in: "form", "api", "import".
 	Source string `json:"-"`
+
+	// Language is the reader's language code ("de"), from the form they
+	// signed up on; "" = the site's default. Their emails are in it.
+	Language string `json:"language"`
 }
 
 // DefaultBounceLimit is how many consecutive hard bounces make a confirmed

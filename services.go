@@ -19,6 +19,9 @@ type SubscribeRequest struct {
 	Email     string `json:"email"`
 	Name      string `json:"name"`
 	Frequency string `json:"frequency"`
+	// Language is the reader's language code ("de"); "" = the site's.
+	// The form sends the page's language.
+	Language string `json:"language"`
 	// Source: "form", "api", "import".
 	Source string `json:"-"`
 	// Confirmed skips the opt-in (admin migrations only).

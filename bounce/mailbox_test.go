@@ -50,7 +50,7 @@ func readers(t *testing.T, emails ...string) *recorder {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	tpl, err := templates.Load()
+	tpl, err := templates.Load(templates.Options{Site: templates.Site{Name: "My Blog", URL: "https://blog.example.org"}})
 	if err != nil {
 		t.Fatal(err)
 	}

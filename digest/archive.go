@@ -51,7 +51,7 @@ func (s *Service) archiveEntry(ctx context.Context, run *herald.Run) (*herald.Ar
 	if err != nil || len(posts) == 0 {
 		return nil, err
 	}
-	r, err := s.render.Render(posts, run.Frequency, true)
+	r, err := s.render.Render(posts, run.Frequency, true, "")
 	if err != nil {
 		return nil, fmt.Errorf("digest: archive: %w", err)
 	}

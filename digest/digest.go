@@ -46,7 +46,11 @@ type Options struct {
 	SiteURL  string
 	BaseURL  string
 	From     string // "Name <addr>"
+	// ReplyTo is mail.reply_to ("" = none).
+	ReplyTo  string
 	MaxPosts int
+	// Content is what each post carries (digest.content).
+	Content Content
 	// Workers is how many emails are sent at once (match smtp.connections);
 	// twice as many readers are worked on, so the next emails are composed
 	// while these go (see deliverers).
@@ -147,7 +151,7 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	return &Service{
 		store: store, tr: tr, links: links, opt: opt,
-		render:   NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
+		render:   NewRenderer(tpl, opt.SiteURL, opt.MaxPosts, opt.Content),
 		log:      opt.Logger.With("component", "digest"),
 		from:     from,
 		listID:   listID(opt.SiteName, domain),
@@ -482,7 +486,7 @@ type body struct {
 
 func (s *Service) newBody(r *Rendered) *body {
 	tpl, err := mailer.NewTemplate(&mailer.Email{
-		From: s.opt.From, Subject: r.Subject, HTML: r.HTML, Text: r.Text,
+		From: s.opt.From, ReplyTo: s.opt.ReplyTo, Subject: r.Subject, HTML: r.HTML, Text: r.Text,
 		Headers: map[string]string{
 			"List-Unsubscribe":      "<" + unsubscribePlaceholder + ">",
 			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
@@ -550,12 +554,49 @@ func (s *Service) Preview(ctx context.Context, email string) (string, bool, erro
 	if sub.Frequency == herald.Instant {
 		posts = posts[len(posts)-1:] // instant readers get posts one by one; show the newest
 	}
-	r, err := s.render.Render(posts, sub.Frequency, false)
+	r, err := s.render.Render(posts, sub.Frequency, false, sub.Language)
 	if err != nil {
 		return "", false, err
 	}
 	html, _ := r.For(s.links.UnsubscribeURL(sub.ID), s.links.PreferencesURL(sub.ID))
 	return html, true, nil
+}
+
+// latest is the newest posts, up to max_posts, in arrival order.
+func (s *Service) latest(ctx context.Context) ([]*herald.Post, error) {
+	latest, _, err := s.store.ListPosts(ctx, s.render.maxPosts, 0)
+	if err != nil {
+		return nil, fmt.Errorf("digest: %w", err)
+	}
+	// ListPosts is newest first; Render wants arrival order.
+	posts := make([]*herald.Post, len(latest))
+	for i, p := range latest {
+		posts[len(latest)-1-i] = p
+	}
+	return posts, nil
+}
+
+// PreviewLatest renders a digest of the latest posts (the templates'
+// sample posts when there are none yet) in language lang, as the admin
+// UI shows the blog's look.
+func (s *Service) PreviewLatest(ctx context.Context, lang string) (string, error) {
+	posts, err := s.latest(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(posts) == 0 {
+		out, err := s.render.tpl.Email(lang, "digest", templates.SampleEmail("digest"))
+		if err != nil {
+			return "", err
+		}
+		return out.HTML, nil
+	}
+	r, err := s.render.Render(posts, herald.Daily, false, lang)
+	if err != nil {
+		return "", err
+	}
+	html, _ := r.For(s.opt.BaseURL+"/", s.opt.BaseURL+"/")
+	return html, nil
 }
 
 // SendTest queues a sample digest of the latest posts to any address.
@@ -564,19 +605,14 @@ func (s *Service) SendTest(ctx context.Context, to string) error {
 	if err != nil {
 		return herald.Errorf(herald.EINVALID, "%s", herald.ErrorMessage(err)).WithField("to")
 	}
-	latest, _, err := s.store.ListPosts(ctx, s.render.maxPosts, 0)
+	posts, err := s.latest(ctx)
 	if err != nil {
-		return fmt.Errorf("digest: %w", err)
+		return err
 	}
-	if len(latest) == 0 {
+	if len(posts) == 0 {
 		return herald.Errorf(herald.ECONFLICT, "there are no posts yet to put in a test digest")
 	}
-	// ListPosts is newest first; Render wants arrival order.
-	posts := make([]*herald.Post, len(latest))
-	for i, p := range latest {
-		posts[len(latest)-1-i] = p
-	}
-	r, err := s.render.Render(posts, herald.Daily, false)
+	r, err := s.render.Render(posts, herald.Daily, false, "")
 	if err != nil {
 		return err
 	}
@@ -584,7 +620,7 @@ func (s *Service) SendTest(ctx context.Context, to string) error {
 	html, text := r.For(s.opt.BaseURL+"/", s.opt.BaseURL+"/")
 	now := s.opt.Now()
 	m, err := mailer.Compose(&mailer.Email{
-		From: s.opt.From, To: addr, Subject: "[Test] " + r.Subject, HTML: html, Text: text,
+		From: s.opt.From, ReplyTo: s.opt.ReplyTo, To: addr, Subject: "[Test] " + r.Subject, HTML: html, Text: text,
 		MessageID: mailer.NewMessageID(s.opt.From), Date: now, // a random one: tests are not resent
 		Headers: map[string]string{"List-Id": s.listID},
 	})

@@ -40,17 +40,17 @@ func benchPosts(n int) []*herald.Post {
 // BenchmarkRender is the once-per-post-set work of a run: the templates
 // and premailer's CSS inlining.
 func BenchmarkRender(b *testing.B) {
-	tpl, err := templates.Load()
+	tpl, err := templates.Load(templates.Options{Site: templates.Site{Name: "Blog"}})
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := digest.NewRenderer(tpl, "Bench Blog", "https://blog.example.org", 20)
+	r := digest.NewRenderer(tpl, "https://blog.example.org", 20, digest.ContentSummary)
 	for _, n := range []int{1, 5, 25} {
 		posts := benchPosts(n)
 		b.Run(fmt.Sprintf("posts=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				if _, err := r.Render(posts, herald.Daily, false); err != nil {
+				if _, err := r.Render(posts, herald.Daily, false, "en"); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -70,7 +70,7 @@ func BenchmarkRun(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer db.Close()
-	tpl, err := templates.Load()
+	tpl, err := templates.Load(templates.Options{Site: templates.Site{Name: "Blog"}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -4,10 +4,8 @@ import (
 	"fmt"
 	"html/template"
 	"strings"
-	"time"
 
 	"github.com/k3a/html2text"
-	"github.com/vanng822/go-premailer/premailer"
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/templates"
@@ -21,20 +19,33 @@ const (
 	prefsPlaceholder       = "HERALDPLACEHOLDERPREFERENCESURL"
 )
 
+// Content says what each post carries in an email.
+type Content string
+
+const (
+	// ContentSummary: the summary and the lead image (the default).
+	ContentSummary Content = "summary"
+	// ContentFull: the whole post, sanitised and balanced as summaries are.
+	ContentFull Content = "full"
+)
+
 // Renderer turns a set of posts into a digest email body.
 type Renderer struct {
 	tpl      *templates.Set
-	siteName string
 	siteURL  string
 	maxPosts int
+	content  Content
 }
 
 // NewRenderer returns a Renderer; maxPosts caps the posts shown.
-func NewRenderer(tpl *templates.Set, siteName, siteURL string, maxPosts int) *Renderer {
+func NewRenderer(tpl *templates.Set, siteURL string, maxPosts int, content Content) *Renderer {
 	if maxPosts <= 0 {
 		maxPosts = 20
 	}
-	return &Renderer{tpl: tpl, siteName: siteName, siteURL: siteURL, maxPosts: maxPosts}
+	if content != ContentFull {
+		content = ContentSummary
+	}
+	return &Renderer{tpl: tpl, siteURL: siteURL, maxPosts: maxPosts, content: content}
 }
 
 // Rendered is a digest body shared by every reader with the same posts.
@@ -46,19 +57,11 @@ type Rendered struct {
 	Posts int
 }
 
-type postView struct {
-	Title, URL, Author, Categories string
-	PublishedAt                    time.Time
-	Summary                        template.HTML
-	SummaryText                    string
-}
-
-type site struct{ Name, URL string }
-
-// Render builds the digest for posts (oldest first, as stored). More than
-// maxPosts: the newest maxPosts are shown and the rest linked. archive
-// drops every reader's link, for the public web copy.
-func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive bool) (*Rendered, error) {
+// Render builds the digest for posts (oldest first, as stored) in
+// language lang. More than maxPosts: the newest maxPosts are shown and
+// the rest linked. archive drops every reader's link, for the public web
+// copy.
+func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive bool, lang string) (*Rendered, error) {
 	if len(posts) == 0 {
 		return nil, fmt.Errorf("digest: nothing to render")
 	}
@@ -68,57 +71,49 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 		more = len(shown) - r.maxPosts
 		shown = shown[len(shown)-r.maxPosts:]
 	}
-	views := make([]postView, 0, len(shown))
+	data := &templates.DigestEmail{
+		Count: len(posts), More: more, MoreURL: r.siteURL, Full: r.content == ContentFull,
+		Archive: archive, Frequency: string(freq),
+		UnsubscribeURL: unsubscribePlaceholder, PrefsURL: prefsPlaceholder,
+	}
+	if data.MoreURL == "" {
+		data.MoreURL = posts[0].URL
+	}
 	// Newest first reads best in an inbox.
 	for i := len(shown) - 1; i >= 0; i-- {
-		p := shown[i]
-		published := p.PublishedAt
-		if published.IsZero() {
-			published = p.FoundAt
-		}
-		// Summaries are sanitised by the feed package (bluemonday) before
-		// they are stored, so they may go into the HTML as they are.
-		views = append(views, postView{
-			Title: p.Title, URL: p.URL, Author: p.Author, Categories: strings.Join(p.Categories, ", "),
-			PublishedAt: published, Summary: template.HTML(p.Summary),
-			SummaryText: strings.TrimSpace(html2text.HTML2TextWithOptions(p.Summary, html2text.WithUnixLineBreaks())),
-		})
+		data.Posts = append(data.Posts, r.post(shown[i]))
 	}
-	subject := fmt.Sprintf("%s: %d new posts", r.siteName, len(posts))
-	if len(posts) == 1 {
-		// Feed titles are collapsed already; a line break from elsewhere
-		// must not make the email unsendable (Compose refuses it).
-		subject = strings.Join(strings.Fields(posts[0].Title), " ")
-	}
-	moreURL := r.siteURL
-	if moreURL == "" && len(posts) > 0 {
-		moreURL = posts[0].URL
-	}
-	data := map[string]any{
-		"Site":           site{r.siteName, r.siteURL},
-		"Subject":        subject,
-		"Intro":          fmt.Sprintf("%d new posts", len(posts)),
-		"Posts":          views,
-		"More":           more,
-		"MoreURL":        moreURL,
-		"Archive":        archive,
-		"FrequencyText":  frequencyText(freq),
-		"UnsubscribeURL": unsubscribePlaceholder,
-		"PrefsURL":       prefsPlaceholder,
-	}
-	html, text, err := r.tpl.Email("digest", data)
+	out, err := r.tpl.Email(lang, "digest", data)
 	if err != nil {
 		return nil, fmt.Errorf("digest: %w", err)
 	}
-	pm, err := premailer.NewPremailerFromString(html, premailer.NewOptions())
-	if err != nil {
-		return nil, fmt.Errorf("digest: inline css: %w", err)
+	return &Rendered{Subject: out.Subject, HTML: out.HTML, Text: out.Text, Posts: len(posts)}, nil
+}
+
+// post is one post as the template shows it. Summaries and contents are
+// sanitised and balanced by the feed package before they are stored, so
+// they go into the HTML as they are, once their pictures fit the column.
+func (r *Renderer) post(p *herald.Post) templates.DigestPost {
+	published := p.PublishedAt
+	if published.IsZero() {
+		published = p.FoundAt
 	}
-	inlined, err := pm.Transform()
-	if err != nil {
-		return nil, fmt.Errorf("digest: inline css: %w", err)
+	body := p.Summary
+	if r.content == ContentFull && strings.TrimSpace(p.Content) != "" {
+		body = p.Content
 	}
-	return &Rendered{Subject: subject, HTML: inlined, Text: text, Posts: len(posts)}, nil
+	body = fitImages(body, templates.ColumnWidth)
+	v := templates.DigestPost{
+		Title: p.Title, URL: p.URL, Author: p.Author, Categories: strings.Join(p.Categories, ", "),
+		PublishedAt: published, Body: template.HTML(body), //nolint:gosec // sanitised by feed
+		Text: strings.TrimSpace(html2text.HTML2TextWithOptions(body, html2text.WithUnixLineBreaks())),
+	}
+	// The lead image, unless the body shows it already.
+	if p.Image != nil && !strings.Contains(body, template.HTMLEscapeString(p.Image.URL)) && !strings.Contains(body, p.Image.URL) {
+		w, h := fit(p.Image.Width, p.Image.Height, templates.ColumnWidth)
+		v.Image = &templates.Image{URL: p.Image.URL, Alt: p.Image.Alt, Width: w, Height: h}
+	}
+	return v
 }
 
 // For returns the bodies with one reader's links in them.
@@ -127,16 +122,4 @@ func (d *Rendered) For(unsubscribeURL, prefsURL string) (html, text string) {
 	html = rep.Replace(d.HTML)
 	text = strings.NewReplacer(unsubscribePlaceholder, unsubscribeURL, prefsPlaceholder, prefsURL).Replace(d.Text)
 	return html, text
-}
-
-func frequencyText(f herald.Frequency) string {
-	switch f {
-	case herald.Instant:
-		return "every post as it is published"
-	case herald.Weekly:
-		return "a weekly digest"
-	case herald.Daily:
-		return "a daily digest"
-	}
-	return "new posts by email"
 }

@@ -13,14 +13,14 @@ import (
 // "<i>" in the subject and in both parts, and a post without a link has
 // no "read" link and no empty href.
 func TestRenderTextIsText(t *testing.T) {
-	tpl, err := templates.Load()
+	tpl, err := templates.Load(templates.Options{Site: templates.Site{Name: "Blog"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := NewRenderer(tpl, "Blog", "https://blog.example.org", 20)
+	r := NewRenderer(tpl, "https://blog.example.org", 20, ContentSummary)
 	when := time.Date(2026, 11, 20, 9, 0, 0, 0, time.UTC)
 	one := &herald.Post{ID: 1, Title: "Using <i> and <b>", Summary: "<p>Tags &lt;b&gt; as text</p>", PublishedAt: when}
-	out, err := r.Render([]*herald.Post{one}, herald.Instant, false)
+	out, err := r.Render([]*herald.Post{one}, herald.Instant, false, "en")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func TestRenderTextIsText(t *testing.T) {
 	}
 
 	two := &herald.Post{ID: 2, Title: "Linked", URL: "https://blog.example.org/linked", PublishedAt: when}
-	out, err = r.Render([]*herald.Post{one, two}, herald.Daily, false)
+	out, err = r.Render([]*herald.Post{one, two}, herald.Daily, false, "en")
 	if err != nil {
 		t.Fatal(err)
 	}

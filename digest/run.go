@@ -50,8 +50,8 @@ type execution struct {
 
 	mu       sync.Mutex
 	posts    map[uint64][]*herald.Post // new posts by the reader's cursor
-	rendered map[uint64]*body          // digest bodies by the reader's cursor
-	single   map[uint64]*body          // instant bodies by post id
+	rendered map[bodyKey]*body         // digest bodies by the reader's cursor and language
+	single   map[bodyKey]*body         // instant bodies by post id and language
 	retry    []*job
 
 	skipped atomic.Int64
@@ -77,7 +77,7 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		s.log.Error("run: cannot start", "run", id, "err", err)
 		return
 	}
-	e := &execution{s: s, run: run, ctx: ctx, posts: map[uint64][]*herald.Post{}, rendered: map[uint64]*body{}, single: map[uint64]*body{}}
+	e := &execution{s: s, run: run, ctx: ctx, posts: map[uint64][]*herald.Post{}, rendered: map[bodyKey]*body{}, single: map[bodyKey]*body{}}
 	e.rec = newRecorder(s, run.ID)
 	err = e.pass()
 	if err == nil {
@@ -237,33 +237,42 @@ func (e *execution) postsFor(cursor uint64) ([]*herald.Post, error) {
 	return ps, nil
 }
 
-func (e *execution) digestFor(cursor uint64, posts []*herald.Post) (*body, error) {
+// bodyKey names a rendered body: readers at one cursor (or one post, for
+// instant runs) in one language share it.
+type bodyKey struct {
+	id   uint64
+	lang string
+}
+
+func (e *execution) digestFor(cursor uint64, lang string, posts []*herald.Post) (*body, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if b := e.rendered[cursor]; b != nil {
+	k := bodyKey{cursor, lang}
+	if b := e.rendered[k]; b != nil {
 		return b, nil
 	}
-	r, err := e.s.render.Render(posts, e.run.Frequency, false)
+	r, err := e.s.render.Render(posts, e.run.Frequency, false, lang)
 	if err != nil {
 		return nil, err
 	}
 	b := e.s.newBody(r)
-	e.rendered[cursor] = b
+	e.rendered[k] = b
 	return b, nil
 }
 
-func (e *execution) singleFor(p *herald.Post) (*body, error) {
+func (e *execution) singleFor(p *herald.Post, lang string) (*body, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if b := e.single[p.ID]; b != nil {
+	k := bodyKey{p.ID, lang}
+	if b := e.single[k]; b != nil {
 		return b, nil
 	}
-	r, err := e.s.render.Render([]*herald.Post{p}, herald.Instant, false)
+	r, err := e.s.render.Render([]*herald.Post{p}, herald.Instant, false, lang)
 	if err != nil {
 		return nil, err
 	}
 	b := e.s.newBody(r)
-	e.single[p.ID] = b
+	e.single[k] = b
 	return b, nil
 }
 
@@ -323,7 +332,7 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 		e.deliverSingles(j, buf)
 		return
 	}
-	r, err := e.digestFor(j.sub.Cursor, j.posts)
+	r, err := e.digestFor(j.sub.Cursor, j.sub.Language, j.posts)
 	if err != nil {
 		e.rec.fail(err)
 		return
@@ -345,7 +354,7 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 func (e *execution) deliverSingles(j *job, buf *[]byte) {
 	s := e.s
 	for i, p := range j.posts {
-		r, err := e.singleFor(p)
+		r, err := e.singleFor(p, j.sub.Language)
 		if err != nil {
 			e.rec.fail(err)
 			return

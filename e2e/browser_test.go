@@ -58,7 +58,7 @@ func TestBrowserSubscribeAndConfirm(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if heading != "Check your email" || !strings.HasSuffix(location, "/subscribe/check-email") {
+	if heading != "Check your email" || !strings.HasSuffix(location, "/subscribe/check-email?lang=en") {
 		t.Fatalf("after submit: %q at %s", heading, location)
 	}
 	msgs := sm.WaitFor(t, 1, 20*time.Second)

@@ -91,9 +91,11 @@ func (s *Server) archiveShow(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	l := s.deps.Templates.Lang(s.lang(r, nil))
+	accent := html.EscapeString(s.deps.Templates.Site().Colors.Light.Accent)
 	bar := `<div style="max-width:600px;margin:0 auto;padding:14px 12px 0;font:14px/1.5 -apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#5f6368;">` +
-		`<a href="/archive" style="color:#1f5fbf;">← All digests from ` + html.EscapeString(s.opt.SiteName) + `</a> · ` +
-		`<a href="/archive.xml" style="color:#1f5fbf;">RSS</a> · <a href="/" style="color:#1f5fbf;">Subscribe</a></div>`
+		`<a href="/archive" style="color:` + accent + `;">← ` + html.EscapeString(l.T("archive_all_from", "Site", s.opt.SiteName)) + `</a> · ` +
+		`<a href="/archive.xml" style="color:` + accent + `;">RSS</a> · <a href="/" style="color:` + accent + `;">` + html.EscapeString(l.T("archive_subscribe")) + `</a></div>`
 	page := insertAfterBody(e.HTML, bar)
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")

@@ -87,7 +87,10 @@ type SubscribeInput struct {
 	Email     string `json:"email"`
 	Name      string `json:"name"`
 	Frequency string `json:"frequency"`
-	Website   string `json:"website"` // the honeypot
+	// Language is the reader's language: the form's hidden "lang" (the
+	// page's language), JSON's "language".
+	Language string `json:"language"`
+	Website  string `json:"website"` // the honeypot
 }
 
 // DecodeSubscribe reads a subscribe request from either encoding. Exported
@@ -114,5 +117,6 @@ func DecodeSubscribe(contentType string, body []byte) (SubscribeInput, error) {
 		}
 	}
 	in.Email, in.Name, in.Frequency, in.Website = vals.Get("email"), vals.Get("name"), vals.Get("frequency"), vals.Get("website")
+	in.Language = vals.Get("lang")
 	return in, nil
 }

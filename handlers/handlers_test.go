@@ -72,7 +72,7 @@ func tokenOf(t *testing.T, link string) string {
 func TestSubscribeFlowOverHTTPAndSMTP(t *testing.T) {
 	e := newEnv(t, testenv.Options{})
 	r := e.form("/subscribe", url.Values{"email": {"reader@example.org"}, "name": {"Reader"}, "frequency": {"weekly"}})
-	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/subscribe/check-email" {
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/subscribe/check-email?lang=en" {
 		t.Fatalf("POST /subscribe: %d %s", r.Status, r.Header.Get("Location"))
 	}
 	msgs := e.SMTP.WaitFor(t, 1, 10*time.Second)
@@ -214,7 +214,7 @@ func TestNoEnumeration(t *testing.T) {
 func TestHoneypot(t *testing.T) {
 	e := newEnv(t, testenv.Options{})
 	r := e.form("/subscribe", url.Values{"email": {"bot-target@example.org"}, "website": {"http://spam.example"}})
-	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/subscribe/check-email" {
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/subscribe/check-email?lang=en" {
 		t.Fatalf("honeypot answer %d", r.Status)
 	}
 	j := e.do(http.MethodPost, "/subscribe", "application/json", `{"email":"bot2@example.org","website":"x"}`)

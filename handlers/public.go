@@ -36,6 +36,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 			s.page(w, r, http.StatusUnprocessableEntity, "subscribe", map[string]any{
 				"Title": "Subscribe", "Action": "/subscribe", "Error": herald.ErrorMessage(err),
 				"Field": herald.ErrorField(err), "Email": in.Email, "Name": in.Name, "Frequency": freq,
+				"Lang": s.formLang(r, in.Language),
 			})
 			return
 		}
@@ -59,23 +60,38 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if strings.TrimSpace(in.Website) != "" {
 		// A bot filled the hidden field: look like success, send nothing.
 		s.log.Info("handlers: honeypot filled; ignoring sign-up", "ip", ClientIP(r).String())
-		s.subscribed(w, r, asJSON)
+		s.subscribed(w, r, asJSON, s.formLang(r, in.Language))
 		return
 	}
-	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{Email: in.Email, Name: in.Name, Frequency: in.Frequency, Source: "form"})
+	// The reader's language: what the JSON says (checked by the
+	// service), the form's page language, else the browser's.
+	lang := in.Language
+	if !asJSON || lang == "" {
+		lang = s.formLang(r, in.Language)
+	}
+	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{Email: in.Email, Name: in.Name, Frequency: in.Frequency, Language: lang, Source: "form"})
 	if err != nil {
 		fail(err, in)
 		return
 	}
-	s.subscribed(w, r, asJSON)
+	s.subscribed(w, r, asJSON, lang)
 }
 
-func (s *Server) subscribed(w http.ResponseWriter, r *http.Request, asJSON bool) {
+// formLang is the language a form was filled in: its hidden lang field
+// when herald speaks it, else the page's (see lang).
+func (s *Server) formLang(r *http.Request, field string) string {
+	if code, err := s.deps.Templates.Catalog().Parse(field); err == nil && code != "" {
+		return code
+	}
+	return s.lang(r, nil)
+}
+
+func (s *Server) subscribed(w http.ResponseWriter, r *http.Request, asJSON bool, lang string) {
 	if asJSON {
 		writeJSON(w, http.StatusAccepted, map[string]string{"status": "pending"})
 		return
 	}
-	http.Redirect(w, r, "/subscribe/check-email", http.StatusSeeOther)
+	http.Redirect(w, r, "/subscribe/check-email?lang="+url.QueryEscape(lang), http.StatusSeeOther)
 }
 
 // cors lets the blog's own pages post JSON to us.
@@ -122,17 +138,18 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many requests from your network. Please try again later.", RetryAfter: retry})
 		return
 	}
+	lang := s.formLang(r, vals.Get("lang"))
 	if err := s.deps.Subscriptions.Resend(r.Context(), vals.Get("email")); err != nil {
 		if herald.ErrorCode(err) == herald.EINVALID {
 			s.page(w, r, http.StatusUnprocessableEntity, "check-email", map[string]any{
-				"Title": "Check your email", "Action": "/subscribe/resend",
+				"Title": "Check your email", "Action": "/subscribe/resend", "Lang": lang,
 			})
 			return
 		}
 		s.error(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/subscribe/check-email?resent=1", http.StatusSeeOther)
+	http.Redirect(w, r, "/subscribe/check-email?resent=1&lang="+url.QueryEscape(lang), http.StatusSeeOther)
 }
 
 // tokenError answers a bad link: 400 and a way to start again.
@@ -183,7 +200,7 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.page(w, r, http.StatusOK, "confirmed", map[string]any{
-		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
+		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency), "Lang": sub.Language,
 		"PrefsURL": "/preferences?token=" + s.deps.Subscriptions.ManageToken(sub.ID),
 	})
 }
@@ -196,11 +213,11 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sub.Status == herald.StatusUnsubscribed {
-		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/", "Lang": sub.Language})
 		return
 	}
 	s.page(w, r, http.StatusOK, "unsubscribe", map[string]any{
-		"Title": "Unsubscribe", "Email": sub.Email,
+		"Title": "Unsubscribe", "Email": sub.Email, "Lang": sub.Language,
 		"Action":   "/unsubscribe?token=" + url.QueryEscape(tok),
 		"PrefsURL": "/preferences?token=" + s.deps.Subscriptions.ManageToken(sub.ID),
 	})
@@ -224,7 +241,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/", "Lang": sub.Language})
 }
 
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
@@ -237,7 +254,7 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, http.StatusOK, "preferences", map[string]any{
 		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
 		"Frequency": string(sub.Frequency), "Token": tok, "Action": "/preferences",
-		"Saved": r.URL.Query().Get("saved") == "1",
+		"Saved": r.URL.Query().Get("saved") == "1", "Lang": sub.Language,
 	})
 }
 
@@ -254,7 +271,7 @@ func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
 			s.tokenError(w, r, err)
 			return
 		}
-		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/", "Lang": sub.Language})
 	case "save", "":
 		sub, err := s.deps.Subscriptions.SetFrequency(r.Context(), tok, vals.Get("frequency"))
 		if err != nil {
@@ -266,7 +283,7 @@ func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
 				}
 				s.page(w, r, http.StatusUnprocessableEntity, "preferences", map[string]any{
 					"Title": "Preferences", "Email": cur.Email, "Status": string(cur.Status),
-					"Frequency": string(cur.Frequency), "Token": tok, "Action": "/preferences", "Error": herald.ErrorMessage(err),
+					"Frequency": string(cur.Frequency), "Token": tok, "Action": "/preferences", "Error": herald.ErrorMessage(err), "Lang": cur.Language,
 				})
 				return
 			}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -92,6 +93,7 @@ type Server struct {
 	router *mux.Router
 	log    *slog.Logger
 	ipLim  *limiter
+	imgSrc string // the CSP's img-src
 }
 
 // MaxBody is the largest request body accepted on public and API routes
@@ -113,7 +115,10 @@ func New(opt Options, deps Deps) (*Server, error) {
 		opt.DefaultFrequency = herald.Daily
 	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
-	s := &Server{opt: opt, deps: deps, log: opt.Logger, ipLim: newLimiter(opt.SubscribePerIP, opt.Now)}
+	s := &Server{opt: opt, deps: deps, log: opt.Logger, ipLim: newLimiter(opt.SubscribePerIP, opt.Now), imgSrc: "'self' data:"}
+	if u, err := url.Parse(deps.Templates.Site().LogoURL); err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http") {
+		s.imgSrc += " " + u.Scheme + "://" + u.Host
+	}
 	r := mux.NewRouter()
 	r.NotFoundHandler = http.HandlerFunc(s.notFound)
 	r.MethodNotAllowedHandler = http.HandlerFunc(s.methodNotAllowed)
@@ -165,7 +170,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 	nonce := newNonce()
-	setSecurityHeaders(rec.Header(), nonce)
+	setSecurityHeaders(rec.Header(), nonce, s.imgSrc)
 	ctx := context.WithValue(r.Context(), nonceKey{}, nonce)
 	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, s.clientIP(r)))
 	r, route := withRouteBox(r)
@@ -217,8 +222,10 @@ func ClientIP(r *http.Request) netip.Addr {
 
 // setSecurityHeaders: pages carry their CSS and the confirm script inline,
 // allowed by a per-request nonce and nothing else.
-func setSecurityHeaders(h http.Header, nonce string) {
-	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+// imgSrc is the CSP's img-src: this server, data: URLs, and the logo's
+// origin when site.logo_url is elsewhere.
+func setSecurityHeaders(h http.Header, nonce, imgSrc string) {
+	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'nonce-"+nonce+"'; script-src 'nonce-"+nonce+"'; img-src "+imgSrc+"; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
@@ -420,19 +427,30 @@ func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	s.page(w, r, status, "error", map[string]any{"Title": "Error", "Error": herald.ErrorMessage(err)})
 }
 
-type siteInfo struct{ Name, URL string }
-
-// page renders a page with the layout's fields filled in.
+// page renders a page with the layout's fields filled in, in the
+// visitor's language (see lang).
 func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name string, data map[string]any) {
 	if data == nil {
 		data = map[string]any{}
 	}
-	data["Site"] = siteInfo{s.opt.SiteName, s.opt.SiteURL}
+	code := s.lang(r, data)
+	l := s.deps.Templates.Lang(code)
+	// Messages from the services are English sentences; the message
+	// files translate the ones a reader can meet.
+	for _, k := range []string{"Error", "Heading"} {
+		if msg, ok := data[k].(string); ok && msg != "" {
+			data[k] = l.T(msg)
+		}
+	}
 	data["Nonce"] = nonceFrom(r)
+	data["Lang"] = code
+	data["Languages"] = s.languageLinks(r, code)
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Language", code)
 	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Add("Vary", "Accept-Language")
 	var buf strings.Builder
-	if err := s.deps.Templates.Page(&buf, name, data); err != nil {
+	if err := s.deps.Templates.Page(&buf, code, name, data); err != nil {
 		s.log.Error("handlers: render", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
@@ -441,6 +459,44 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(buf.String()))
 	}
+}
+
+// lang is the language of a page: ?lang= (a language link, a form's
+// action), then the reader's own (data["Lang"], for pages about a known
+// reader), then the form's hidden lang field, then the browser's
+// Accept-Language; else the site's.
+func (s *Server) lang(r *http.Request, data map[string]any) string {
+	cat := s.deps.Templates.Catalog()
+	if q := r.URL.Query().Get("lang"); q != "" {
+		if code, err := cat.Parse(q); err == nil {
+			return code
+		}
+	}
+	if code, _ := data["Lang"].(string); code != "" && cat.Has(code) {
+		return code
+	}
+	if r.PostForm != nil {
+		if code, err := cat.Parse(r.PostForm.Get("lang")); err == nil && code != "" {
+			return code
+		}
+	}
+	return cat.Match("", r.Header.Get("Accept-Language"))
+}
+
+// languageLinks is the page's language menu: this page with ?lang= each.
+func (s *Server) languageLinks(r *http.Request, current string) []templates.LangLink {
+	cat := s.deps.Templates.Catalog()
+	var out []templates.LangLink
+	for _, code := range cat.Codes() {
+		q := r.URL.Query()
+		q.Del("lang")
+		u := r.URL.Path + "?lang=" + code
+		if len(q) > 0 {
+			u += "&" + q.Encode()
+		}
+		out = append(out, templates.LangLink{Code: code, Name: cat.Name(code), URL: u, Current: code == current})
+	}
+	return out
 }
 
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {

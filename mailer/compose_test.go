@@ -426,3 +426,25 @@ func FuzzCompose(f *testing.F) {
 		}
 	})
 }
+
+// TestComposeReplyTo: mail.reply_to becomes a Reply-To field, encoded
+// like From; one that is no address, or carries a line break, is refused.
+func TestComposeReplyTo(t *testing.T) {
+	e := sampleEmail()
+	e.ReplyTo = "Zoë Editor <editor@blog.example.org>"
+	m, err := Compose(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := parse(t, m.Raw)
+	got, err := p.msg.Header.AddressList("Reply-To")
+	if err != nil || len(got) != 1 || got[0].Address != "editor@blog.example.org" || got[0].Name != "Zoë Editor" {
+		t.Fatalf("Reply-To = %v, %v", got, err)
+	}
+	for _, bad := range []string{"not an address", "a@b.example\r\nBcc: x@y.example"} {
+		e.ReplyTo = bad
+		if _, err := Compose(e); herald.ErrorCode(err) != herald.EINVALID {
+			t.Errorf("ReplyTo %q: err = %v, want EINVALID", bad, err)
+		}
+	}
+}

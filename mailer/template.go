@@ -143,6 +143,15 @@ func NewTemplate(e *Email, slots ...string) (*Template, error) {
 	if err := line("MIME-Version", "1.0"); err != nil {
 		return nil, err
 	}
+	if e.ReplyTo != "" {
+		rt, err := ParseAddress(e.ReplyTo)
+		if err != nil {
+			return nil, herald.Errorf(herald.EINVALID, "invalid Reply-To address %q", e.ReplyTo).WithField("reply_to")
+		}
+		if err := line("Reply-To", formatAddress(rt)); err != nil {
+			return nil, err
+		}
+	}
 	var dyn *dynField
 	for _, k := range extra {
 		v := e.Headers[k]
@@ -378,10 +387,12 @@ func (t *Template) Compose(r *Recipient) (*herald.Message, error) {
 	return &herald.Message{From: t.from, To: to, MessageID: msgID, Raw: b.Bytes()}, nil
 }
 
-// htmlEscaper escapes a value for the HTML part as html/template escapes
-// text, so a slot reads exactly as the value rendered in its place would.
+// htmlEscaper escapes a value for the HTML part as golang.org/x/net/html
+// writes text and attributes (every HTML email passes through its
+// renderer when its CSS is inlined), so a slot reads exactly as the value
+// rendered in its place would.
 var htmlEscaper = strings.NewReplacer(
-	"\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "+", "&#43;", "<", "&lt;", ">", "&gt;",
+	"\x00", "\uFFFD", `"`, "&#34;", "&", "&amp;", "'", "&#39;", "<", "&lt;", ">", "&gt;",
 )
 
 // appendQP writes s quoted-printable encoded, starting at the beginning of

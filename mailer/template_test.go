@@ -1,8 +1,9 @@
 package mailer
 
 import (
+	xhtml "golang.org/x/net/html"
+
 	"bytes"
-	"html/template"
 	"mime"
 	"net/mail"
 	"strings"
@@ -42,10 +43,11 @@ func fillEmail(e *Email, r *Recipient) *Email {
 	return &out
 }
 
-// htmlText is v as html/template writes it in text.
+// htmlText is v as golang.org/x/net/html writes it in text (every HTML
+// email passes through its renderer when its CSS is inlined).
 func htmlText(v string) string {
 	var b strings.Builder
-	if err := template.Must(template.New("").Parse("{{.}}")).Execute(&b, v); err != nil {
+	if err := xhtml.Render(&b, &xhtml.Node{Type: xhtml.TextNode, Data: v}); err != nil {
 		panic(err)
 	}
 	return b.String()

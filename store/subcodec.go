@@ -29,11 +29,18 @@ import (
 //	times: one length byte, then time.Time's MarshalBinary form
 //	optional times: one byte, 0 = nil, 1 = a time follows
 //	ConfirmsSent: uvarint count, then the times
-const subFormatV1 = 0x01
+//
+// Version 2 adds, after Source, the reader's Language (a string).
+// Version 1 records are still read (their language is the site's); every
+// write is version 2.
+const (
+	subFormatV1 = 0x01
+	subFormatV2 = 0x02
+)
 
 // encodeSub appends s in the binary form to dst.
 func encodeSub(dst []byte, s *herald.Subscriber) []byte {
-	dst = append(dst, subFormatV1)
+	dst = append(dst, subFormatV2)
 	dst = binary.AppendUvarint(dst, s.ID)
 	dst = appendString(dst, s.Email)
 	dst = appendString(dst, s.Name)
@@ -52,6 +59,7 @@ func encodeSub(dst []byte, s *herald.Subscriber) []byte {
 	dst = binary.AppendUvarint(dst, s.LastRunID)
 	dst = binary.AppendVarint(dst, int64(s.Bounces))
 	dst = appendString(dst, s.Source)
+	dst = appendString(dst, s.Language)
 	return dst
 }
 
@@ -133,6 +141,7 @@ var (
 	statusNames    = []string{"confirmed", "pending", "unsubscribed", "bounced"}
 	frequencyNames = []string{"daily", "weekly", "instant"}
 	sourceNames    = []string{"import", "form", "api"}
+	languageNames  = []string{"", "en", "de", "fr", "es"}
 )
 
 // known is string for a field that is usually one of names: it returns
@@ -203,7 +212,7 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 		*s = herald.Subscriber(rec)
 		return nil
 	}
-	if len(v) == 0 || v[0] != subFormatV1 {
+	if len(v) == 0 || (v[0] != subFormatV1 && v[0] != subFormatV2) {
 		return fmt.Errorf("%w: unknown format", errCorrupt)
 	}
 	d := subDecoder{b: v[1:]}
@@ -230,6 +239,9 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 	s.LastRunID = d.uvarint()
 	s.Bounces = int(d.varint())
 	s.Source = d.known(sourceNames)
+	if v[0] >= subFormatV2 {
+		s.Language = d.known(languageNames)
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: %d bytes left over", errCorrupt, len(d.b))
 	}

@@ -95,7 +95,7 @@ func TestSubCodecRoundTrip(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := encodeSub(nil, s)
-			if b[0] != subFormatV1 {
+			if b[0] != subFormatV2 {
 				t.Fatalf("format byte %#x", b[0])
 			}
 			var got herald.Subscriber
@@ -240,7 +240,7 @@ func TestOpenConvertsJSONSubscribers(t *testing.T) {
 			switch v[0] {
 			case '{':
 				json++
-			case subFormatV1:
+			case subFormatV2:
 			default:
 				other++
 			}
@@ -252,5 +252,24 @@ func TestOpenConvertsJSONSubscribers(t *testing.T) {
 	}
 	if s, err := db.SubscriberByEmail(ctx, "r42@example.org"); err != nil || s.Cursor != 42 || s.Name != "Reader ä" {
 		t.Errorf("r42 after the conversion: %+v %v", s, err)
+	}
+}
+
+// TestSubCodecReadsV1: a record written before readers had a language
+// still reads, with the site's language ("").
+func TestSubCodecReadsV1(t *testing.T) {
+	s := &herald.Subscriber{ID: 3, Email: "a@example.org", Status: herald.StatusConfirmed, Frequency: herald.Weekly, Source: "form", Language: "de"}
+	b := encodeSub(nil, s)
+	// Version 1 is version 2 without the language at the end.
+	v1 := append([]byte{subFormatV1}, b[1:len(b)-len(appendString(nil, "de"))]...)
+	var got herald.Subscriber
+	if err := decodeSub(v1, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.Email != s.Email || got.Source != "form" || got.Language != "" {
+		t.Errorf("v1 record read as %+v", got)
+	}
+	if err := decodeSub(b, &got); err != nil || got.Language != "de" {
+		t.Errorf("v2 record: language %q, %v", got.Language, err)
 	}
 }

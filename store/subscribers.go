@@ -34,6 +34,7 @@ type subRecord struct {
 	LastRunID      uint64           `json:"last_run_id,omitempty"`
 	Bounces        int              `json:"bounces,omitempty"`
 	Source         string           `json:"source,omitempty"`
+	Language       string           `json:"language,omitempty"`
 }
 
 // subsFillPercent is how full bbolt fills a subscribers page before it

@@ -7,6 +7,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/internal/testmail"
+	"github.com/herald-dev/herald/templates"
 )
 
 // The confirmation email comes from a template rendered once per
@@ -47,19 +48,13 @@ func TestConfirmationEmailMatchesADirectRender(t *testing.T) {
 		if want := f.svc.ConfirmURL(cur, f.clock.Now()); confirmURL != want {
 			t.Errorf("%s: link %q, want %q", email, confirmURL, want)
 		}
-		data := map[string]any{
-			"Site":       site{f.svc.opt.SiteName, f.svc.opt.SiteURL},
-			"Subject":    "Confirm your subscription to " + f.svc.opt.SiteName,
-			"Email":      sub.Email,
-			"Frequency":  string(freq),
-			"ConfirmURL": confirmURL,
-			"Button":     map[string]string{"URL": confirmURL, "Label": "Confirm subscription"},
-			"TTL":        humanDuration(f.svc.opt.ConfirmTTL),
-		}
-		html, text, err := f.svc.tpl.Email("confirm", data)
+		out, err := f.svc.tpl.Email("", "confirm", &templates.ConfirmEmail{
+			Address: sub.Email, Frequency: string(freq), ConfirmURL: confirmURL, TTL: f.svc.opt.ConfirmTTL,
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
+		html, text := out.HTML, out.Text
 		crlf := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "\r\n", "\n"), "\n", "\r\n") }
 		if crlf(got.Text) != crlf(text) {
 			t.Errorf("%s: text part\n%q\nwant\n%q", email, got.Text, text)

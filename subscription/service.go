@@ -26,6 +26,7 @@ type Options struct {
 	SiteURL    string
 	BaseURL    string // absolute, no trailing slash needed
 	From       string // "Name <addr>"
+	ReplyTo    string // mail.reply_to ("" = none)
 	ConfirmTTL time.Duration
 	// PerAddress limits confirmation emails to one address: at most
 	// PerAddressN in PerAddressWindow. 0 = unlimited.
@@ -58,9 +59,10 @@ type Service struct {
 	global *rate.Limiter
 
 	mu sync.Mutex
-	// confirmTpls are the confirmation emails by frequency, rendered and
-	// encoded once (see confirmTemplate).
-	confirmTpls map[herald.Frequency]*mailer.Template
+	// confirmTpls are the confirmation emails by frequency and
+	// language, rendered and encoded once (see confirmTemplate).
+	confirmTpls map[confirmKey]*mailer.Template
+	welcomeTpls map[confirmKey]*mailer.Template
 }
 
 // New returns a Service.
@@ -100,6 +102,7 @@ type Validated struct {
 	Email     string
 	Name      string
 	Frequency herald.Frequency
+	Language  string
 }
 
 // Validate checks a request and normalises it. Errors are EINVALID with
@@ -124,7 +127,11 @@ func (s *Service) Validate(r herald.SubscribeRequest) (Validated, error) {
 		}
 		freq = f
 	}
-	return Validated{Email: email, Name: name, Frequency: freq}, nil
+	lang, err := s.tpl.Catalog().Parse(r.Language)
+	if err != nil {
+		return Validated{}, herald.Errorf(herald.EINVALID, "%v", err).WithField("language")
+	}
+	return Validated{Email: email, Name: name, Frequency: freq, Language: lang}, nil
 }
 
 // Subscribe starts (or restarts) the opt-in for an address and returns when
@@ -157,7 +164,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	// the link (it carries the reader's id) are filled in.
 	var draft *confirmDraft
 	if !r.Confirmed {
-		if draft, err = s.draftConfirm(v.Frequency); err != nil {
+		if draft, err = s.draftConfirm(v.Frequency, v.Language); err != nil {
 			s.giveBackGlobal(reserved)
 			return nil, err
 		}
@@ -172,6 +179,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			next.CreatedAt = now
 			next.Name = v.Name
 			next.Frequency = v.Frequency
+			next.Language = v.Language
 			next.Source = r.Source
 			next.Status = herald.StatusPending
 			next.Nonce = NewNonce()
@@ -182,6 +190,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			// resend within the per-address limit.
 			next.Name = v.Name
 			next.Frequency = v.Frequency
+			next.Language = v.Language
 		case herald.StatusUnsubscribed, herald.StatusBounced:
 			if r.Confirmed {
 				return nil, nil, nil // an import never undoes an unsubscribe
@@ -190,6 +199,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			next.Status = herald.StatusPending
 			next.Name = v.Name
 			next.Frequency = v.Frequency
+			next.Language = v.Language
 			next.Nonce = NewNonce()
 			next.Bounces = 0
 			next.ConfirmedAt = nil
@@ -285,7 +295,7 @@ func (s *Service) Resend(ctx context.Context, email string) error {
 	} else if err != nil {
 		return fmt.Errorf("subscription: resend: %w", err)
 	}
-	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Source: cur.Source})
+	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Language: cur.Language, Source: cur.Source})
 	return err
 }
 
@@ -472,8 +482,6 @@ func (s *Service) PreferencesURL(id uint64) string {
 	return s.opt.BaseURL + "/preferences?token=" + s.ManageToken(id)
 }
 
-type site struct{ Name, URL string }
-
 // Slots of the confirmation email template: the reader's address, and the
 // link, which carries the reader's id (see mailer.Template).
 const (
@@ -487,43 +495,44 @@ type confirmDraft struct {
 	msgID string
 }
 
-// confirmTemplate renders the confirmation email for freq once, with the
-// address and the link as slots. In the HTML both go where html/template
-// escapes text, and Template.Compose escapes them the same way.
-func (s *Service) confirmTemplate(freq herald.Frequency) (*mailer.Template, error) {
+// confirmKey names a rendered confirmation email.
+type confirmKey struct {
+	freq herald.Frequency
+	lang string
+}
+
+// confirmTemplate renders the confirmation email for freq in lang once,
+// with the address and the link as slots. In the HTML both go where
+// html/template escapes text, and Template.Compose escapes them the same
+// way.
+func (s *Service) confirmTemplate(freq herald.Frequency, lang string) (*mailer.Template, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if t := s.confirmTpls[freq]; t != nil {
+	k := confirmKey{freq, lang}
+	if t := s.confirmTpls[k]; t != nil {
 		return t, nil
 	}
 	// Nothing the visitor typed but the address goes into this email: the
 	// name field is a favourite of subscription bombers.
-	data := map[string]any{
-		"Site":       site{s.opt.SiteName, s.opt.SiteURL},
-		"Subject":    "Confirm your subscription to " + s.opt.SiteName,
-		"Email":      confirmEmailSlot,
-		"Frequency":  string(freq),
-		"ConfirmURL": confirmURLSlot,
-		"Button":     map[string]string{"URL": confirmURLSlot, "Label": "Confirm subscription"},
-		"TTL":        humanDuration(s.opt.ConfirmTTL),
-	}
-	html, text, err := s.tpl.Email("confirm", data)
+	out, err := s.tpl.Email(lang, "confirm", &templates.ConfirmEmail{
+		Address: confirmEmailSlot, Frequency: string(freq), ConfirmURL: confirmURLSlot, TTL: s.opt.ConfirmTTL,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscription: %w", err)
 	}
-	t, err := mailer.NewTemplate(&mailer.Email{From: s.opt.From, Subject: data["Subject"].(string), Text: text, HTML: html}, confirmEmailSlot, confirmURLSlot)
+	t, err := mailer.NewTemplate(&mailer.Email{From: s.opt.From, ReplyTo: s.opt.ReplyTo, Subject: out.Subject, Text: out.Text, HTML: out.HTML}, confirmEmailSlot, confirmURLSlot)
 	if err != nil {
 		return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindConfirm, err)
 	}
 	if s.confirmTpls == nil {
-		s.confirmTpls = map[herald.Frequency]*mailer.Template{}
+		s.confirmTpls = map[confirmKey]*mailer.Template{}
 	}
-	s.confirmTpls[freq] = t
+	s.confirmTpls[k] = t
 	return t, nil
 }
 
-func (s *Service) draftConfirm(freq herald.Frequency) (*confirmDraft, error) {
-	t, err := s.confirmTemplate(freq)
+func (s *Service) draftConfirm(freq herald.Frequency, lang string) (*confirmDraft, error) {
+	t, err := s.confirmTemplate(freq, lang)
 	if err != nil {
 		return nil, err
 	}
@@ -543,32 +552,70 @@ func (s *Service) confirmMessage(d *confirmDraft, sub *herald.Subscriber, now ti
 	}, nil
 }
 
-func (s *Service) welcomeMessage(sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
-	unsub := s.UnsubscribeURL(sub.ID)
-	data := map[string]any{
-		"Site":           site{s.opt.SiteName, s.opt.SiteURL},
-		"Subject":        "Welcome to " + s.opt.SiteName,
-		"Email":          sub.Email,
-		"Frequency":      string(sub.Frequency),
-		"FromAddress":    s.from.Address,
-		"PrefsURL":       s.PreferencesURL(sub.ID),
-		"UnsubscribeURL": unsub,
+// Slots of the welcome email template.
+const (
+	welcomeEmailSlot = "HERALDWELCOMEEMAILSLOT"
+	welcomePrefsSlot = "HERALDWELCOMEPREFSSLOT"
+	welcomeUnsubSlot = "HERALDWELCOMEUNSUBSLOT"
+)
+
+// welcomeTemplate renders the welcome email for freq in lang once (it is
+// made inside the confirming transaction, where only the slots are
+// filled in).
+func (s *Service) welcomeTemplate(freq herald.Frequency, lang string) (*mailer.Template, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := confirmKey{freq, lang}
+	if t := s.welcomeTpls[k]; t != nil {
+		return t, nil
 	}
-	html, text, err := s.tpl.Email("welcome", data)
+	out, err := s.tpl.Email(lang, "welcome", &templates.WelcomeEmail{
+		Address: welcomeEmailSlot, Frequency: string(freq), FromAddress: s.from.Address,
+		PrefsURL: welcomePrefsSlot, UnsubscribeURL: welcomeUnsubSlot,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("subscription: %w", err)
 	}
-	headers := map[string]string{
-		"List-Unsubscribe":      "<" + unsub + ">",
-		"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+	t, err := mailer.NewTemplate(&mailer.Email{
+		From: s.opt.From, ReplyTo: s.opt.ReplyTo, Subject: out.Subject, Text: out.Text, HTML: out.HTML,
+		Headers: map[string]string{
+			"List-Unsubscribe":      "<" + welcomeUnsubSlot + ">",
+			"List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+		},
+	}, welcomeEmailSlot, welcomePrefsSlot, welcomeUnsubSlot)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindWelcome, err)
 	}
-	return s.outbox(herald.KindWelcome, sub, data["Subject"].(string), html, text, headers, now, now.Add(72*time.Hour))
+	if s.welcomeTpls == nil {
+		s.welcomeTpls = map[confirmKey]*mailer.Template{}
+	}
+	s.welcomeTpls[k] = t
+	return t, nil
+}
+
+func (s *Service) welcomeMessage(sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
+	t, err := s.welcomeTemplate(sub.Frequency, sub.Language)
+	if err != nil {
+		return nil, err
+	}
+	m, err := t.Compose(&mailer.Recipient{
+		To: sub.Email, MessageID: mailer.NewMessageID(s.from.Address), Date: now,
+		Values: []string{sub.Email, s.PreferencesURL(sub.ID), s.UnsubscribeURL(sub.ID)},
+	})
+	if err != nil {
+		return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindWelcome, err)
+	}
+	return &herald.OutboxMessage{
+		Kind: herald.KindWelcome, To: sub.Email, SubscriberID: sub.ID, MessageID: m.MessageID, Raw: m.Raw,
+		CreatedAt: now, NextAttempt: now, ExpiresAt: now.Add(72 * time.Hour),
+	}, nil
 }
 
 func (s *Service) outbox(kind herald.MessageKind, sub *herald.Subscriber, subject, html, text string, headers map[string]string, now, expires time.Time) (*herald.OutboxMessage, error) {
 	id := mailer.NewMessageID(s.opt.From)
 	m, err := mailer.Compose(&mailer.Email{
 		From:      s.opt.From,
+		ReplyTo:   s.opt.ReplyTo,
 		To:        sub.Email,
 		Subject:   subject,
 		Text:      text,
@@ -590,18 +637,4 @@ func (s *Service) outbox(kind herald.MessageKind, sub *herald.Subscriber, subjec
 		NextAttempt:  now,
 		ExpiresAt:    expires,
 	}, nil
-}
-
-// humanDuration prints 168h as "7 days", 36h as "36 hours".
-func humanDuration(d time.Duration) string {
-	switch {
-	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
-		return fmt.Sprintf("%d days", d/(24*time.Hour))
-	case d >= 2*time.Hour:
-		return fmt.Sprintf("%d hours", d/time.Hour)
-	case d >= time.Hour:
-		return "1 hour"
-	default:
-		return fmt.Sprintf("%d minutes", d/time.Minute)
-	}
 }

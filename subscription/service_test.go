@@ -39,7 +39,7 @@ func newFixture(t *testing.T, mod func(*Options)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	tpl, err := templates.Load()
+	tpl, err := templates.Load(templates.Options{Site: templates.Site{Name: "Test Blog", URL: "https://blog.example.org"}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -443,6 +443,14 @@ func (s *Set) Email(lang, name string, data EmailData) (*Rendered, error) {
 	return &Rendered{Subject: e.Subject, HTML: html, Text: strings.TrimSpace(tb.String()) + "\n"}, nil
 }
 
+// Outlook for Windows knows no max-width: the card sits in a 600px table
+// only it sees. The CSS inliner drops comments, so the layout marks the
+// places with elements of these names, and inline writes the comments in.
+var msoGhost = strings.NewReplacer(
+	"<mso-open></mso-open>", `<!--[if mso]><table role="presentation" align="center" width="600" cellpadding="0" cellspacing="0" border="0"><tr><td><![endif]-->`,
+	"<mso-close></mso-close>", `<!--[if mso]></td></tr></table><![endif]-->`,
+)
+
 // inline moves the <style> rules onto the elements (clients that drop
 // <style> still get them); @media rules (dark mode, small screens) stay.
 func inline(html string) (string, error) {
@@ -455,5 +463,5 @@ func inline(html string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("templates: inline css: %w", err)
 	}
-	return out, nil
+	return msoGhost.Replace(out), nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/digest"
+	"github.com/herald-dev/herald/templates"
 )
 
 // Duration is a Go duration in TOML ("15m", "72h").
@@ -93,6 +94,12 @@ type StoreConfig struct {
 type SiteConfig struct {
 	Name string `toml:"name"`
 	URL  string `toml:"url"`
+	// The blog's look (templates.Site): a logo, the colour of links and
+	// buttons, the owner's footer text, the default language.
+	LogoURL     string `toml:"logo_url"`
+	AccentColor string `toml:"accent_color"`
+	Footer      string `toml:"footer"`
+	Language    string `toml:"language"`
 }
 
 type FeedConfig struct {
@@ -107,10 +114,15 @@ type DigestConfig struct {
 	Weekly           string `toml:"weekly"`
 	DefaultFrequency string `toml:"default_frequency"`
 	MaxPosts         int    `toml:"max_posts"`
+	// Content is what each post carries: "summary" or "full".
+	Content string `toml:"content"`
+	// TemplatesDir holds templates that override the built-in ones.
+	TemplatesDir string `toml:"templates_dir"`
 }
 
 type MailConfig struct {
 	From        string `toml:"from"`
+	ReplyTo     string `toml:"reply_to"`
 	Transport   string `toml:"transport"`
 	OutboxDir   string `toml:"outbox_dir"`
 	Welcome     bool   `toml:"welcome"`
@@ -169,8 +181,8 @@ func DefaultConfig() *Config {
 		Server: ServerConfig{Listen: "127.0.0.1:8080", BaseURL: "http://localhost:8080",
 			TLS: "off", ACMEDirectory: defaultACMEDirectory, HTTPSListen: ":443", HTTPListen: ":80"},
 		Store:  StoreConfig{Path: "data/herald.db", BackupKeep: 7},
-		Site:   SiteConfig{Name: "My Blog", URL: ""},
-		Digest: DigestConfig{Timezone: "UTC", Daily: "0 7 * * *", Weekly: "0 7 * * MON", DefaultFrequency: "daily", MaxPosts: 20},
+		Site:   SiteConfig{Name: "My Blog", URL: "", AccentColor: templates.DefaultAccent, Language: "en"},
+		Digest: DigestConfig{Timezone: "UTC", Daily: "0 7 * * *", Weekly: "0 7 * * MON", DefaultFrequency: "daily", MaxPosts: 20, Content: "summary"},
 		Mail: MailConfig{From: "herald <herald@localhost.localdomain>", Transport: "file", OutboxDir: "data/outbox", Welcome: true, BounceLimit: 3, RetryBackoff: Duration{30 * time.Second},
 			RelayFailures: 3, RelayBackoff: Duration{30 * time.Second}},
 		SES:     SESConfig{Connections: 8},
@@ -316,6 +328,7 @@ func (c *Config) Validate() error {
 			bad("site.url", "want an absolute http(s) URL, got %q", c.Site.URL)
 		}
 	}
+	c.validateLook(bad)
 	seen := map[string]bool{}
 	for i, f := range c.Feeds {
 		key := fmt.Sprintf("feeds[%d]", i)

@@ -26,7 +26,6 @@ import (
 	"github.com/herald-dev/herald/posts"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
-	"github.com/herald-dev/herald/templates"
 )
 
 func newLogger(cfg *Config, w io.Writer) *slog.Logger {
@@ -93,7 +92,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 			a.close() // a, not the nil the error path returns
 		}
 	}()
-	tpl, err := templates.Load()
+	tpl, err := cfg.Templates()
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +144,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	})
 	perAddr, _ := ParseRate(cfg.Security.ConfirmationsPerAddress)
 	a.subs, err = subscription.New(a.db, tokens, tpl, subscription.Options{
-		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL, From: cfg.Mail.From,
+		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL, From: cfg.Mail.From, ReplyTo: cfg.Mail.ReplyTo,
 		ConfirmTTL:  cfg.Security.ConfirmTTL.Duration,
 		PerAddressN: perAddr.N, PerAddressWindow: perAddr.Period,
 		GlobalPerHour:    cfg.Security.ConfirmationsPerHour,
@@ -162,7 +161,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		return nil, err
 	}
 	a.digest, err = digest.New(a.db, a.tr, a.subs, tpl, digest.Options{
-		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL, From: cfg.Mail.From,
+		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL, From: cfg.Mail.From, ReplyTo: cfg.Mail.ReplyTo,
+		Content:  digest.Content(cfg.Digest.Content),
 		MaxPosts: cfg.Digest.MaxPosts, Workers: cfg.sendWorkers(), BounceLimit: cfg.Mail.BounceLimit,
 		RetryBackoff: cfg.Mail.RetryBackoff.Duration,
 		Location:     cfg.Location(), Daily: cfg.Digest.Daily, Weekly: cfg.Digest.Weekly,

@@ -76,6 +76,9 @@ type Options struct {
 	// Admin, when set, builds the admin UI (adminui.New) around the API,
 	// mounted at /admin; it gets the API handler.
 	Admin func(api http.Handler) (http.Handler, error)
+	// Templates are the templates' options: the look, the default
+	// language, an override directory. Site.Name defaults to SiteName.
+	Templates templates.Options
 }
 
 // App is one herald, with every part reachable for the test to inspect.
@@ -118,7 +121,10 @@ func New(t testing.TB, o Options) *App {
 	if a.DB, err = store.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), store.Options{}); err != nil {
 		t.Fatal(err)
 	}
-	if a.Templates, err = templates.Load(); err != nil {
+	if o.Templates.Site.Name == "" {
+		o.Templates.Site.Name, o.Templates.Site.URL = o.SiteName, SiteURL
+	}
+	if a.Templates, err = templates.Load(o.Templates); err != nil {
 		t.Fatal(err)
 	}
 	a.SMTP = smtptest.Start(t)
