@@ -159,7 +159,7 @@ func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, err error) {
 		return
 	}
 	s.page(w, r, http.StatusBadRequest, "error", map[string]any{
-		"Title": "Link not valid", "Heading": "This link doesn't work", "Error": herald.ErrorMessage(err), "SubscribeURL": "/",
+		"Title": "Link not valid", "Heading": "err_link_heading", "Error": herald.ErrorMessage(err), "SubscribeURL": "/",
 	})
 }
 

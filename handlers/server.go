@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api"
+	"github.com/herald-dev/herald/locale"
 	"github.com/herald-dev/herald/templates"
 )
 
@@ -386,7 +388,7 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such page"})
 		return
 	}
-	s.page(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Heading": "Page not found", "Error": "There is nothing at this address.", "SubscribeURL": "/"})
+	s.page(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Heading": "err_page_not_found", "Error": "err_nothing_here", "SubscribeURL": "/"})
 }
 
 // allowedMethods works out which methods the path answers to; gorilla/mux
@@ -439,7 +441,7 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 	// files translate the ones a reader can meet.
 	for _, k := range []string{"Error", "Heading"} {
 		if msg, ok := data[k].(string); ok && msg != "" {
-			data[k] = l.T(msg)
+			data[k] = readerMessage(l, msg)
 		}
 	}
 	data["Nonce"] = nonceFrom(r)
@@ -459,6 +461,19 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(buf.String()))
 	}
+}
+
+// invalidEmail is herald.NormalizeEmail's message for an address that
+// does not parse.
+var invalidEmail = regexp.MustCompile(`^"(.*)" is not a valid email address$`)
+
+// readerMessage translates a service's message for a reader: the message
+// files hold the sentences a reader can meet, keyed by their English.
+func readerMessage(l *locale.Lang, msg string) string {
+	if m := invalidEmail.FindStringSubmatch(msg); m != nil {
+		return l.T("err_email_invalid", "Address", m[1])
+	}
+	return l.T(msg)
 }
 
 // lang is the language of a page: ?lang= (a language link, a form's

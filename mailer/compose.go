@@ -25,7 +25,7 @@ import (
 
 // Email is what Compose turns into a message.
 type Email struct {
-	From    string // "Name <addr>", from mail.from
+	From string // "Name <addr>", from mail.from
 	// ReplyTo, when set, is where replies go (mail.reply_to).
 	ReplyTo string
 	To      string // bare address

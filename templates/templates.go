@@ -109,8 +109,10 @@ func funcsFor(l *locale.Lang) map[string]any {
 		// duration is a time span in words: "7 days", "36 hours".
 		"duration": l.Duration,
 		"date":     l.Date,
-		"lang":  l.Code,
-		"lines": func(s string) []string { return strings.Split(strings.TrimSpace(strings.ReplaceAll(s, "\r\n", "\n")), "\n") },
+		"lang":     l.Code,
+		"lines": func(s string) []string {
+			return strings.Split(strings.TrimSpace(strings.ReplaceAll(s, "\r\n", "\n")), "\n")
+		},
 		"datetime": func(t time.Time) string {
 			if t.IsZero() {
 				return ""
@@ -323,7 +325,7 @@ func Load(opt Options) (*Set, error) {
 // templateErr finds the template name and line in text/template's and
 // html/template's messages ("template: NAME:LINE: …" or
 // "template: NAME:LINE:COL: …").
-var templateErr = regexp.MustCompile(`template: ([^:\s]+):(\d+)(?::\d+)?: `)
+var templateErr = regexp.MustCompile(`(?:html/)?template: ?([^:\s]+):(\d+)(?::\d+)?: `)
 
 // fileError names the file (the override's path, or the built-in one)
 // and the line of a template error.
