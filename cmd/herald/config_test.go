@@ -3,11 +3,14 @@ package main
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/herald-dev/herald/templates"
 )
 
 func noenv(string) string { return "" }
@@ -142,6 +145,13 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"dkim without key", "[dkim]\ndomain = \"example.org\"\n", "dkim.private_key"},
 		{"bad log level", "[log]\nlevel = \"loud\"\n", "log.level"},
 		{"wrong type", "[smtp]\nport = \"587\"\n", "port"},
+		{"pale accent", "[site]\naccent_color = \"#ffcc00\"\n", "site.accent_color: #ffcc00 has a contrast of 1.51:1 against white, below 4.5:1"},
+		{"accent no colour", "[site]\naccent_color = \"blue\"\n", "site.accent_color"},
+		{"relative logo", "[site]\nlogo_url = \"/logo.png\"\n", "site.logo_url"},
+		{"unknown language", "[site]\nlanguage = \"tlh\"\n", "site.language: no language \"tlh\" (have de, en, es, fr)"},
+		{"bad reply_to", "[mail]\nreply_to = \"nobody\"\n", "mail.reply_to"},
+		{"bad content", "[digest]\ncontent = \"excerpt\"\n", "digest.content"},
+		{"no templates_dir", "[digest]\ntemplates_dir = \"/nonexistent/herald-templates\"\n", "digest.templates_dir"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			p := writeConfig(t, tc.body)
@@ -153,6 +163,43 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 				t.Fatalf("error %q does not contain %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestCheckConfigNamesABrokenTemplate: check-config parses the
+// templates of digest.templates_dir and names a broken one's file and
+// line; a good one passes, and serve's templates use it.
+func TestCheckConfigNamesABrokenTemplate(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "email"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	broken := filepath.Join(dir, "email", "digest.html")
+	if err := os.WriteFile(broken, []byte("{{template \"ehead\" .}}\n{{range .Posts}}\n{{.Title}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := writeConfig(t, fmt.Sprintf("[digest]\ntemplates_dir = %q\n", dir))
+	code, _, errs := runCmd([]string{"check-config", "--config", p}, noenv)
+	if code != 1 || !strings.Contains(errs, "digest.templates_dir: "+broken+":3:") {
+		t.Fatalf("check-config = %d, %s", code, errs)
+	}
+	if err := os.WriteFile(broken, []byte("{{define \"footer\"}}{{end}}{{template \"ehead\" .}}<tr><td>MINE {{len .Posts}}</td></tr>{{template \"efoot\" .}}"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errs := runCmd([]string{"check-config", "--config", p}, noenv); code != 0 || !strings.Contains(out, dir) {
+		t.Fatalf("check-config = %d, %s %s", code, out, errs)
+	}
+	cfg, err := LoadConfig(p, noenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tpl, err := cfg.Templates()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := tpl.Email("de", "digest", templates.SampleEmail("digest"))
+	if err != nil || !strings.Contains(out.HTML, "MINE 2") || !strings.Contains(out.Subject, "neue Beiträge") {
+		t.Fatalf("the override is not used: %v %q", err, out.Subject)
 	}
 }
 
