@@ -28,7 +28,7 @@ func TestRenderTextIsText(t *testing.T) {
 		t.Errorf("subject = %q", out.Subject)
 	}
 	html, text := out.For("https://x/u", "https://x/p")
-	if !strings.Contains(html, "Using &lt;i&gt; and &lt;b&gt;") || strings.Contains(html, "<i>") || strings.Contains(html, "<b>Using") || strings.Contains(html, "and <b>") {
+	if !strings.Contains(html, "Using &lt;i&gt; and &lt;b&gt;") || strings.Contains(html, "<i>") || strings.Contains(html, "Using <i>") || strings.Contains(html, "and <b>") {
 		t.Errorf("HTML part does not show the title as text:\n%s", html)
 	}
 	if !strings.Contains(text, "Using <i> and <b>") {
