@@ -141,6 +141,10 @@ type DigestService interface {
 	// Preview renders the HTML digest the subscriber would get if a run
 	// started now; ok is false when nothing is new for them.
 	Preview(ctx context.Context, email string) (html string, ok bool, err error)
+	// PreviewLatest renders a digest of the latest posts (sample posts
+	// when there are none) in language lang: the blog's look, as the
+	// admin UI shows it.
+	PreviewLatest(ctx context.Context, lang string) (string, error)
 	// SendTest queues a sample digest of the latest posts to any address,
 	// marked as a test; no reader's cursor moves.
 	SendTest(ctx context.Context, to string) error

@@ -23,6 +23,7 @@ import (
 	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
+	"github.com/herald-dev/herald/templates"
 )
 
 const testToken = "admin-token-for-tests-0123456789"
@@ -65,6 +66,10 @@ type envOpts struct {
 	trustedProxies []netip.Prefix
 	// relays: mail goes over a relay set of this many more relays.
 	relays int
+	// templates: the look, languages and override directory.
+	templates templates.Options
+	// replyTo is mail.reply_to.
+	replyTo string
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -79,7 +84,8 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 		},
-		Digest: func(do *digest.Options) { do.MaxPosts = 20 },
+		Digest:    func(do *digest.Options) { do.MaxPosts, do.ReplyTo = 20, o.replyTo },
+		Templates: o.templates,
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error
 			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now})

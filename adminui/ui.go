@@ -145,6 +145,8 @@ func (u *UI) routes() {
 	m.Handle("GET /admin/preview", u.get(u.previewPage))
 	m.Handle("GET /admin/preview/frame", u.get(u.previewFrame))
 	m.Handle("POST /admin/preview/test", u.post(u.sendTest))
+	m.Handle("GET /admin/look", u.get(u.lookPage))
+	m.Handle("GET /admin/look/frame", u.get(u.lookFrame))
 	m.Handle("/admin/", u.authed(u.notFound))
 	u.mux = m
 }

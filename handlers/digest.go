@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api"
+	"github.com/herald-dev/herald/templates"
 )
 
 // registerDigest adds the posts, feeds, runs, preview and test-email routes.
@@ -22,6 +24,8 @@ func (s *Server) registerDigest(v1 *mux.Router) {
 	v1.HandleFunc("/runs/{id}", s.apiGetRun).Methods(http.MethodGet)
 	v1.HandleFunc("/preview", s.apiPreview).Methods(http.MethodGet)
 	v1.HandleFunc("/test-email", s.apiTestEmail).Methods(http.MethodPost)
+	v1.HandleFunc("/look", s.apiLook).Methods(http.MethodGet)
+	v1.HandleFunc("/look/preview", s.apiLookPreview).Methods(http.MethodGet)
 }
 
 // pageArgs reads limit (1..1000, default def) and a numeric cursor.
@@ -219,4 +223,48 @@ func (s *Server) apiTestEmail(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusAccepted, api.TestEmailQueued{Status: "queued", To: in.To})
+}
+
+// apiLook is the blog's look and languages.
+func (s *Server) apiLook(w http.ResponseWriter, r *http.Request) {
+	site := s.deps.Templates.Site()
+	look := api.Look{Name: site.Name, URL: site.URL, LogoURL: site.LogoURL, Footer: site.Footer, AccentColor: site.Colors.Light.Accent}
+	if s.deps.Look != nil {
+		look = *s.deps.Look
+	}
+	cat := s.deps.Templates.Catalog()
+	look.Language, look.Languages = cat.Default(), cat.Codes()
+	look.Overrides = s.deps.Templates.Overrides()
+	light, dark := site.Colors.Light, site.Colors.Dark
+	look.Palette = api.LookPalette{
+		LightAccent: light.Accent, LightContrast: contrast(light.Accent, light.Card),
+		DarkAccent: dark.Accent, DarkContrast: contrast(dark.Accent, dark.Card), DarkCard: dark.Card,
+	}
+	writeJSON(w, http.StatusOK, look)
+}
+
+func contrast(a, b string) float64 {
+	ca, _ := templates.ParseColor(a)
+	cb, _ := templates.ParseColor(b)
+	return math.Round(templates.Contrast(ca, cb)*100) / 100
+}
+
+// apiLookPreview is a digest of the latest posts in ?lang=, with the
+// templates in force.
+func (s *Server) apiLookPreview(w http.ResponseWriter, r *http.Request) {
+	lang, err := s.deps.Templates.Catalog().Parse(r.URL.Query().Get("lang"))
+	if err != nil {
+		s.jsonError(w, r, herald.Errorf(herald.EINVALID, "%v", err).WithField("lang"))
+		return
+	}
+	html, err := s.deps.Digests.PreviewLatest(r.Context(), lang)
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	w.Header().Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src * data:; frame-ancestors 'self'")
+	w.Header().Set("X-Frame-Options", "SAMEORIGIN")
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write([]byte(html))
 }

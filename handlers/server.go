@@ -72,6 +72,9 @@ type Deps struct {
 	// Webhooks takes the email providers' bounce and complaint events at
 	// /webhooks/{provider}.
 	Webhooks herald.WebhookService
+	// Look is the blog's look as configured, for GET /api/v1/look; nil:
+	// what the templates know (name, colours, languages).
+	Look *api.Look
 }
 
 // check says which required dependency is missing.

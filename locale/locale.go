@@ -102,8 +102,13 @@ func (c *Catalog) Parse(s string) (string, error) {
 	}
 	tag, err := language.Parse(s)
 	if err == nil {
-		if _, i, conf := c.matcher.Match(tag); conf >= language.High {
-			return c.codes[i], nil
+		// The same language, whatever its region or script: the matcher
+		// alone would take a language it finds close enough to one of ours.
+		base, _ := tag.Base()
+		for _, code := range c.codes {
+			if b, _ := language.Make(code).Base(); b == base {
+				return code, nil
+			}
 		}
 	}
 	return "", fmt.Errorf("unknown language %q (want one of %s)", s, strings.Join(c.codes, ", "))

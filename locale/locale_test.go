@@ -66,7 +66,7 @@ func TestMatch(t *testing.T) {
 	if got := c.Match("", "ja"); got != "de" {
 		t.Errorf("with default de: Match(ja) = %q", got)
 	}
-	for _, bad := range []string{"klingon", "ja", "x-y-z-"} {
+	for _, bad := range []string{"klingon", "ja", "x-y-z-", "tlh", "nb", "pt-BR"} {
 		if _, err := c.Parse(bad); err == nil {
 			t.Errorf("Parse(%q) took it", bad)
 		}

@@ -363,6 +363,19 @@ func (s *Set) try() error {
 	return nil
 }
 
+// Overrides lists the templates a templates_dir replaced, by name
+// ("email/digest.html"), sorted.
+func (s *Set) Overrides() []string {
+	var out []string
+	for name, from := range s.origin {
+		if from != "templates/"+name {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // Site is the branding every template gets as .Site.
 func (s *Set) Site() Site { return s.site }
 

@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/herald-dev/herald/api"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/locale"
 	"github.com/herald-dev/herald/templates"
@@ -60,4 +61,12 @@ func (c *Config) Look() templates.Site {
 // templates_dir.
 func (c *Config) Templates() (*templates.Set, error) {
 	return templates.Load(templates.Options{Dir: c.Digest.TemplatesDir, Site: c.Look(), Language: c.Site.Language})
+}
+
+// LookAPI is the look as GET /api/v1/look shows it.
+func (c *Config) LookAPI() *api.Look {
+	return &api.Look{
+		Name: c.Site.Name, URL: c.Site.URL, LogoURL: c.Site.LogoURL, AccentColor: c.Site.AccentColor,
+		Footer: strings.TrimSpace(c.Site.Footer), ReplyTo: c.Mail.ReplyTo, Content: c.Digest.Content, TemplatesDir: c.Digest.TemplatesDir,
+	}
 }

@@ -209,7 +209,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}, handlers.Deps{
 		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
 		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive,
-		Templates: tpl, Health: a.db.Ping,
+		Templates: tpl, Health: a.db.Ping, Look: cfg.LookAPI(),
 		Metrics: m.Handler(), Observe: m.ObserveHTTP,
 	})
 	if err != nil {
