@@ -55,7 +55,7 @@ var funcs = template.FuncMap{
 	},
 	"num":   func(n int) string { return thousands(int64(n)) },
 	"lines": func(s string) []string { return strings.Split(s, "\n") },
-	"int": func(n int64) int { return int(n) },
+	"int":   func(n int64) int { return int(n) },
 	"title": func(v any) string { // a string, or a herald.Frequency, Status...
 		s := fmt.Sprint(v)
 		if s == "" {
