@@ -1,0 +1,111 @@
+package handlers_test
+
+import (
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald/internal/testenv"
+	"github.com/herald-dev/herald/internal/testmail"
+	"github.com/herald-dev/herald/templates"
+)
+
+// TestReadersLanguage: a page speaks the browser's language
+// (Accept-Language) unless ?lang= says otherwise; the form carries the
+// page's language, the reader keeps it (API object), and their
+// confirmation, welcome and pages after it are in it, whatever the next
+// browser asks for.
+func TestReadersLanguage(t *testing.T) {
+	e := newEnv(t, testenv.Options{AdminToken: adminToken, SiteName: "Test Blög"})
+	r := e.do(http.MethodGet, "/", "", "", "Accept-Language", "de-DE,de;q=0.9,en;q=0.5")
+	if r.Status != 200 || !strings.Contains(r.Body, `<html lang="de"`) || !strings.Contains(r.Body, "Jeden Beitrag per E-Mail") ||
+		!strings.Contains(r.Body, `name="lang" value="de"`) || r.Header.Get("Content-Language") != "de" || !strings.Contains(r.Header.Get("Vary"), "Accept-Language") {
+		t.Fatalf("German subscribe page: %d %v\n%s", r.Status, r.Header, r.Body)
+	}
+	if !strings.Contains(r.Body, `href="/?lang=fr"`) || !strings.Contains(r.Body, ">Français<") {
+		t.Error("no language menu")
+	}
+	if r = e.do(http.MethodGet, "/?lang=es", "", "", "Accept-Language", "de"); !strings.Contains(r.Body, "Recibe cada entrada por correo") {
+		t.Fatalf("?lang=es did not win:\n%s", r.Body)
+	}
+	if r = e.do(http.MethodGet, "/", "", "", "Accept-Language", "ja"); !strings.Contains(r.Body, "Get every post by email") {
+		t.Fatal("a language herald does not speak: not the default")
+	}
+	// A mistake on the form is told in the form's language.
+	r = e.form("/subscribe", url.Values{"email": {"not-an-address"}, "lang": {"fr"}})
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "n’est pas une adresse e-mail valide") || !strings.Contains(r.Body, `<html lang="fr"`) {
+		t.Fatalf("French form error: %d\n%s", r.Status, r.Body)
+	}
+	r = e.form("/subscribe", url.Values{"email": {"leser@example.org"}, "frequency": {"weekly"}, "lang": {"de"}})
+	if r.Status != http.StatusSeeOther || r.Header.Get("Location") != "/subscribe/check-email?lang=de" {
+		t.Fatalf("subscribe: %d %s", r.Status, r.Header.Get("Location"))
+	}
+	if r = e.do(http.MethodGet, r.Header.Get("Location"), "", ""); !strings.Contains(r.Body, "Bitte sehen Sie in Ihr Postfach") {
+		t.Fatalf("check-email page not in German:\n%s", r.Body)
+	}
+	if sub := e.sub("leser@example.org"); sub.Language != "de" {
+		t.Fatalf("language kept: %q", sub.Language)
+	}
+	if r = e.api(http.MethodGet, "/api/v1/subscribers/leser@example.org", ""); !strings.Contains(r.Body, `"language":"de"`) {
+		t.Fatalf("API object: %s", r.Body)
+	}
+	confirm := testmail.MustParse(t, e.SMTP.WaitFor(t, 1, 10*time.Second)[0].Data)
+	if confirm.Subject != "Bitte bestätigen Sie Ihr Abonnement von Test Blög" || !strings.Contains(confirm.HTML, "Abonnement bestätigen") ||
+		!strings.Contains(confirm.HTML, `lang="de"`) || !strings.Contains(confirm.Text, "als wöchentliche Übersicht") {
+		t.Fatalf("confirmation not in German: %q\n%s", confirm.Subject, confirm.Text)
+	}
+	link := confirm.Link("/confirm?token=")
+	// The reader confirms from a browser set to English: the pages about
+	// them stay in their language.
+	r = e.form("/confirm", url.Values{"token": {tokenOf(t, link)}})
+	if r.Status != 200 || !strings.Contains(r.Body, "Sie sind dabei") {
+		t.Fatalf("confirmed page: %d\n%s", r.Status, r.Body)
+	}
+	welcome := testmail.MustParse(t, e.SMTP.WaitFor(t, 2, 10*time.Second)[1].Data)
+	if welcome.Subject != "Willkommen bei Test Blög" || !strings.Contains(welcome.HTML, "Abmelden") {
+		t.Fatalf("welcome not in German: %q", welcome.Subject)
+	}
+	unsub := welcome.Link("/unsubscribe?token=")
+	u, _ := url.Parse(unsub)
+	if r = e.do(http.MethodGet, u.RequestURI(), "", "", "Accept-Language", "en"); !strings.Contains(r.Body, "Abmelden") || !strings.Contains(r.Body, `<html lang="de"`) {
+		t.Fatalf("unsubscribe page not in the reader's language:\n%s", r.Body)
+	}
+	// JSON names the language itself; one herald does not speak is a 422.
+	r = e.do(http.MethodPost, "/subscribe", "application/json", `{"email":"lector@example.org","language":"es-MX"}`)
+	if r.Status != http.StatusAccepted || e.sub("lector@example.org").Language != "es" {
+		t.Fatalf("JSON with a language: %d %s", r.Status, r.Body)
+	}
+	r = e.do(http.MethodPost, "/subscribe", "application/json", `{"email":"x@example.org","language":"tlh"}`)
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `"field":"language"`) {
+		t.Fatalf("JSON with an unknown language: %d %s", r.Status, r.Body)
+	}
+	// A bad link's page is in the visitor's language too.
+	if r = e.do(http.MethodGet, "/unsubscribe?token=garbage", "", "", "Accept-Language", "es"); r.Status != 400 || !strings.Contains(r.Body, "Este enlace no funciona") {
+		t.Fatalf("bad link in Spanish: %d\n%s", r.Status, r.Body)
+	}
+	if r = e.do(http.MethodGet, "/nope", "", "", "Accept-Language", "fr"); r.Status != 404 || !strings.Contains(r.Body, "Page introuvable") {
+		t.Fatalf("404 in French: %d\n%s", r.Status, r.Body)
+	}
+}
+
+// TestPagesCarryTheBrand: the logo (allowed by the CSP's img-src), the
+// accent colour and the owner's footer are on every public page.
+func TestPagesCarryTheBrand(t *testing.T) {
+	e := newEnv(t, testenv.Options{Archive: true, Templates: templates.Options{Site: templates.Site{
+		Name: "Field Notes", URL: "https://blog.example.org", LogoURL: "https://cdn.example.org/logo.png",
+		Footer: "Field Notes Ltd, 1 Mill Street", Colors: templates.NewPalette("#0b6e4f"),
+	}}})
+	for _, path := range []string{"/", "/subscribe/check-email", "/confirm?token=bad", "/nope", "/archive"} {
+		r := e.do(http.MethodGet, path, "", "")
+		for _, want := range []string{`src="https://cdn.example.org/logo.png"`, "--accent:#0b6e4f", "Field Notes Ltd, 1 Mill Street"} {
+			if !strings.Contains(r.Body, want) {
+				t.Errorf("%s (%d) lacks %q", path, r.Status, want)
+			}
+		}
+		if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: https://cdn.example.org;") {
+			t.Errorf("%s: CSP %q does not allow the logo", path, csp)
+		}
+	}
+}
