@@ -84,12 +84,7 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 			SummaryText: strings.TrimSpace(html2text.HTML2TextWithOptions(p.Summary, html2text.WithUnixLineBreaks())),
 		})
 	}
-	subject := fmt.Sprintf("%s: %d new posts", r.siteName, len(posts))
-	if len(posts) == 1 {
-		// Feed titles are collapsed already; a line break from elsewhere
-		// must not make the email unsendable (Compose refuses it).
-		subject = strings.Join(strings.Fields(posts[0].Title), " ")
-	}
+	subject := r.Subject(posts)
 	moreURL := r.siteURL
 	if moreURL == "" && len(posts) > 0 {
 		moreURL = posts[0].URL
@@ -119,6 +114,17 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 		return nil, fmt.Errorf("digest: inline css: %w", err)
 	}
 	return &Rendered{Subject: subject, HTML: inlined, Text: text, Posts: len(posts)}, nil
+}
+
+// Subject is the subject line of the email carrying posts: the post's
+// title for one, a count for more.
+func (r *Renderer) Subject(posts []*herald.Post) string {
+	if len(posts) == 1 {
+		// Feed titles are collapsed already; a line break from elsewhere
+		// must not make the email unsendable (Compose refuses it).
+		return strings.Join(strings.Fields(posts[0].Title), " ")
+	}
+	return fmt.Sprintf("%s: %d new posts", r.siteName, len(posts))
 }
 
 // For returns the bodies with one reader's links in them.
