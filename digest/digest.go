@@ -550,6 +550,10 @@ func (s *Service) compose(b *body, sub *herald.Subscriber, msgID string, now tim
 	})
 	if err == nil {
 		*buf = m.Raw
+		m.Kind = herald.KindDigest
+		if b.r.Frequency == herald.Instant {
+			m.Kind = herald.KindInstant
+		}
 	}
 	return m, err
 }

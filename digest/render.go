@@ -44,6 +44,8 @@ type Rendered struct {
 	Text    string
 	// Posts is how many new posts there were (shown or linked).
 	Posts int
+	// Frequency is the frequency it was rendered for.
+	Frequency herald.Frequency
 }
 
 type postView struct {
@@ -113,7 +115,7 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 	if err != nil {
 		return nil, fmt.Errorf("digest: inline css: %w", err)
 	}
-	return &Rendered{Subject: subject, HTML: inlined, Text: text, Posts: len(posts)}, nil
+	return &Rendered{Subject: subject, HTML: inlined, Text: text, Posts: len(posts), Frequency: freq}, nil
 }
 
 // Subject is the subject line of the email carrying posts: the post's
