@@ -20,8 +20,8 @@ import (
 // written as it came.
 func readable(raw []byte) []byte {
 	hdrEnd := bytes.Index(raw, []byte("\r\n\r\n"))
-	if hdrEnd < 0 {
-		return raw
+	if hdrEnd < 0 || bytes.Count(raw[:hdrEnd], []byte("\n")) != bytes.Count(raw[:hdrEnd], []byte("\r\n")) {
+		return raw // not herald's CRLF header block: leave it alone
 	}
 	head, body := raw[:hdrEnd+2], raw[hdrEnd+4:]
 	h, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(append([]byte{}, head...), '\r', '\n')))).ReadMIMEHeader()
