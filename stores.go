@@ -14,7 +14,7 @@ type SubscriberFilter struct {
 	Status Status // "" = any
 	// Query matches a substring of the address or the name, case-insensitively.
 	Query string
-	Limit int    // 0 = 100; capped at 1000
+	Limit int // 0 = 100; capped at 1000
 	// After is where the previous page ended: ids ascend, or, with
 	// Newest, descend from the newest (After: ids below it).
 	After  uint64

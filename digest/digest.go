@@ -153,7 +153,7 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	return &Service{
 		schedules: schedules,
-		store: store, tr: tr, links: links, opt: opt,
+		store:     store, tr: tr, links: links, opt: opt,
 		render:   NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
 		log:      opt.Logger.With("component", "digest"),
 		from:     from,

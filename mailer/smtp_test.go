@@ -14,8 +14,8 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
-	"github.com/herald-dev/herald/internal/testmail"
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testmail"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
