@@ -62,6 +62,10 @@ type envOpts struct {
 	secure  bool
 	// trustedProxies is server.trusted_proxies.
 	trustedProxies []netip.Prefix
+	// location is digest.timezone, for the UI and the schedules; daily is
+	// digest.daily.
+	location *time.Location
+	daily    string
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -76,10 +80,14 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 		},
-		Digest: func(do *digest.Options) { do.MaxPosts = 20 },
+		Digest: func(do *digest.Options) {
+			do.MaxPosts = 20
+			do.Location, do.Daily = o.location, o.daily
+		},
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error
-			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now})
+			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now,
+				Location: o.location, SiteURL: "https://blog.example.org"})
 			return ui, err
 		},
 	})
