@@ -131,7 +131,11 @@ func seed(t *testing.T, e *env) {
 
 func TestBrowserAdmin(t *testing.T) {
 	ctx := browserCtx(t)
-	e := newEnv(t, envOpts{})
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Skip("no time zone database")
+	}
+	e := newEnv(t, envOpts{location: london, daily: "0 7 * * *", weekly: "0 7 * * MON"})
 	e.ui.now = time.Now // the chart's days are real days here
 	seed(t, e)
 	base := e.srv.URL

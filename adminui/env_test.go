@@ -64,8 +64,8 @@ type envOpts struct {
 	trustedProxies []netip.Prefix
 	// location is digest.timezone, for the UI and the schedules; daily is
 	// digest.daily.
-	location *time.Location
-	daily    string
+	location      *time.Location
+	daily, weekly string
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -82,7 +82,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		},
 		Digest: func(do *digest.Options) {
 			do.MaxPosts = 20
-			do.Location, do.Daily = o.location, o.daily
+			do.Location, do.Daily, do.Weekly = o.location, o.daily, o.weekly
 		},
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error

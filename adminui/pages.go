@@ -18,8 +18,22 @@ import (
 // runView is a run for the templates.
 type runView struct{ *herald.Run }
 
-// Done counts the readers the run has dealt with.
-func (r runView) Done() int { return r.Sent + r.Failed + r.Skipped }
+// Done counts the readers the run has dealt with. A finished dry run has
+// dealt with them all: Total is then those it would have mailed.
+func (r runView) Done() int {
+	if r.DryRun && r.Finished() {
+		return r.Readers()
+	}
+	return r.Sent + r.Failed + r.Skipped
+}
+
+// Readers is how many readers the run goes through.
+func (r runView) Readers() int {
+	if r.DryRun && r.Finished() {
+		return r.Total + r.Skipped
+	}
+	return r.Total
+}
 
 // Finished: the run will not change any more.
 func (r runView) Finished() bool { return r.State == herald.RunDone || r.State == herald.RunFailed }
