@@ -214,6 +214,16 @@ func TestBrowserReaderFlows(t *testing.T) {
 	p.do(chromedp.Navigate(base + "/archive"))
 	p.waitText("h1", "Past digests")
 	p.check("the archive", false)
+	// A divider goes between digests, not between the titles in one.
+	styles, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll(".digests > li, .digests ul li")].map(li => (li.parentElement.classList.contains("digests") ? "digest " : "title ") + getComputedStyle(li).borderTopStyle)`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range styles {
+		if strings.HasPrefix(st, "title ") && st != "title none" || i > 0 && strings.HasPrefix(st, "digest ") && st != "digest solid" {
+			t.Fatalf("archive list borders: %v", styles)
+		}
+	}
 	p.do(chromedp.Click(chromedp.CSS("a.subject")))
 	p.waitText("h1", "new posts")
 	p.check("an archived digest", false)
