@@ -178,7 +178,7 @@ func TestBrowserReaderFlows(t *testing.T) {
 	}
 	p.do(chromedp.Navigate(p.local(confirmMail.Link("/confirm?token="))), chromedp.WaitVisible(chromedp.ID("confirm-button")))
 	p.check("the confirm page", true)
-	if _, err := chromedp.Call(ctx, page.RemoveScriptToEvaluateOnNewDocument, page.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: hold.Identifier}); err != nil {
+	if _, err := chromedp.Call(ctx, page.RemoveScriptToEvaluateOnNewDocument, page.RemoveScriptToEvaluateOnNewDocumentParams(hold)); err != nil {
 		t.Fatal(err)
 	}
 	p.do(chromedp.Navigate(p.local(confirmMail.Link("/confirm?token="))))
