@@ -285,13 +285,20 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, "/unsubscribe?token="+url.QueryEscape(tok), http.StatusSeeOther)
 }
 
-// Where the preferences form sends the browser back to, and what the page
-// then says (the done parameter).
-var prefsDone = map[string]string{
-	"saved":     "Saved.",
-	"unchanged": "Nothing to save: that is how often you hear from us already.",
-	"back":      "Welcome back: you're subscribed again.",
-	"left":      "Done: you're unsubscribed.",
+// prefsDone is what the preferences page says after the form sent the
+// browser back to it (the done parameter).
+func prefsDone(done string) string {
+	switch done {
+	case "saved":
+		return "Saved."
+	case "unchanged":
+		return "Nothing to save: that is how often you hear from us already."
+	case "back":
+		return "Welcome back: you're subscribed again."
+	case "left":
+		return "Done: you're unsubscribed."
+	}
+	return ""
 }
 
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
@@ -305,7 +312,7 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	s.preferencesForm(w, r, http.StatusOK, sub, tok, prefsDone[r.URL.Query().Get("done")], "")
+	s.preferencesForm(w, r, http.StatusOK, sub, tok, prefsDone(r.URL.Query().Get("done")), "")
 }
 
 func (s *Server) preferencesForm(w http.ResponseWriter, r *http.Request, status int, sub *herald.Subscriber, tok, done, errMsg string) {
