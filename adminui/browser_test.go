@@ -30,6 +30,20 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	browsertest.Screenshot(t, ctx, "admin-"+name+".png")
 }
 
+// acceptDialogs presses OK on every dialog the page's script opens (the
+// erase buttons' confirm()).
+func acceptDialogs(ctx context.Context) {
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+}
+
 // check runs the accessibility checks on the page shown now: axe-core's
 // WCAG 2.1 A/AA rules and, with forms, the controls' contrast.
 func check(t *testing.T, ctx context.Context, what string, forms bool) {
@@ -198,15 +212,7 @@ func TestBrowserAdmin(t *testing.T) {
 	shot(t, ctx, "subscribers")
 
 	// Erase one, accepting the confirm() dialog the script opens.
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
+	acceptDialogs(ctx)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Erase lovelace.0@example.org"]`)))
 	waitFor(t, ctx, "the erase message", `(document.querySelector(".flash")||{}).textContent === "Erased lovelace.0@example.org and their history."`, 10*time.Second)
 	if _, err := e.db.SubscriberByEmail(context.Background(), "lovelace.0@example.org"); herald.ErrorCode(err) != herald.ENOTFOUND {

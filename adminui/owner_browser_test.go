@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
-	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/herald-dev/herald"
@@ -42,15 +41,7 @@ func TestBrowserOwnerQuestions(t *testing.T) {
 		}
 	}
 	e.smtp.WaitFor(t, 1, 10*time.Second)
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
+	acceptDialogs(ctx)
 	do(t, ctx, chromedp.Navigate(base+"/admin/login"), chromedp.WaitVisible(chromedp.ID("token")),
 		chromedp.SendKeys(chromedp.ID("token"), testToken), chromedp.Submit(chromedp.ID("token")),
 		chromedp.WaitVisible(chromedp.ID("next-h")))

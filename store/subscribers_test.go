@@ -524,43 +524,29 @@ func TestListSubscribersAcrossChunks(t *testing.T) {
 		}
 		return &herald.Subscriber{Email: fmt.Sprintf("u%d@example.org", i), Status: st, Frequency: herald.Daily}
 	})
-	var got []uint64
-	f := herald.SubscriberFilter{Status: herald.StatusBounced, Limit: 2}
-	for {
-		page, next, err := db.ListSubscribers(ctx, f)
-		if err != nil {
-			t.Fatal(err)
+	pages := func(f herald.SubscriberFilter) []uint64 {
+		var got []uint64
+		for {
+			page, next, err := db.ListSubscribers(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range page {
+				got = append(got, s.ID-1)
+			}
+			if next == 0 {
+				return got
+			}
+			f.After = next
 		}
-		for _, s := range page {
-			got = append(got, s.ID-1)
-		}
-		if next == 0 {
-			break
-		}
-		f.After = next
 	}
 	want := []uint64{0, listChunk - 1, listChunk, 2*listChunk + 5, n - 1}
-	if !slices.Equal(got, want) {
+	if got := pages(herald.SubscriberFilter{Status: herald.StatusBounced, Limit: 2}); !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
 	}
 	// Newest first, the same across the chunks.
-	got = nil
-	f = herald.SubscriberFilter{Status: herald.StatusBounced, Limit: 2, Newest: true}
-	for {
-		page, next, err := db.ListSubscribers(ctx, f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, s := range page {
-			got = append(got, s.ID-1)
-		}
-		if next == 0 {
-			break
-		}
-		f.After = next
-	}
 	slices.Reverse(want)
-	if !slices.Equal(got, want) {
+	if got := pages(herald.SubscriberFilter{Status: herald.StatusBounced, Limit: 2, Newest: true}); !slices.Equal(got, want) {
 		t.Fatalf("newest first: got %v, want %v", got, want)
 	}
 }

@@ -31,8 +31,8 @@ const (
 // linkTemplate renders the link email for reason once, with the address
 // and the links as slots.
 func (s *Service) linkTemplate(reason linkReason) (*mailer.Template, error) {
-	return s.cached("link:"+string(reason), func() (*mailer.Template, error) {
-		data := map[string]any{
+	return s.slotted("link:"+string(reason), "link", herald.KindLink, func() map[string]any {
+		return map[string]any{
 			"Site":           site{s.opt.SiteName, s.opt.SiteURL},
 			"Subject":        "Your link to manage your subscription to " + s.opt.SiteName,
 			"Email":          linkEmailSlot,
@@ -41,14 +41,23 @@ func (s *Service) linkTemplate(reason linkReason) (*mailer.Template, error) {
 			"UnsubscribeURL": linkUnsubSlot,
 			"Button":         map[string]string{"URL": linkPrefsSlot, "Label": "Manage your subscription"},
 		}
-		html, text, err := s.tpl.Email("link", data)
+	}, linkEmailSlot, linkPrefsSlot, linkUnsubSlot)
+}
+
+// slotted renders the email called name once (kept under key) with the
+// data that data makes (its "Subject" is the subject), and makes it a
+// template whose slots each reader's values fill.
+func (s *Service) slotted(key, name string, kind herald.MessageKind, data func() map[string]any, slots ...string) (*mailer.Template, error) {
+	return s.cached(key, func() (*mailer.Template, error) {
+		d := data()
+		html, text, err := s.tpl.Email(name, d)
 		if err != nil {
 			return nil, fmt.Errorf("subscription: %w", err)
 		}
-		t, err := mailer.NewTemplate(&mailer.Email{From: s.opt.From, Subject: data["Subject"].(string), Text: text, HTML: html},
-			linkEmailSlot, linkPrefsSlot, linkUnsubSlot)
+		subject, _ := d["Subject"].(string)
+		t, err := mailer.NewTemplate(&mailer.Email{From: s.opt.From, Subject: subject, Text: text, HTML: html}, slots...)
 		if err != nil {
-			return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindLink, err)
+			return nil, fmt.Errorf("subscription: compose %s: %w", kind, err)
 		}
 		return t, nil
 	})

@@ -624,10 +624,10 @@ type confirmDraft struct {
 // address and the link as slots. In the HTML both go where html/template
 // escapes text, and Template.Compose escapes them the same way.
 func (s *Service) confirmTemplate(freq herald.Frequency) (*mailer.Template, error) {
-	return s.cached("confirm:"+string(freq), func() (*mailer.Template, error) {
+	return s.slotted("confirm:"+string(freq), "confirm", herald.KindConfirm, func() map[string]any {
 		// Nothing the visitor typed but the address goes into this email:
 		// the name field is a favourite of subscription bombers.
-		data := map[string]any{
+		return map[string]any{
 			"Site":       site{s.opt.SiteName, s.opt.SiteURL},
 			"Subject":    "Confirm your subscription to " + s.opt.SiteName,
 			"Email":      confirmEmailSlot,
@@ -636,16 +636,7 @@ func (s *Service) confirmTemplate(freq herald.Frequency) (*mailer.Template, erro
 			"Button":     map[string]string{"URL": confirmURLSlot, "Label": "Confirm subscription"},
 			"TTL":        humanDuration(s.opt.ConfirmTTL),
 		}
-		html, text, err := s.tpl.Email("confirm", data)
-		if err != nil {
-			return nil, fmt.Errorf("subscription: %w", err)
-		}
-		t, err := mailer.NewTemplate(&mailer.Email{From: s.opt.From, Subject: data["Subject"].(string), Text: text, HTML: html}, confirmEmailSlot, confirmURLSlot)
-		if err != nil {
-			return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindConfirm, err)
-		}
-		return t, nil
-	})
+	}, confirmEmailSlot, confirmURLSlot)
 }
 
 func (s *Service) draftConfirm(freq herald.Frequency) (*confirmDraft, error) {
