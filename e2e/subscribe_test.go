@@ -97,7 +97,8 @@ func TestWholeProcessSubscribeFlow(t *testing.T) {
 		t.Fatalf("GET confirm changed status to %s", st)
 	}
 	u, _ := url.Parse(link)
-	if c := in.do("POST", "/confirm", "application/x-www-form-urlencoded", form(map[string]string{"token": u.Query().Get("token")})); c.Status != 200 {
+	// The POST confirms and sends the browser on to a page it may reload.
+	if c := in.do("POST", "/confirm", "application/x-www-form-urlencoded", form(map[string]string{"token": u.Query().Get("token")})); c.Status != 303 || !strings.HasPrefix(c.Header.Get("Location"), "/subscribed?token=") {
 		t.Fatalf("POST confirm: %d %s", c.Status, c.Body)
 	}
 	if st := in.status("reader@example.org"); st != "confirmed" {
