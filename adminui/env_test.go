@@ -54,6 +54,7 @@ type env struct {
 	srv   *httptest.Server
 	ui    *UI
 	clock *clock
+	app   *testenv.App
 }
 
 type envOpts struct {
@@ -66,6 +67,8 @@ type envOpts struct {
 	// digest.daily.
 	location      *time.Location
 	daily, weekly string
+	// relays: mail goes over a relay set of this many more relays.
+	relays int
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -76,7 +79,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	var ui *UI
 	app := testenv.New(t, testenv.Options{
-		AdminToken: o.token, TrustedProxies: o.trustedProxies,
+		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays,
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 		},
@@ -91,7 +94,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 			return ui, err
 		},
 	})
-	return &env{t: t, db: app.DB, smtp: app.SMTP, srv: app.Server, ui: ui, clock: clk}
+	return &env{t: t, db: app.DB, smtp: app.SMTP, srv: app.Server, ui: ui, clock: clk, app: app}
 }
 
 // browser is an HTTP client with its own cookies that does not follow
