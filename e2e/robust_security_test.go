@@ -295,7 +295,7 @@ func TestRobustSecurity(t *testing.T) {
 		tok[m.To[0]] = &links{confirm: tokenOf(testmail.MustParse(t, m.Data).Link("/confirm?token="))}
 	}
 	for _, e := range []string{"alice@example.net", "bob@example.net"} {
-		if r := in.do("POST", "/confirm", "application/x-www-form-urlencoded", "token="+tok[e].confirm); r.Status != 303 {
+		if r := in.do("POST", "/confirm", "application/x-www-form-urlencoded", "token="+tok[e].confirm); r.Status != 200 {
 			t.Fatalf("confirm %s: %d", e, r.Status)
 		}
 	}
@@ -391,7 +391,7 @@ func TestRobustSecurity(t *testing.T) {
 	if r := in.do("GET", "/preferences/data?token="+url.QueryEscape(a.prefs), "", ""); r.Status != 200 || !strings.Contains(r.Body, "alice@example.net") || strings.Contains(r.Body, "bob@") {
 		t.Errorf("A's data download: %d", r.Status)
 	}
-	if r := in.do("POST", "/unsubscribe?token="+url.QueryEscape(a.unsub), "application/x-www-form-urlencoded", "token="+url.QueryEscape(b.unsub)); r.Status != 303 || r.Header.Get("Location") != "/unsubscribe?token="+url.QueryEscape(a.unsub) {
+	if r := in.do("POST", "/unsubscribe?token="+url.QueryEscape(a.unsub), "application/x-www-form-urlencoded", "token="+url.QueryEscape(b.unsub), "Sec-Fetch-Mode", "navigate"); r.Status != 303 || r.Header.Get("Location") != "/unsubscribe?token="+url.QueryEscape(a.unsub) {
 		t.Errorf("A's unsubscribe with B's token in the form: %d %q", r.Status, r.Header.Get("Location"))
 	}
 	if in.status("alice@example.net") != "unsubscribed" || in.status("bob@example.net") != "confirmed" {

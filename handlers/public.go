@@ -210,7 +210,29 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/subscribed?token="+url.QueryEscape(s.deps.Subscriptions.ManageToken(sub.ID)), http.StatusSeeOther)
+	tok = s.deps.Subscriptions.ManageToken(sub.ID)
+	if navigation(r) {
+		http.Redirect(w, r, "/subscribed?token="+url.QueryEscape(tok), http.StatusSeeOther)
+		return
+	}
+	s.confirmed(w, r, sub, tok)
+}
+
+// navigation reports whether r is a browser's own navigation (a person
+// pressed the button), which gets post/redirect/get so that a reload does not
+// post again. Scripts and other programs get the answer page itself with 200,
+// as these routes have always answered.
+func navigation(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Mode") == "navigate"
+}
+
+// confirmed is the "you're subscribed" page; tok is the reader's
+// preferences token.
+func (s *Server) confirmed(w http.ResponseWriter, r *http.Request, sub *herald.Subscriber, tok string) {
+	s.page(w, r, http.StatusOK, "confirmed", map[string]any{
+		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
+		"PrefsURL": "/preferences?token=" + url.QueryEscape(tok),
+	})
 }
 
 // subscribedPage is where a confirmation lands: "you're subscribed" while
@@ -226,10 +248,7 @@ func (s *Server) subscribedPage(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, "/preferences?token="+url.QueryEscape(tok), http.StatusSeeOther)
 		return
 	}
-	s.page(w, r, http.StatusOK, "confirmed", map[string]any{
-		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
-		"PrefsURL": "/preferences?token=" + url.QueryEscape(tok),
-	})
+	s.confirmed(w, r, sub, tok)
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
@@ -261,8 +280,9 @@ func (s *Server) unsubscribed(w http.ResponseWriter, r *http.Request, sub *heral
 
 // unsubscribe is also the RFC 8058 one-click target: a POST with
 // List-Unsubscribe=One-Click, no cookies, no redirect. The token may come in
-// the query (one-click) or the form. A person's press is sent on to the
-// unsubscribe page, which then says it is done (and may be reloaded).
+// the query (one-click) or the form. A person's press in a browser is sent
+// on to the unsubscribe page, which then says it is done (and may be
+// reloaded); any other POST gets that page at once, with 200.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	vals, err := parseForm(w, r)
 	if err != nil {
@@ -278,7 +298,7 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	if vals.Get("List-Unsubscribe") == "One-Click" {
+	if vals.Get("List-Unsubscribe") == "One-Click" || !navigation(r) {
 		s.unsubscribed(w, r, sub)
 		return
 	}

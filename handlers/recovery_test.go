@@ -236,3 +236,35 @@ func TestAdminAPIForTheSubscriberPage(t *testing.T) {
 		t.Fatalf("bad skip_empty: %d", r.Status)
 	}
 }
+
+// TestConfirmAndUnsubscribeAnswerPrograms: post/redirect/get is for a
+// browser's own navigation; a script or any other program that POSTs the
+// confirm or unsubscribe form gets the answer page itself with 200, as
+// these routes have always answered, and the change is made either way.
+func TestConfirmAndUnsubscribeAnswerPrograms(t *testing.T) {
+	e := newEnv(t, testenv.Options{})
+	if r := e.form("/subscribe", url.Values{"email": {"prog@example.org"}}); r.Status != http.StatusSeeOther {
+		t.Fatalf("subscribe: %d", r.Status)
+	}
+	conf := testmail.MustParse(t, e.SMTP.WaitFor(t, 1, 10*time.Second)[0].Data)
+	body := url.Values{"token": {tokenOf(t, conf.Link("/confirm?token="))}}.Encode()
+	c := e.do(http.MethodPost, "/confirm", "application/x-www-form-urlencoded", body)
+	if c.Status != http.StatusOK || !strings.Contains(c.Body, "You're subscribed") || c.Location() != "" {
+		t.Fatalf("POST /confirm from a program: %d %q\n%s", c.Status, c.Location(), c.Body)
+	}
+	if st := e.status("prog@example.org"); st != herald.StatusConfirmed {
+		t.Fatalf("after confirm: %s", st)
+	}
+	sub, err := e.Subs.Subscriber(context.Background(), "prog@example.org")
+	if err != nil {
+		t.Fatal(err)
+	}
+	unsub := "/unsubscribe?token=" + url.QueryEscape(e.Subs.UnsubscribeToken(sub.ID))
+	u := e.do(http.MethodPost, unsub, "application/x-www-form-urlencoded", "")
+	if u.Status != http.StatusOK || u.Location() != "" || !strings.Contains(u.Body, "unsubscribed") {
+		t.Fatalf("POST unsubscribe from a program: %d %q\n%s", u.Status, u.Location(), u.Body)
+	}
+	if st := e.status("prog@example.org"); st != herald.StatusUnsubscribed {
+		t.Fatalf("after unsubscribe: %s", st)
+	}
+}
