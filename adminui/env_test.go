@@ -64,6 +64,10 @@ type envOpts struct {
 	secure  bool
 	// trustedProxies is server.trusted_proxies.
 	trustedProxies []netip.Prefix
+	// location is digest.timezone, for the UI and the schedules; daily is
+	// digest.daily.
+	location      *time.Location
+	daily, weekly string
 	// relays: mail goes over a relay set of this many more relays.
 	relays int
 	// templates: the look, languages and override directory.
@@ -84,11 +88,15 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 		},
-		Digest:    func(do *digest.Options) { do.MaxPosts, do.ReplyTo = 20, o.replyTo },
+		Digest: func(do *digest.Options) {
+			do.MaxPosts, do.ReplyTo = 20, o.replyTo
+			do.Location, do.Daily, do.Weekly = o.location, o.daily, o.weekly
+		},
 		Templates: o.templates,
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error
-			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now})
+			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now,
+				Location: o.location, SiteURL: "https://blog.example.org"})
 			return ui, err
 		},
 	})

@@ -1,6 +1,7 @@
 package adminui
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"os"
@@ -60,5 +61,32 @@ func TestLookPageAndPreview(t *testing.T) {
 	p := testmail.MustParse(t, msgs[len(msgs)-1].Data)
 	if !strings.Contains(p.HTML, "OWNER POST Post number 2") || !strings.Contains(p.Header.Get("Reply-To"), "ada@blog.example.org") || !strings.Contains(p.Subject, "[Test]") {
 		t.Fatalf("the test email does not use the override or lacks Reply-To: %q %q\n%s", p.Subject, p.Header.Get("Reply-To"), p.HTML)
+	}
+}
+
+// TestSubscriberLanguage: the subscriber page shows a reader's language
+// and changes it through PATCH; one herald does not speak is refused.
+func TestSubscriberLanguage(t *testing.T) {
+	e := newEnv(t, envOpts{})
+	e.addConfirmed("ann@example.org", "Ann", "weekly")
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/subscribers/ann@example.org")
+	if !strings.Contains(r.body, `<select id="sub-language-pick" name="language">`) || !strings.Contains(r.body, `<option value="de">de</option>`) {
+		t.Fatalf("no language choice:\n%s", r.body)
+	}
+	r = b.form("/admin/subscribers/ann@example.org", url.Values{"name": {"Ann"}, "frequency": {"weekly"}, "language": {"de"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("save: %d\n%s", r.status, r.body)
+	}
+	if s, _ := e.db.SubscriberByEmail(context.Background(), "ann@example.org"); s.Language != "de" {
+		t.Fatalf("language %q", s.Language)
+	}
+	if r = b.get("/admin/subscribers/ann@example.org"); !strings.Contains(r.body, `<dd id="sub-language">de</dd>`) {
+		t.Fatal("the page does not show the language")
+	}
+	r = b.form("/admin/subscribers/ann@example.org", url.Values{"name": {"Ann"}, "frequency": {"weekly"}, "language": {"tlh"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "unknown language") {
+		t.Fatalf("bad language: %d", r.status)
 	}
 }

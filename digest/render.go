@@ -55,6 +55,8 @@ type Rendered struct {
 	Text    string
 	// Posts is how many new posts there were (shown or linked).
 	Posts int
+	// Frequency is the frequency it was rendered for.
+	Frequency herald.Frequency
 }
 
 // Render builds the digest for posts (oldest first, as stored) in
@@ -87,7 +89,25 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 	if err != nil {
 		return nil, fmt.Errorf("digest: %w", err)
 	}
-	return &Rendered{Subject: out.Subject, HTML: out.HTML, Text: out.Text, Posts: len(posts)}, nil
+	return &Rendered{Subject: out.Subject, HTML: out.HTML, Text: out.Text, Posts: len(posts), Frequency: freq}, nil
+}
+
+// Subject is the subject line of the email carrying posts, in the
+// default language (a dry run's record of what it would send): the
+// template's "subject" block, without rendering the rest.
+func (r *Renderer) Subject(posts []*herald.Post) string {
+	if len(posts) == 0 {
+		return ""
+	}
+	data := &templates.DigestEmail{Count: len(posts)}
+	for i := len(posts) - 1; i >= 0 && len(data.Posts) < r.maxPosts; i-- {
+		data.Posts = append(data.Posts, templates.DigestPost{Title: posts[i].Title, URL: posts[i].URL, PublishedAt: posts[i].PublishedAt})
+	}
+	s, err := r.tpl.Subject("", "digest", data)
+	if err != nil {
+		return ""
+	}
+	return s
 }
 
 // post is one post as the template shows it. Summaries and contents are

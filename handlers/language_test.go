@@ -59,7 +59,7 @@ func TestReadersLanguage(t *testing.T) {
 	link := confirm.Link("/confirm?token=")
 	// The reader confirms from a browser set to English: the pages about
 	// them stay in their language.
-	r = e.form("/confirm", url.Values{"token": {tokenOf(t, link)}})
+	r = e.do(http.MethodPost, "/confirm", "application/x-www-form-urlencoded", url.Values{"token": {tokenOf(t, link)}}.Encode(), "Accept-Language", "en")
 	if r.Status != 200 || !strings.Contains(r.Body, "Sie sind dabei") {
 		t.Fatalf("confirmed page: %d\n%s", r.Status, r.Body)
 	}

@@ -100,8 +100,19 @@ type ConfirmEmail struct {
 type WelcomeEmail struct {
 	Email
 	Address, Frequency string
-	// FromAddress is mail.from's address, to add to contacts.
+	// FromAddress is mail.from's address, to add to contacts;
+	// AddToContacts is false when it is a local address nobody can reach.
 	FromAddress              string
+	AddToContacts            bool
+	PrefsURL, UnsubscribeURL string
+}
+
+// LinkEmail is email/link.html and .txt: the link to a reader's
+// preferences, sent when they ask for it ("email me my link", Reason
+// "asked") or sign up again while subscribed (Reason "again").
+type LinkEmail struct {
+	Email
+	Address, Reason          string
 	PrefsURL, UnsubscribeURL string
 }
 
@@ -126,7 +137,10 @@ func SampleEmail(name string) EmailData {
 	case "confirm":
 		return &ConfirmEmail{Address: "reader@example.net", Frequency: "weekly", ConfirmURL: "https://news.example.org/confirm?token=sample", TTL: 168 * time.Hour}
 	case "welcome":
-		return &WelcomeEmail{Address: "reader@example.net", Frequency: "instant", FromAddress: "digest@blog.example.org",
+		return &WelcomeEmail{Address: "reader@example.net", Frequency: "instant", FromAddress: "digest@blog.example.org", AddToContacts: true,
+			PrefsURL: "https://news.example.org/preferences?token=sample", UnsubscribeURL: "https://news.example.org/unsubscribe?token=sample"}
+	case "link":
+		return &LinkEmail{Address: "reader@example.net", Reason: "again",
 			PrefsURL: "https://news.example.org/preferences?token=sample", UnsubscribeURL: "https://news.example.org/unsubscribe?token=sample"}
 	}
 	return nil

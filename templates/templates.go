@@ -415,6 +415,21 @@ func (s *Set) Page(w io.Writer, lang, name string, data map[string]any) error {
 // HasPage reports whether a page exists.
 func (s *Set) HasPage(name string) bool { _, ok := s.langSet("").pages[name]; return ok }
 
+// Subject renders only an email's subject (its "subject" block).
+func (s *Set) Subject(lang, name string, data EmailData) (string, error) {
+	tt, ok := s.langSet(lang).emailText[name]
+	if !ok {
+		return "", fmt.Errorf("templates: no email %q", name)
+	}
+	e := data.email()
+	e.Site = s.site
+	var b strings.Builder
+	if err := tt.ExecuteTemplate(&b, "subject", data); err != nil {
+		return "", s.fileError(err)
+	}
+	return strings.Join(strings.Fields(b.String()), " "), nil
+}
+
 // Rendered is an email's parts.
 type Rendered struct {
 	Subject string
