@@ -109,6 +109,9 @@ type ImportRow struct {
 	Status      Status
 	CreatedAt   time.Time
 	ConfirmedAt time.Time
+	// Language is the file's language column as written (the import
+	// checks it).
+	Language string
 }
 
 // RowError is a row the import refuses; reading goes on after it.

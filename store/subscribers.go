@@ -42,7 +42,7 @@ type subRecord struct {
 const subsFillPercent = 0.9
 
 // SubscriberGeneration is a number that changes after every commit that
-// changed an existing reader's status, frequency or address, or erased a
+// changed an existing reader's status, frequency, address or language, or erased a
 // reader. While it stays the same, a reader read earlier is as current in
 // those fields as a fresh read: the digest skips its re-read before
 // composing then. It counts in this process only (the database is locked
@@ -74,7 +74,7 @@ func subIDByEmail(tx *bolt.Tx, email string) uint64 {
 // is the stored record before the change (nil for a new one); only its
 // Email, Status and Frequency are used.
 func (db *DB) putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
-	if prev != nil && (prev.Status != s.Status || prev.Frequency != s.Frequency || prev.Email != s.Email) {
+	if prev != nil && (prev.Status != s.Status || prev.Frequency != s.Frequency || prev.Email != s.Email || prev.Language != s.Language) {
 		tx.OnCommit(db.subsChanged)
 	}
 	b := tx.Bucket(bucketSubs)

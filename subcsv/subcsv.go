@@ -22,7 +22,7 @@ import (
 const maxRow = 1 << 20
 
 // Header is what the export writes and the import reads back.
-var Header = []string{"email", "name", "frequency", "status", "created_at", "confirmed_at"}
+var Header = []string{"email", "name", "frequency", "status", "created_at", "confirmed_at", "language"}
 
 // Writer writes subscribers in herald's export format.
 type Writer struct {
@@ -48,6 +48,7 @@ func (w *Writer) Write(sub *herald.Subscriber) {
 	if sub.ConfirmedAt != nil {
 		w.rec[5] = formatTime(*sub.ConfirmedAt)
 	}
+	w.rec[6] = sub.Language
 	_ = w.cw.Write(w.rec)
 }
 
@@ -95,6 +96,7 @@ type Reader struct {
 // columns holds the index of each known column, -1 when absent.
 type columns struct {
 	email, name, first, last, frequency, status, created, confirmed, unsub, clean int
+	language                                                                      int
 }
 
 // headerNames maps header names (lower-cased, trimmed) to columns.
@@ -110,6 +112,8 @@ var headerNames = map[string]string{
 	"confirmed_at": "confirmed", "confirm_time": "confirmed",
 	// Mailchimp exports each status to its own file and says so with these.
 	"unsub_time": "unsub", "clean_time": "clean",
+	// herald's, and listmonk's and Mailchimp's names for it.
+	"language": "language", "lang": "language",
 }
 
 // NewReader reads the header line. Errors are EMALFORMED or EINVALID
@@ -150,7 +154,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, readError(err)
 	}
 	lim.mark = cr.InputOffset()
-	c.cols = columns{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+	c.cols = columns{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
 	seen := map[string]string{}
 	for i, raw := range rec {
 		h := strings.ToLower(strings.TrimSpace(raw))
@@ -183,6 +187,8 @@ func NewReader(r io.Reader) (*Reader, error) {
 			c.cols.unsub = i
 		case "clean":
 			c.cols.clean = i
+		case "language":
+			c.cols.language = i
 		}
 	}
 	if c.cols.email < 0 {
@@ -295,6 +301,7 @@ func (c *Reader) row(rec []string, line int) (herald.ImportRow, error) {
 	}
 	row.CreatedAt = parseTime(field(rec, c.cols.created))
 	row.ConfirmedAt = parseTime(field(rec, c.cols.confirmed))
+	row.Language = field(rec, c.cols.language)
 	return row, nil
 }
 

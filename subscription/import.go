@@ -151,8 +151,13 @@ const (
 func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 	now := im.s.opt.Now()
 	freq := row.Frequency
+	lang, err := im.s.tpl.Catalog().Parse(row.Language)
+	if err != nil {
+		im.addInvalid(row.Line, err.Error())
+		return nil
+	}
 	var outcome int
-	_, err := im.s.store.MutateSubscriber(ctx, row.Email, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+	_, err = im.s.store.MutateSubscriber(ctx, row.Email, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
 		outcome = 0 // this may run more than once
 		next := *cur
 		if cur.Status == "" { // a new reader
@@ -162,6 +167,7 @@ func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 				next.Frequency = im.s.opt.DefaultFrequency
 			}
 			next.Source = "import"
+			next.Language = lang
 			next.CreatedAt = row.CreatedAt // zero: the store fills in now
 			next.UpdatedAt = now
 			switch {
@@ -203,6 +209,9 @@ func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 		if freq != "" && freq != cur.Frequency {
 			next.Frequency, changed = freq, true
 		}
+		if lang != "" && lang != cur.Language {
+			next.Language, changed = lang, true
+		}
 		live := cur.Status == herald.StatusConfirmed || cur.Status == herald.StatusPending
 		switch {
 		case live && row.Status == herald.StatusUnsubscribed:
@@ -224,7 +233,7 @@ func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 	if outcome == outOptIn && herald.ErrorCode(err) == herald.ENOTFOUND {
 		// The store answered "not found" for the record not saved.
 		_, err = im.s.Subscribe(ctx, herald.SubscribeRequest{
-			Email: row.Email, Name: row.Name, Frequency: string(freq), Source: "import",
+			Email: row.Email, Name: row.Name, Frequency: string(freq), Language: lang, Source: "import",
 		})
 		if err == nil {
 			im.added.Add(1)
