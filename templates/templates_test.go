@@ -48,7 +48,10 @@ func TestEveryEmailAndPage(t *testing.T) {
 		"fr": {"désabonner", "2 mars 2026"}, "es": {"baja", "2 de marzo de 2026"},
 	}
 	for _, code := range s.Catalog().Codes() {
-		for _, name := range []string{"digest", "confirm", "welcome"} {
+		if len(s.langs[code].emailHTML) < 4 {
+			t.Fatalf("%s: only %d email kinds", code, len(s.langs[code].emailHTML))
+		}
+		for name := range s.langs[code].emailHTML { // every kind, new ones included
 			out, err := s.Email(code, name, SampleEmail(name))
 			if err != nil {
 				t.Fatalf("%s %s: %v", code, name, err)
@@ -75,8 +78,14 @@ func TestEveryEmailAndPage(t *testing.T) {
 					t.Errorf("%s %s: subject %q, text %q", code, name, out.Subject, out.Text)
 				}
 			}
-			if name != "confirm" && !strings.Contains(h+out.Text, words[code][0]) {
+			if (name == "digest" || name == "welcome") && !strings.Contains(h+out.Text, words[code][0]) {
 				t.Errorf("%s %s: no %q in it", code, name, words[code][0])
+			}
+			// Every kind's subject is in the reader's language.
+			if en, err := s.Email("en", name, SampleEmail(name)); err != nil {
+				t.Fatal(err)
+			} else if code != "en" && name != "digest" && out.Subject == en.Subject {
+				t.Errorf("%s %s: the subject %q is the English one", code, name, out.Subject)
 			}
 			checkEmailCraft(t, code+" "+name, h)
 		}
