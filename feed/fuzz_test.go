@@ -63,6 +63,9 @@ func FuzzParse(f *testing.F) {
 			if post.URL != "" && !strings.HasPrefix(post.URL, "http://") && !strings.HasPrefix(post.URL, "https://") {
 				t.Fatalf("non-http url %q", post.URL)
 			}
+			if im := post.Image; im != nil && (!strings.HasPrefix(im.URL, "http://") && !strings.HasPrefix(im.URL, "https://") || im.Width < 0 || im.Height < 0) {
+				t.Fatalf("bad lead image %+v", im)
+			}
 			if !utf8.ValidString(post.Title) || utf8.RuneCountInString(post.Title) > maxTitleRunes {
 				t.Fatalf("bad title %q", post.Title)
 			}
