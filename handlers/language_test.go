@@ -1,12 +1,18 @@
 package handlers_test
 
 import (
+	"context"
+	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/handlers"
 	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
 	"github.com/herald-dev/herald/templates"
@@ -107,5 +113,108 @@ func TestPagesCarryTheBrand(t *testing.T) {
 		if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "img-src 'self' data: https://cdn.example.org;") {
 			t.Errorf("%s: CSP %q does not allow the logo", path, csp)
 		}
+	}
+}
+
+// untranslated records the messages handlers report a reader saw in
+// English instead of their language.
+type untranslated struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (u *untranslated) Enabled(context.Context, slog.Level) bool { return true }
+func (u *untranslated) WithAttrs([]slog.Attr) slog.Handler       { return u }
+func (u *untranslated) WithGroup(string) slog.Handler            { return u }
+func (u *untranslated) Handle(_ context.Context, r slog.Record) error {
+	if !strings.Contains(r.Message, "no translation") {
+		return nil
+	}
+	var lang, msg string
+	r.Attrs(func(a slog.Attr) bool {
+		switch a.Key {
+		case "lang":
+			lang = a.Value.String()
+		case "message":
+			msg = a.Value.String()
+		}
+		return true
+	})
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.msgs = append(u.msgs, lang+": "+msg)
+	return nil
+}
+
+func (u *untranslated) take() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := u.msgs
+	u.msgs = nil
+	return out
+}
+
+// TestReaderMessagesInTheirLanguage walks what a reader can get wrong or
+// meet (a bad address, a long name, broken and stale links, a change
+// while unsubscribed, too many sign-ups) in each language but English:
+// every message the services say is shown translated. A message the
+// files lack (a tampered form's action) is reported, so the check can
+// tell.
+func TestReaderMessagesInTheirLanguage(t *testing.T) {
+	u := &untranslated{}
+	e := newEnv(t, testenv.Options{Logger: slog.New(u), SubscribePerIP: handlers.Rate{N: 16, Period: time.Hour}})
+	sub, err := e.Subs.Subscribe(context.Background(), herald.SubscribeRequest{Email: "left@example.org", Confirmed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.Subs.ManageToken(sub.ID)
+	if _, err := e.Subs.Unsubscribe(context.Background(), e.Subs.UnsubscribeToken(sub.ID)); err != nil {
+		t.Fatal(err)
+	}
+	for _, lang := range []string{"de", "fr", "es"} {
+		al := []string{"Accept-Language", lang}
+		for _, v := range []url.Values{
+			{"email": {""}}, {"email": {"not-an-address"}}, {"email": {strings.Repeat("a", 250) + "@example.org"}},
+			{"email": {"n@example.org"}, "name": {strings.Repeat("n", 101)}}, {"email": {"n@example.org"}, "name": {"Ann\tOther"}},
+		} {
+			v.Set("lang", lang)
+			if r := e.form("/subscribe", v); r.Status != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `<html lang="`+lang+`"`) {
+				t.Fatalf("%s %v: %d", lang, v, r.Status)
+			}
+		}
+		for _, path := range []string{"/confirm?token=garbage", "/confirm?token=", "/unsubscribe?token=garbage", "/preferences?token=garbage", "/nope"} {
+			if r := e.do(http.MethodGet, path, "", "", al...); r.Status < 400 || !strings.Contains(r.Body, `<html lang="`+lang+`"`) {
+				t.Fatalf("%s %s: %d", lang, path, r.Status)
+			}
+		}
+		if _, err := e.Subs.UpdateSubscriber(context.Background(), "left@example.org", herald.SubscriberPatch{Language: &lang}); err != nil {
+			t.Fatal(err)
+		}
+		if r := e.form("/preferences", url.Values{"token": {tok}, "action": {"save"}, "frequency": {"daily"}}); r.Status != http.StatusConflict {
+			t.Fatalf("%s: save while unsubscribed: %d", lang, r.Status)
+		}
+		if got := u.take(); len(got) > 0 {
+			t.Errorf("shown in English to a reader of %s:\n%s", lang, strings.Join(got, "\n"))
+		}
+	}
+	// Too many sign-ups from one network, in German.
+	for i := 0; ; i++ {
+		r := e.form("/subscribe", url.Values{"email": {fmt.Sprintf("r%d@example.org", i)}, "lang": {"de"}})
+		if r.Status == http.StatusTooManyRequests {
+			break
+		}
+		if i > 10 {
+			t.Fatal("never limited")
+		}
+	}
+	if got := u.take(); len(got) > 0 {
+		t.Errorf("shown in English:\n%s", strings.Join(got, "\n"))
+	}
+	// The check sees a message the files lack.
+	if r := e.do(http.MethodPost, "/preferences", "application/x-www-form-urlencoded", url.Values{"token": {tok}, "action": {"dance"}}.Encode(), "Accept-Language", "de"); r.Status != http.StatusUnprocessableEntity {
+		t.Fatalf("unknown action: %d", r.Status)
+	}
+	if got := u.take(); len(got) != 1 || !strings.Contains(got[0], `unknown action "dance"`) {
+		t.Errorf("an untranslated message was not reported: %q", got)
 	}
 }

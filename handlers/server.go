@@ -486,7 +486,12 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 	// files translate the ones a reader can meet.
 	for _, k := range []string{"Error", "Heading", "Done"} {
 		if msg, ok := data[k].(string); ok && msg != "" {
-			data[k] = readerMessage(l, msg)
+			var known bool
+			if data[k], known = readerMessage(l, msg); !known && code != "en" {
+				// The English ids read well to English readers; others
+				// get English: the operator learns what to translate.
+				s.log.Warn("handlers: a reader's message has no translation", "lang", code, "message", msg)
+			}
 		}
 	}
 	if d, ok := data["Wait"].(time.Duration); ok {
@@ -518,17 +523,28 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 	}
 }
 
-// invalidEmail is herald.NormalizeEmail's message for an address that
-// does not parse.
-var invalidEmail = regexp.MustCompile(`^"(.*)" is not a valid email address$`)
+// readerPatterns are the service messages with a value in them that a
+// reader's form can meet, and their message ids (the value is .Value).
+var readerPatterns = []struct {
+	re *regexp.Regexp
+	id string
+}{
+	{regexp.MustCompile(`^"(.*)" is not a valid email address$`), "err_email_invalid"},
+	{regexp.MustCompile(`^email address is longer than (\d+) characters$`), "err_email_long"},
+	{regexp.MustCompile(`^name is longer than (\d+) characters$`), "err_name_long"},
+}
 
 // readerMessage translates a service's message for a reader: the message
 // files hold the sentences a reader can meet, keyed by their English.
-func readerMessage(l *locale.Lang, msg string) string {
-	if m := invalidEmail.FindStringSubmatch(msg); m != nil {
-		return l.T("err_email_invalid", "Address", m[1])
+// ok is false when the language has no text of its own for it (the
+// reader then reads the English).
+func readerMessage(l *locale.Lang, msg string) (out string, ok bool) {
+	for _, p := range readerPatterns {
+		if m := p.re.FindStringSubmatch(msg); m != nil {
+			return l.T(p.id, "Address", m[1], "Value", m[1]), l.Has(p.id)
+		}
 	}
-	return l.T(msg)
+	return l.T(msg), l.Has(msg)
 }
 
 // lang is the language of a page: ?lang= (a language link, a form's

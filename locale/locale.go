@@ -40,6 +40,7 @@ type Catalog struct {
 type Lang struct {
 	code string
 	loc  *i18n.Localizer
+	ids  map[string]bool // the messages its own file has
 }
 
 // New loads the built-in languages and makes def (a code of one of them,
@@ -52,11 +53,18 @@ func New(def string) (*Catalog, error) {
 		return nil, fmt.Errorf("locale: %w", err)
 	}
 	var codes []string
+	ids := map[string]map[string]bool{}
 	for _, f := range files {
-		if _, err := b.LoadMessageFileFS(builtin, f); err != nil {
+		mf, err := b.LoadMessageFileFS(builtin, f)
+		if err != nil {
 			return nil, fmt.Errorf("locale: %s: %w", f, err)
 		}
-		codes = append(codes, strings.TrimSuffix(path.Base(f), ".toml"))
+		code := strings.TrimSuffix(path.Base(f), ".toml")
+		codes = append(codes, code)
+		ids[code] = map[string]bool{}
+		for _, m := range mf.Messages {
+			ids[code][m.ID] = true
+		}
 	}
 	if !slices.Contains(codes, def) {
 		return nil, fmt.Errorf("locale: no language %q (have %s)", def, strings.Join(codes, ", "))
@@ -69,7 +77,7 @@ func New(def string) (*Catalog, error) {
 	tags := make([]language.Tag, len(codes))
 	for i, code := range codes {
 		tags[i] = language.Make(code)
-		c.langs[code] = &Lang{code: code, loc: i18n.NewLocalizer(b, code)}
+		c.langs[code] = &Lang{code: code, loc: i18n.NewLocalizer(b, code), ids: ids[code]}
 	}
 	c.matcher = language.NewMatcher(tags)
 	return c, nil
@@ -198,6 +206,10 @@ func (l *Lang) Code() string { return l.code }
 func (l *Lang) T(id string, args ...any) string {
 	return l.localize(id, nil, args)
 }
+
+// Has reports whether the language's own file has message id (T falls
+// back to the default language's otherwise).
+func (l *Lang) Has(id string) bool { return l.ids[id] }
 
 // N is T for a message with plural forms, chosen by n; the message gets
 // n as .Count.

@@ -79,6 +79,8 @@ type Options struct {
 	// Templates are the templates' options: the look, the default
 	// language, an override directory. Site.Name defaults to SiteName.
 	Templates templates.Options
+	// Logger, when set, gets every service's log (else it is dropped).
+	Logger *slog.Logger
 }
 
 // App is one herald, with every part reachable for the test to inspect.
@@ -115,7 +117,10 @@ func New(t testing.TB, o Options) *App {
 		o.BaseURL = BaseURL
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	log := slog.New(slog.DiscardHandler)
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	a := &App{T: t, token: o.AdminToken}
 	var err error
 	if a.DB, err = store.Open(ctx, filepath.Join(t.TempDir(), "herald.db"), store.Options{}); err != nil {
