@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/herald-dev/herald/handlers"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -89,9 +90,12 @@ func TestLoginWrongThenRight(t *testing.T) {
 	}
 }
 
-func mustAddr(s string) netip.Addr { return parseAddr(s) }
+func mustAddr(s string) netip.Prefix { return parseAddr(s) }
 
-func parseAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+// parseAddr is the visitor the address counts as (an IPv6 /64).
+func parseAddr(s string) netip.Prefix {
+	return handlers.VisitorOf(netip.MustParseAddr(s), handlers.DefaultIPv6Prefix)
+}
 
 func TestSecureCookie(t *testing.T) {
 	e := newEnv(t, envOpts{secure: true})

@@ -52,8 +52,8 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		fail(err, in)
 		return
 	}
-	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
-		fail(&herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups from your network. Please try again later.", RetryAfter: retry}, in)
+	if err := s.perVisitor(r, "Too many sign-ups from your network. Please try again later."); err != nil {
+		fail(err, in)
 		return
 	}
 	if strings.TrimSpace(in.Website) != "" {
@@ -118,8 +118,8 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
-		s.error(w, r, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many requests from your network. Please try again later.", RetryAfter: retry})
+	if err := s.perVisitor(r, "Too many requests from your network. Please try again later."); err != nil {
+		s.error(w, r, err)
 		return
 	}
 	if err := s.deps.Subscriptions.Resend(r.Context(), vals.Get("email")); err != nil {

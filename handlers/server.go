@@ -32,11 +32,15 @@ type Rate struct {
 
 // Options configure the HTTP layer.
 type Options struct {
-	SiteName         string
-	SiteURL          string
-	BaseURL          string
-	AdminToken       string // "" = admin API disabled (403)
-	TrustedProxies   []netip.Prefix
+	SiteName       string
+	SiteURL        string
+	BaseURL        string
+	AdminToken     string // "" = admin API disabled (403)
+	TrustedProxies []netip.Prefix
+	// IPv6Prefix is security.ipv6_prefix: how many leading bits of an
+	// IPv6 address make one visitor (default 64; see VisitorOf).
+	IPv6Prefix int
+	// SubscribePerIP limits sign-ups and resends per visitor.
 	SubscribePerIP   Rate
 	DefaultFrequency herald.Frequency
 	Logger           *slog.Logger
@@ -109,6 +113,9 @@ func New(opt Options, deps Deps) (*Server, error) {
 	if !opt.DefaultFrequency.Valid() {
 		opt.DefaultFrequency = herald.Daily
 	}
+	if opt.IPv6Prefix <= 0 || opt.IPv6Prefix > 128 {
+		opt.IPv6Prefix = DefaultIPv6Prefix
+	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	s := &Server{opt: opt, deps: deps, log: opt.Logger, ipLim: newLimiter(opt.SubscribePerIP, opt.Now)}
 	r := mux.NewRouter()
@@ -163,7 +170,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nonce := newNonce()
 	setSecurityHeaders(rec.Header(), nonce)
 	ctx := context.WithValue(r.Context(), nonceKey{}, nonce)
-	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, s.clientIP(r)))
+	client := s.clientIP(r)
+	ctx = context.WithValue(ctx, clientIPKey{}, client)
+	r = r.WithContext(context.WithValue(ctx, visitorKey{}, VisitorOf(client, s.opt.IPv6Prefix)))
 	r, route := withRouteBox(r)
 	defer func() {
 		if v := recover(); v != nil {

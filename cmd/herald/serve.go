@@ -199,6 +199,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL,
 		AdminToken: cfg.Admin.Token, TrustedProxies: proxies,
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
+		IPv6Prefix:       cfg.Security.IPv6Prefix,
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
 	}, handlers.Deps{
