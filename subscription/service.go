@@ -33,7 +33,11 @@ type Options struct {
 	PerAddressWindow time.Duration
 	// GlobalPerHour caps confirmation emails across all addresses: a burst
 	// of GlobalPerHour, refilled at GlobalPerHour an hour. 0 = unlimited.
-	GlobalPerHour    int
+	// Past it, public sign-ups' confirmations are held (see budget.go).
+	GlobalPerHour int
+	// Challenge is security.challenge: ChallengeOff, ChallengeAuto
+	// (default) or ChallengeAlways.
+	Challenge        string
 	Welcome          bool
 	DefaultFrequency herald.Frequency
 	Now              func() time.Time
@@ -46,9 +50,16 @@ type Options struct {
 	BounceLimit int
 }
 
+// Store is what the service keeps its state in (store.DB).
+type Store interface {
+	herald.SubscriberStore
+	herald.HoldStore
+	herald.SettingsStore
+}
+
 // Service applies the subscription rules on a store.
 type Service struct {
-	store  herald.SubscriberStore
+	store  Store
 	tokens *Tokens
 	tpl    *templates.Set
 	opt    Options
@@ -56,6 +67,10 @@ type Service struct {
 
 	// global is the cap on confirmation emails (nil: none).
 	global *rate.Limiter
+	// held counts the confirmations waiting for it, by lane; wakeup
+	// tells Run to look at them.
+	held   heldCounts
+	wakeup chan struct{}
 
 	mu sync.Mutex
 	// confirmTpls are the confirmation emails by frequency, rendered and
@@ -64,7 +79,7 @@ type Service struct {
 }
 
 // New returns a Service.
-func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt Options) (*Service, error) {
+func New(store Store, tokens *Tokens, tpl *templates.Set, opt Options) (*Service, error) {
 	from, err := mail.ParseAddress(opt.From)
 	if err != nil {
 		return nil, fmt.Errorf("subscription: mail.from %q: %w", opt.From, err)
@@ -87,11 +102,28 @@ func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt O
 	if opt.BounceLimit <= 0 {
 		opt.BounceLimit = herald.DefaultBounceLimit
 	}
+	switch opt.Challenge {
+	case ChallengeOff, ChallengeAlways:
+	case "", ChallengeAuto:
+		opt.Challenge = ChallengeAuto
+	default:
+		return nil, fmt.Errorf("subscription: challenge mode %q: want off, auto or always", opt.Challenge)
+	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
-	s := &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}
+	s := &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from, wakeup: make(chan struct{}, 1)}
 	if opt.GlobalPerHour > 0 {
 		s.global = rate.NewLimiter(rate.Every(time.Hour/time.Duration(opt.GlobalPerHour)), opt.GlobalPerHour)
 	}
+	ctx := context.Background()
+	if err := s.restoreBudget(ctx); err != nil {
+		return nil, fmt.Errorf("subscription: confirmation budget: %w", err)
+	}
+	counts, err := store.HeldCounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: %w", err)
+	}
+	s.held.budget.Store(int64(counts[herald.HoldBudget]))
+	s.held.unsolved.Store(int64(counts[herald.HoldUnsolved]))
 	return s, nil
 }
 
@@ -142,12 +174,13 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	// The global cap counts confirmation emails, not attempts: one is
 	// reserved here and given back below when none was queued (the
 	// address is confirmed already, or at its per-address limit), so a
-	// bot repeating one address can't use up everyone's sign-ups.
+	// bot repeating one address can't use up everyone's sign-ups. Past
+	// the cap a public sign-up's confirmation is held, not refused.
 	var reserved *globalToken
+	hold := herald.HoldNone
 	if !r.Confirmed {
-		var wait time.Duration
-		if reserved, wait = s.takeGlobal(); wait > 0 {
-			return nil, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: wait}
+		if hold, reserved, err = s.admit(r); err != nil {
+			return nil, err
 		}
 	}
 	now := s.opt.Now()
@@ -209,6 +242,9 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		if err != nil {
 			return nil, nil, err
 		}
+		msg.Hold = hold
+		// A held one counts too: when it goes, the address gets no more
+		// than the per-address limit.
 		next.ConfirmsSent = append(next.ConfirmsSent, now)
 		queued = true
 		return &next, []*herald.OutboxMessage{msg}, nil
@@ -219,7 +255,12 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	if err != nil {
 		return nil, fmt.Errorf("subscription: subscribe: %w", err)
 	}
-	if queued {
+	switch {
+	case queued && hold != herald.HoldNone:
+		s.held.lane(hold).Add(1)
+		s.opt.Logger.Debug("subscription: confirmation held for the budget", "lane", hold.String())
+		s.wake()
+	case queued:
 		s.opt.Enqueued()
 	}
 	return sub, nil
@@ -285,7 +326,9 @@ func (s *Service) Resend(ctx context.Context, email string) error {
 	} else if err != nil {
 		return fmt.Errorf("subscription: resend: %w", err)
 	}
-	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Source: cur.Source})
+	// The public page's button: a sign-up without a challenge solution
+	// (Source only names a new reader's origin, and this one is known).
+	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Source: "form"})
 	return err
 }
 
