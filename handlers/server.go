@@ -70,6 +70,9 @@ type Deps struct {
 	Observe func(route string, status int, d time.Duration)
 	// Push takes WebSub hubs' callbacks at /websub/{feed}.
 	Push herald.PushService
+	// Challenges is the sign-up challenge (security.challenge); nil:
+	// never asked.
+	Challenges herald.ChallengeService
 }
 
 // check says which required dependency is missing.
@@ -126,6 +129,7 @@ func New(opt Options, deps Deps) (*Server, error) {
 	r.HandleFunc("/subscribe", s.subscribePage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe", s.subscribe).Methods(http.MethodPost)
 	r.HandleFunc("/subscribe", s.preflight).Methods(http.MethodOptions)
+	r.HandleFunc("/subscribe/challenge.js", s.challengeScript).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe/check-email", s.checkEmail).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe/resend", s.resend).Methods(http.MethodPost)
 	r.HandleFunc("/confirm", s.confirmPage).Methods(http.MethodGet, http.MethodHead)

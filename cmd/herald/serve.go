@@ -17,6 +17,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/adminui"
+	"github.com/herald-dev/herald/challenge"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
@@ -125,7 +126,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		a.tr = mailer.NewSigningTransport(a.tr, signer)
 		log.Info("dkim signing on", "domain", signer.Domain(), "selector", signer.Selector())
 	}
-	m := metrics.New(metrics.Options{Stats: a.db, Logger: log})
+	var m *metrics.Metrics // made once the subscription service (its stats) is
 	from, err := mail.ParseAddress(cfg.Mail.From)
 	if err != nil {
 		return nil, fmt.Errorf("mail.from: %w", err)
@@ -147,12 +148,19 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		ConfirmTTL:  cfg.Security.ConfirmTTL.Duration,
 		PerAddressN: perAddr.N, PerAddressWindow: perAddr.Period,
 		GlobalPerHour:    cfg.Security.ConfirmationsPerHour,
+		Challenge:        cfg.Security.Challenge,
 		Welcome:          cfg.Mail.Welcome,
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
 		Enqueued:         a.sender.Notify,
 		BounceLimit:      cfg.Mail.BounceLimit,
 	})
+	if err != nil {
+		return nil, err
+	}
+	stats := a.subs.StatsWith(a.db)
+	m = metrics.New(metrics.Options{Stats: stats, Logger: log})
+	challenges, err := challenge.New(challenge.Options{Secret: secret, Required: a.subs.ChallengeRequired})
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +212,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Logger:           log,
 	}, handlers.Deps{
 		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
-		Stats: a.db, Backup: a.db, Archive: archive,
+		Stats: stats, Backup: a.db, Archive: archive, Challenges: challenges,
 		Templates: tpl, Health: a.db.Ping,
 		Metrics: m.Handler(), Observe: m.ObserveHTTP,
 	})
@@ -285,6 +293,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { _ = a.janitor.Run(workCtx) })
+	wg.Go(func() { _ = a.subs.Run(workCtx) }) // releases held confirmations
 	if sched, err := a.backupScheduler(); err != nil {
 		a.log.Error("scheduled backups off", "err", err)
 	} else if sched != nil {

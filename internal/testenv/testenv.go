@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/challenge"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
@@ -64,6 +65,9 @@ type Options struct {
 	// defaults are set (a global cap, a schedule, a retry backoff...).
 	Subscription func(*subscription.Options)
 	Digest       func(*digest.Options)
+	// ChallengeDifficulty is the sign-up challenge's work in bits (0:
+	// challenge.DefaultDifficulty).
+	ChallengeDifficulty int
 	// Admin, when set, builds the admin UI (adminui.New) around the API,
 	// mounted at /admin; it gets the API handler.
 	Admin func(api http.Handler) (http.Handler, error)
@@ -78,12 +82,15 @@ type App struct {
 	Templates *templates.Set
 	Sender    *mailer.Sender
 	Subs      *subscription.Service
-	Digest    *digest.Service
-	Posts     *posts.Service
-	Poller    *feed.Poller
-	Metrics   *metrics.Metrics
-	Handler   *handlers.Server
-	Server    *httptest.Server
+	// Challenges is the sign-up challenge (security.challenge is
+	// Options.Subscription's Challenge).
+	Challenges *challenge.Issuer
+	Digest     *digest.Service
+	Posts      *posts.Service
+	Poller     *feed.Poller
+	Metrics    *metrics.Metrics
+	Handler    *handlers.Server
+	Server     *httptest.Server
 	// URL is the server's base URL.
 	URL   string
 	token string
@@ -117,7 +124,6 @@ func New(t testing.TB, o Options) *App {
 	}
 	a.Transport = tr
 	from := o.SiteName + " <" + FromAddr + ">"
-	a.Metrics = metrics.New(metrics.Options{Stats: a.DB, Logger: log})
 	a.Sender = mailer.NewSender(a.DB, tr, mailer.SenderOptions{
 		Logger: log, EnvelopeFrom: FromAddr, BaseBackoff: 50 * time.Millisecond, PollInterval: 100 * time.Millisecond,
 		Drop: func(ctx context.Context, m *herald.OutboxMessage) (bool, string) { return a.Subs.Unwanted(ctx, m) },
@@ -143,6 +149,11 @@ func New(t testing.TB, o Options) *App {
 		o.Subscription(&so)
 	}
 	if a.Subs, err = subscription.New(a.DB, tokens, a.Templates, so); err != nil {
+		t.Fatal(err)
+	}
+	stats := a.Subs.StatsWith(a.DB)
+	a.Metrics = metrics.New(metrics.Options{Stats: stats, Logger: log})
+	if a.Challenges, err = challenge.New(challenge.Options{Secret: secret, Difficulty: o.ChallengeDifficulty, Required: a.Subs.ChallengeRequired}); err != nil {
 		t.Fatal(err)
 	}
 	do := digest.Options{
@@ -178,8 +189,9 @@ func New(t testing.TB, o Options) *App {
 		DefaultFrequency: herald.Daily, Logger: log,
 	}, handlers.Deps{
 		Subscriptions: a.Subs, Imports: a.Subs, Digests: a.Digest, Posts: a.Posts, Push: a.Poller,
-		Stats: a.DB, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
-		Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveHTTP,
+		Stats: stats, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
+		Challenges: a.Challenges,
+		Metrics:    a.Metrics.Handler(), Observe: a.Metrics.ObserveHTTP,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -195,6 +207,7 @@ func New(t testing.TB, o Options) *App {
 	wg.Go(func() { _ = a.Sender.Run(ctx) })
 	wg.Go(func() { _ = a.Digest.Run(ctx) })
 	wg.Go(func() { _ = a.Poller.Run(ctx) })
+	wg.Go(func() { _ = a.Subs.Run(ctx) })
 	a.Server = httptest.NewServer(a.Handler)
 	a.URL = a.Server.URL
 	t.Cleanup(func() {
