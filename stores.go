@@ -146,6 +146,10 @@ const (
 	// CounterHeldPrefix + Hold.String() counts the outbox messages held
 	// in that lane (a part of CounterOutbox).
 	CounterHeldPrefix = "held_"
+	// CounterConfirmsQueued counts, for the life of the database, the
+	// confirmations that entered the send queue (queued due, or released
+	// from a hold): what the budget spent, durable with the spending.
+	CounterConfirmsQueued = "confirms_queued"
 )
 
 // CounterStore keeps durable counters. RecordDeliveries, MessageSent and

@@ -144,6 +144,10 @@ func enqueueTx(tx *bolt.Tx, msgs []*herald.OutboxMessage, sub uint64, now time.T
 			if err := bumpCounter(tx, heldCounter(m.Hold), 1); err != nil {
 				return err
 			}
+		} else if m.Kind == herald.KindConfirm {
+			if err := bumpCounter(tx, herald.CounterConfirmsQueued, 1); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -409,7 +413,7 @@ func (db *DB) ReleaseHeld(ctx context.Context, n int, upto herald.Hold, now time
 			}
 			released++
 		}
-		return nil
+		return bumpCounter(tx, herald.CounterConfirmsQueued, int64(released))
 	})
 	if err != nil {
 		return 0, fmt.Errorf("store: release held messages: %w", err)

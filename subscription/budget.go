@@ -31,10 +31,15 @@ const (
 // budgetSetting is where the bucket is kept across restarts.
 const budgetSetting = "confirm_budget"
 
-// budgetState is the bucket as checkpointed: its tokens at a time.
+// budgetState is the bucket as checkpointed: its tokens at a time, and
+// the store's count of confirmations queued then. Whatever was queued
+// after it (a crash loses the last checkpoint) is the difference from the
+// count at restart, taken from the bucket as if spent at that moment: a
+// restart never hands out budget that was spent.
 type budgetState struct {
 	Tokens float64   `json:"tokens"`
 	At     time.Time `json:"at"`
+	Queued int64     `json:"queued"`
 }
 
 // Intervals of the release loop.
@@ -62,29 +67,52 @@ func (h *heldCounts) lane(l herald.Hold) *atomic.Int64 {
 }
 
 // restoreBudget sets the bucket to what it was at the last checkpoint,
-// so a restart does not hand out a fresh hour's worth at once.
+// less what was queued since, so a restart does not hand out a fresh
+// hour's worth at once; then it checkpoints, so a crash from now on has
+// a record to start from.
 func (s *Service) restoreBudget(ctx context.Context) error {
 	if s.global == nil {
 		return nil
 	}
 	b, err := s.store.Setting(ctx, budgetSetting)
-	if err != nil || b == nil {
+	if err != nil {
+		return err
+	}
+	queued, err := s.queuedCount(ctx)
+	if err != nil {
 		return err
 	}
 	var st budgetState
-	if err := json.Unmarshal(b, &st); err != nil {
-		s.opt.Logger.Warn("subscription: the saved confirmation budget is unreadable; starting full", "err", err)
-		return nil
+	if b != nil {
+		if err := json.Unmarshal(b, &st); err != nil {
+			s.opt.Logger.Warn("subscription: the saved confirmation budget is unreadable; starting full", "err", err)
+			b = nil
+		}
 	}
-	now := s.opt.Now()
-	if st.At.After(now) {
-		st.At = now // the clock went back: refill from now
+	if b != nil {
+		now := s.opt.Now()
+		if st.At.After(now) {
+			st.At = now // the clock went back: refill from now
+		}
+		burst := s.global.Burst()
+		if spent := int(math.Ceil(float64(burst) - st.Tokens)); spent > 0 {
+			s.global.ReserveN(st.At, min(spent, burst))
+		}
+		// Queued after the checkpoint: spent now, into debt if need be
+		// (a reservation waits it out), a burst at most.
+		if since := queued - st.Queued; since > 0 {
+			s.global.ReserveN(now, int(min(since, int64(burst))))
+		}
 	}
-	spent := int(math.Ceil(float64(s.global.Burst()) - st.Tokens))
-	if spent > 0 {
-		s.global.ReserveN(st.At, min(spent, s.global.Burst()))
+	return s.checkpointAt(ctx, queued)
+}
+
+func (s *Service) queuedCount(ctx context.Context) (int64, error) {
+	c, err := s.store.Counters(ctx)
+	if err != nil {
+		return 0, err
 	}
-	return nil
+	return c[herald.CounterConfirmsQueued], nil
 }
 
 // checkpoint saves the bucket.
@@ -92,8 +120,19 @@ func (s *Service) checkpoint(ctx context.Context) error {
 	if s.global == nil {
 		return nil
 	}
+	queued, err := s.queuedCount(ctx)
+	if err != nil {
+		return err
+	}
+	return s.checkpointAt(ctx, queued)
+}
+
+// checkpointAt saves the bucket as it is, with the queued count read
+// before (a confirmation queued in between is counted as spent twice at
+// a restart: the safe side).
+func (s *Service) checkpointAt(ctx context.Context, queued int64) error {
 	now := s.opt.Now()
-	b, _ := json.Marshal(budgetState{Tokens: s.global.TokensAt(now), At: now})
+	b, _ := json.Marshal(budgetState{Tokens: s.global.TokensAt(now), At: now, Queued: queued})
 	return s.store.PutSetting(ctx, budgetSetting, b)
 }
 

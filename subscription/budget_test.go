@@ -2,6 +2,7 @@ package subscription
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
 	"testing"
@@ -182,26 +183,17 @@ func TestBudgetSolvedGoFirst(t *testing.T) {
 }
 
 // TestBudgetSurvivesRestart: the held confirmations and the budget spent
-// are kept: a herald started again on the database does not send the
-// held ones at once with a fresh hour's budget, and sends them as it
-// refills.
+// are kept: a herald started again on the database, even after a crash
+// that lost every checkpoint since its start, does not send the held ones
+// at once with a fresh hour's budget, and sends them as it refills.
 func TestBudgetSurvivesRestart(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, func(o *Options) { o.GlobalPerHour = 4; o.Challenge = ChallengeOff })
 	for i := range 6 {
 		f.sub(t, fmt.Sprintf("r%d@example.org", i), false)
 	}
-	if err := f.svc.checkpoint(ctx); err != nil {
-		t.Fatal(err)
-	}
-	// Run's checkpoint at shutdown, through Run itself.
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- f.svc.Run(rctx) }()
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	// A crash: no checkpoint after the spending (New wrote the one of a
+	// full budget at the start).
 
 	tpl, err := templates.Load()
 	if err != nil {
@@ -236,4 +228,20 @@ func TestBudgetSurvivesRestart(t *testing.T) {
 		t.Fatalf("released after a restart %v", got)
 	}
 	var _ Store = (*store.DB)(nil)
+
+	// Run checkpoints when it stops; a start after that begins from it.
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- again.Run(rctx) }()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	var cp budgetState
+	if b, err := f.db.Setting(ctx, budgetSetting); err != nil || json.Unmarshal(b, &cp) != nil {
+		t.Fatalf("checkpoint: %s, %v", b, err)
+	}
+	if cp.Tokens >= 1 || !cp.At.Equal(f.clock.Now()) {
+		t.Fatalf("checkpoint at shutdown %+v, want the budget spent, now", cp)
+	}
 }

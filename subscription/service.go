@@ -55,6 +55,7 @@ type Store interface {
 	herald.SubscriberStore
 	herald.HoldStore
 	herald.SettingsStore
+	herald.CounterStore
 }
 
 // Service applies the subscription rules on a store.
