@@ -30,13 +30,14 @@ import (
 )
 
 // DefaultDifficulty is the work asked: 2^18 (262,144) hashes expected.
-// The page's script hashes about 1.3 million a second on one core of
-// herald's CI machine in headless Chromium, so about 0.2 s there; a
-// mid-range phone's JavaScript runs at a third to a sixth of that core,
-// which makes 0.6 to 1.2 s (and 3 times that for the unlucky 5%: the
-// number of tries is geometric). Native code is about 7 times faster than
-// the script (Go with SHA extensions on the same core): this slows a bot
-// down, it does not stop one; the budget's lanes do the rest.
+// The page's script hashes 1.2 to 1.7 million a second on one core of
+// herald's build machine in headless Chromium (e2e TestBrowserChallenge
+// prints it), so 0.15 to 0.2 s there; a mid-range phone's JavaScript runs
+// at a third to a fifth of such a core, which makes 0.5 to 1 s, a low-end
+// one about 1.5 s (and 3 times that for the unlucky 5%: the number of
+// tries is geometric). Native code is 5 to 7 times faster than the script
+// (Go with SHA extensions, same core, same run): this slows a bot down,
+// it does not stop one; the budget's lanes do the rest.
 const DefaultDifficulty = 18
 
 // DefaultTTL is how long a challenge can be solved and used.
