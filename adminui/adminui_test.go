@@ -682,6 +682,31 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
+// TestDashboardShowsWaitingConfirmations: past the hourly budget the
+// dashboard says how many confirmations wait, why, and that the challenge
+// is on.
+func TestDashboardShowsWaitingConfirmations(t *testing.T) {
+	e := newEnv(t, envOpts{budget: 1})
+	b := e.browser()
+	b.login()
+	if r := b.get("/admin/"); strings.Contains(r.body, `id="confirmations-waiting"`) {
+		t.Fatal("the dashboard shows waiting confirmations before any")
+	}
+	for i := range 3 {
+		res, err := http.Post(e.srv.URL+"/subscribe", "application/x-www-form-urlencoded", strings.NewReader(url.Values{"email": {fmt.Sprintf("r%d@example.org", i)}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	r := b.get("/admin/")
+	for _, want := range []string{`id="confirmations-waiting"`, "2 confirmation emails waiting", "security.confirmations_per_hour (1 an hour)", "did not solve the sign-up challenge", `security.challenge = "auto"`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
+	}
+}
+
 func TestBuildChart(t *testing.T) {
 	now := time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC)
 	day := func(daysAgo int) time.Time { return now.AddDate(0, 0, -daysAgo) }

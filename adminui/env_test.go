@@ -62,6 +62,8 @@ type envOpts struct {
 	secure  bool
 	// trustedProxies is server.trusted_proxies.
 	trustedProxies []netip.Prefix
+	// budget is security.confirmations_per_hour (0: none).
+	budget int
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -75,6 +77,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 		AdminToken: o.token, TrustedProxies: o.trustedProxies,
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
+			so.GlobalPerHour = o.budget
 		},
 		Digest: func(do *digest.Options) { do.MaxPosts = 20 },
 		Admin: func(api http.Handler) (http.Handler, error) {
