@@ -30,15 +30,6 @@ func (in *instance) stats() *herald.Stats {
 
 var formChallenge = regexp.MustCompile(`name="challenge" value="([^"]+)" data-difficulty="(\d+)"`)
 
-// solve does what the page's script does.
-func solve(c herald.Challenge) string {
-	for n := 0; ; n++ {
-		if s := strconv.Itoa(n); challenge.Solves(c.Challenge, s, c.Difficulty) {
-			return s
-		}
-	}
-}
-
 // arrived waits until a message to addr is at the SMTP server.
 func arrived(t *testing.T, sm *smtptest.Server, addr string, within time.Duration) {
 	t.Helper()
@@ -128,7 +119,7 @@ func TestAbuseNeverLocksReadersOut(t *testing.T) {
 	}
 	bits, _ := strconv.Atoi(m[2])
 	r := in.do("POST", "/subscribe", "application/x-www-form-urlencoded",
-		form(map[string]string{"email": "reader@example.org", "challenge": m[1], "solution": solve(herald.Challenge{Challenge: m[1], Difficulty: bits})}),
+		form(map[string]string{"email": "reader@example.org", "challenge": m[1], "solution": challenge.Solve(herald.Challenge{Challenge: m[1], Difficulty: bits})}),
 		"X-Forwarded-For", "192.0.2.10")
 	if r.Status != 303 {
 		t.Fatalf("the real reader after the flood: %d (Retry-After %q) %s", r.Status, r.Header.Get("Retry-After"), r.Body)
@@ -142,7 +133,7 @@ func TestAbuseNeverLocksReadersOut(t *testing.T) {
 		t.Fatalf("JSON after the flood: %d %s", r.Status, r.Body)
 	}
 	r = in.do("POST", "/subscribe", "application/json",
-		fmt.Sprintf(`{"email":"embed@example.org","challenge":%q,"solution":%q}`, asked.Challenge.Challenge, solve(asked.Challenge)), "X-Forwarded-For", "192.0.2.11")
+		fmt.Sprintf(`{"email":"embed@example.org","challenge":%q,"solution":%q}`, asked.Challenge.Challenge, challenge.Solve(asked.Challenge)), "X-Forwarded-For", "192.0.2.11")
 	if r.Status != 202 {
 		t.Fatalf("JSON with the solution: %d %s", r.Status, r.Body)
 	}
@@ -185,7 +176,7 @@ func TestAbuseNeverLocksReadersOut(t *testing.T) {
 	}
 	bits, _ = strconv.Atoi(m[2])
 	r = in.do("POST", "/subscribe", "application/x-www-form-urlencoded",
-		form(map[string]string{"email": "after@example.org", "challenge": m[1], "solution": solve(herald.Challenge{Challenge: m[1], Difficulty: bits})}),
+		form(map[string]string{"email": "after@example.org", "challenge": m[1], "solution": challenge.Solve(herald.Challenge{Challenge: m[1], Difficulty: bits})}),
 		"X-Forwarded-For", "192.0.2.20")
 	if r.Status != 303 {
 		t.Fatalf("a reader after the restart: %d", r.Status)

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -20,14 +19,6 @@ import (
 	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/subscription"
 )
-
-func solveChallenge(c herald.Challenge) string {
-	for n := 0; ; n++ {
-		if s := strconv.Itoa(n); challenge.Solves(c.Challenge, s, c.Difficulty) {
-			return s
-		}
-	}
-}
 
 func (e *env) stats() *herald.Stats {
 	e.T.Helper()
@@ -90,7 +81,7 @@ func TestChallengeUnderPressure(t *testing.T) {
 		t.Fatalf("JSON with a malformed solution: %d %s", r.Status, r.Body)
 	}
 	// Solved: accepted, and its confirmation waits in the first lane.
-	sol := solveChallenge(asked.Challenge)
+	sol := challenge.Solve(asked.Challenge)
 	good := fmt.Sprintf(`{"email":"embed@example.org","challenge":%q,"solution":%q}`, asked.Challenge.Challenge, sol)
 	if r := e.do(http.MethodPost, "/subscribe", "application/json", good); r.Status != http.StatusAccepted {
 		t.Fatalf("JSON with the solution: %d %s", r.Status, r.Body)
@@ -109,7 +100,7 @@ func TestChallengeUnderPressure(t *testing.T) {
 		t.Fatalf("the no-script sign-up is %q", st)
 	}
 	// The form's own challenge, solved, is accepted once.
-	formSol := solveChallenge(herald.Challenge{Challenge: m[1], Difficulty: 8})
+	formSol := challenge.Solve(herald.Challenge{Challenge: m[1], Difficulty: 8})
 	if r := e.form("/subscribe", url.Values{"email": {"solver@example.org"}, "challenge": {m[1]}, "solution": {formSol}}); r.Status != http.StatusSeeOther {
 		t.Fatalf("a form with the solution: %d", r.Status)
 	}
