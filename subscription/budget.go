@@ -115,6 +115,17 @@ func (s *Service) queuedCount(ctx context.Context) (int64, error) {
 	return c[herald.CounterConfirmsQueued], nil
 }
 
+// checkpointIfSpent saves the bucket when confirmations were queued since
+// the last checkpoint. Otherwise the last one, refilled to now, is the
+// bucket already: an idle herald writes nothing.
+func (s *Service) checkpointIfSpent(ctx context.Context) error {
+	queued, err := s.queuedCount(ctx)
+	if err != nil || queued == s.checkpointed.Load() {
+		return err
+	}
+	return s.checkpointAt(ctx, queued)
+}
+
 // checkpoint saves the bucket.
 func (s *Service) checkpoint(ctx context.Context) error {
 	if s.global == nil {
@@ -133,7 +144,11 @@ func (s *Service) checkpoint(ctx context.Context) error {
 func (s *Service) checkpointAt(ctx context.Context, queued int64) error {
 	now := s.opt.Now()
 	b, _ := json.Marshal(budgetState{Tokens: s.global.TokensAt(now), At: now, Queued: queued})
-	return s.store.PutSetting(ctx, budgetSetting, b)
+	if err := s.store.PutSetting(ctx, budgetSetting, b); err != nil {
+		return err
+	}
+	s.checkpointed.Store(queued)
+	return nil
 }
 
 // admit decides how a sign-up's confirmation is queued: due at once with
@@ -208,7 +223,7 @@ func (s *Service) Run(ctx context.Context) error {
 			wait = min(wait, d)
 		}
 		if s.global != nil && s.opt.Now().Sub(lastCheckpoint) >= checkpointEvery {
-			if err := s.checkpoint(ctx); err != nil && ctx.Err() == nil {
+			if err := s.checkpointIfSpent(ctx); err != nil && ctx.Err() == nil {
 				log.Error("saving the confirmation budget", "err", err)
 			}
 			lastCheckpoint = s.opt.Now()
@@ -323,7 +338,7 @@ func (s *Service) ConfirmationStats(ctx context.Context) (herald.ConfirmationSta
 	}
 	now := s.opt.Now()
 	if s.global != nil {
-		st.Available = int(s.global.TokensAt(now))
+		st.Available = max(0, int(s.global.TokensAt(now))) // below 0 after a restart: spent ahead
 	}
 	if st.Waiting == 0 {
 		return st, nil

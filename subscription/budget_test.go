@@ -245,3 +245,33 @@ func TestBudgetSurvivesRestart(t *testing.T) {
 		t.Fatalf("checkpoint at shutdown %+v, want the budget spent, now", cp)
 	}
 }
+
+// TestBudgetCheckpointOnlyWhenSpent: an idle herald writes no checkpoint;
+// one that queued confirmations since the last does.
+func TestBudgetCheckpointOnlyWhenSpent(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, func(o *Options) { o.GlobalPerHour = 10 })
+	saved := func() budgetState {
+		t.Helper()
+		var cp budgetState
+		if b, err := f.db.Setting(ctx, budgetSetting); err != nil || json.Unmarshal(b, &cp) != nil {
+			t.Fatalf("checkpoint: %s, %v", b, err)
+		}
+		return cp
+	}
+	start := saved()
+	f.clock.Add(time.Minute)
+	if err := f.svc.checkpointIfSpent(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cp := saved(); !cp.At.Equal(start.At) {
+		t.Fatalf("an idle checkpoint was written: %+v, started %+v", cp, start)
+	}
+	f.sub(t, "one@example.org", false)
+	if err := f.svc.checkpointIfSpent(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if cp := saved(); cp.Queued != start.Queued+1 || cp.Tokens >= 10 || !cp.At.Equal(f.clock.Now()) {
+		t.Fatalf("after a confirmation: %+v", cp)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -72,6 +73,8 @@ type Service struct {
 	// tells Run to look at them.
 	held   heldCounts
 	wakeup chan struct{}
+	// checkpointed is the queued count of the last checkpoint.
+	checkpointed atomic.Int64
 
 	mu sync.Mutex
 	// confirmTpls are the confirmation emails by frequency, rendered and
