@@ -10,7 +10,7 @@ import (
 const DefaultIPv6Prefix = 64
 
 // VisitorOf is who a client address counts as for every per-visitor
-// limit (sign-ups, resends, preferences links, admin logins): an IPv4
+// limit (sign-ups, resends, admin logins; Server.perVisitor): an IPv4
 // address on its own, an IPv6 address by its first v6Bits bits, since
 // one host holds a whole /64 and can rotate through 2^64 addresses in it.
 // IPv4-mapped IPv6 addresses count as the IPv4 address. An invalid
