@@ -167,8 +167,9 @@ func (m *Metrics) RunEnded(freq herald.Frequency, state herald.RunState, d time.
 	m.runs.WithLabelValues(string(freq), string(state)).Inc()
 }
 
-// storeCollector reads the store at scrape time: the counts kept with
-// every write, the outbox size and the durable counters.
+// storeCollector reads the stats at scrape time: the counts kept with
+// every write, the outbox size and the durable counters, and how mail
+// fares through each relay or provider.
 type storeCollector struct {
 	opt                                Options
 	log                                *slog.Logger
@@ -176,6 +177,7 @@ type storeCollector struct {
 	// The budget of confirmation emails: what waits for it and why, what
 	// it has left, and whether sign-ups are asked for the challenge.
 	waiting, available, challenge *prometheus.Desc
+	routeMsgs, routeAside, routeAsides *prometheus.Desc
 }
 
 func newStoreCollector(opt Options) *storeCollector {
@@ -195,6 +197,13 @@ func newStoreCollector(opt Options) *storeCollector {
 			"Confirmation emails the hourly budget would let go now.", nil, nil),
 		challenge: prometheus.NewDesc("herald_challenge_active",
 			"1 while sign-ups are asked to solve the proof-of-work challenge (security.challenge), else 0.", nil, nil),
+		routeMsgs: prometheus.NewDesc("herald_route_messages_total",
+			"Messages per relay or provider since start, by result: sent, failed (refused for good), deferred (a temporary failure: retried elsewhere or later).",
+			[]string{"route", "kind", "result"}, nil),
+		routeAside: prometheus.NewDesc("herald_route_set_aside",
+			"1 while the relay is set aside after repeated failures (or being probed), else 0.", []string{"route", "kind"}, nil),
+		routeAsides: prometheus.NewDesc("herald_route_set_asides_total",
+			"How often the relay was set aside since start.", []string{"route", "kind"}, nil),
 	}
 }
 
@@ -206,6 +215,9 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.waiting
 	ch <- c.available
 	ch <- c.challenge
+	ch <- c.routeMsgs
+	ch <- c.routeAside
+	ch <- c.routeAsides
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -239,6 +251,17 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 		active = 1
 	}
 	ch <- prometheus.MustNewConstMetric(c.challenge, prometheus.GaugeValue, active)
+	for _, rt := range st.Routes {
+		for result, n := range map[string]int64{"sent": rt.Sent, "failed": rt.Failed, "deferred": rt.Deferred} {
+			ch <- prometheus.MustNewConstMetric(c.routeMsgs, prometheus.CounterValue, float64(n), rt.Name, rt.Kind, result)
+		}
+		aside := 0.0
+		if rt.State != herald.RouteUp {
+			aside = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.routeAside, prometheus.GaugeValue, aside, rt.Name, rt.Kind)
+		ch <- prometheus.MustNewConstMetric(c.routeAsides, prometheus.CounterValue, float64(rt.SetAsides), rt.Name, rt.Kind)
+	}
 }
 
 func (c *storeCollector) fail(ch chan<- prometheus.Metric, d *prometheus.Desc, err error) {

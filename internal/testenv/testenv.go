@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/bounce"
 	"github.com/herald-dev/herald/challenge"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
@@ -30,6 +31,7 @@ import (
 	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/posts"
+	"github.com/herald-dev/herald/relay"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -65,6 +67,13 @@ type Options struct {
 	// defaults are set (a global cap, a schedule, a retry backoff...).
 	Subscription func(*subscription.Options)
 	Digest       func(*digest.Options)
+	// Relays, when above 0, starts that many more loopback SMTP servers
+	// (App.Relays) and sends through a relay set over App.SMTP and them,
+	// as serve does with [[relays]]; /api/v1/stats then shows the routes.
+	Relays int
+	// Webhooks changes the providers' webhook options (their secrets)
+	// after the defaults are set.
+	Webhooks func(*bounce.WebhookOptions)
 	// ChallengeDifficulty is the sign-up challenge's work in bits (0:
 	// challenge.DefaultDifficulty).
 	ChallengeDifficulty int
@@ -75,10 +84,14 @@ type Options struct {
 
 // App is one herald, with every part reachable for the test to inspect.
 type App struct {
-	T         testing.TB
-	DB        *store.DB
-	SMTP      *smtptest.Server
-	Transport herald.Transport // herald's SMTP transport to SMTP (DKIM-signing with Options.Signer)
+	T    testing.TB
+	DB   *store.DB
+	SMTP *smtptest.Server
+	// Relays are the other relays of Options.Relays.
+	Relays    []*smtptest.Server
+	Transport herald.Transport // herald's SMTP transport to SMTP, or the relay set (DKIM-signing with Options.Signer)
+	// Routes is the relay set with Options.Relays, else nil.
+	Routes    *relay.Set
 	Templates *templates.Set
 	Sender    *mailer.Sender
 	Subs      *subscription.Service
@@ -116,9 +129,24 @@ func New(t testing.TB, o Options) *App {
 		t.Fatal(err)
 	}
 	a.SMTP = smtptest.Start(t)
-	var tr herald.Transport = mailer.NewSMTPTransport(mailer.SMTPConfig{
-		Host: a.SMTP.Host(), Port: a.SMTP.Port(), TLS: "none", Connections: 2, Timeout: 10 * time.Second,
-	}, log)
+	smtpTo := func(s *smtptest.Server) herald.Transport {
+		return mailer.NewSMTPTransport(mailer.SMTPConfig{
+			Host: s.Host(), Port: s.Port(), TLS: "none", Connections: 2, Timeout: 10 * time.Second,
+		}, log)
+	}
+	tr := smtpTo(a.SMTP)
+	if o.Relays > 0 {
+		relays := []relay.Relay{{Name: a.SMTP.Addr(), Transport: tr, Connections: 2}}
+		for range o.Relays {
+			s := smtptest.Start(t)
+			a.Relays = append(a.Relays, s)
+			relays = append(relays, relay.Relay{Name: s.Addr(), Transport: smtpTo(s), Connections: 2})
+		}
+		if a.Routes, err = relay.New(relays, relay.Options{Logger: log}); err != nil {
+			t.Fatal(err)
+		}
+		tr = a.Routes
+	}
 	if o.Signer != nil {
 		tr = mailer.NewSigningTransport(tr, o.Signer)
 	}
@@ -151,7 +179,10 @@ func New(t testing.TB, o Options) *App {
 	if a.Subs, err = subscription.New(a.DB, tokens, a.Templates, so); err != nil {
 		t.Fatal(err)
 	}
-	stats := a.Subs.StatsWith(a.DB)
+	stats := herald.RoutedStats{StatsService: a.Subs.StatsWith(a.DB)}
+	if a.Routes != nil {
+		stats.Transport = a.Routes
+	}
 	a.Metrics = metrics.New(metrics.Options{Stats: stats, Logger: log})
 	if a.Challenges, err = challenge.New(challenge.Options{Secret: secret, Difficulty: o.ChallengeDifficulty, Required: a.Subs.ChallengeRequired}); err != nil {
 		t.Fatal(err)
@@ -179,6 +210,14 @@ func New(t testing.TB, o Options) *App {
 		WebSub:     feed.WebSubOptions{CallbackBase: o.BaseURL, Secret: secret},
 	})
 	a.Posts = posts.New(a.DB, posts.Options{Cleaner: parser, Poller: a.Poller, NewPosts: a.Digest.NewPosts, Logger: log})
+	wo := bounce.WebhookOptions{Subscriptions: a.Subs, Logger: log}
+	if o.Webhooks != nil {
+		o.Webhooks(&wo)
+	}
+	webhooks, err := bounce.NewWebhooks(wo)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var archive herald.ArchiveService
 	if o.Archive {
 		archive = a.DB
@@ -189,7 +228,7 @@ func New(t testing.TB, o Options) *App {
 		DefaultFrequency: herald.Daily, Logger: log,
 	}, handlers.Deps{
 		Subscriptions: a.Subs, Imports: a.Subs, Digests: a.Digest, Posts: a.Posts, Push: a.Poller,
-		Stats: stats, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
+		Webhooks: webhooks, Stats: stats, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
 		Challenges: a.Challenges,
 		Metrics:    a.Metrics.Handler(), Observe: a.Metrics.ObserveHTTP,
 	})
