@@ -176,7 +176,7 @@ type storeCollector struct {
 	subscribers, outbox, emails, posts *prometheus.Desc
 	// The budget of confirmation emails: what waits for it and why, what
 	// it has left, and whether sign-ups are asked for the challenge.
-	waiting, available, challenge *prometheus.Desc
+	waiting, available, challenge      *prometheus.Desc
 	routeMsgs, routeAside, routeAsides *prometheus.Desc
 }
 
