@@ -208,7 +208,8 @@ const (
 	TriggerSchedule Trigger = "schedule" // a cron schedule came due
 	TriggerMissed   Trigger = "missed"   // a schedule came due while herald was down; run at start
 	TriggerPoll     Trigger = "poll"     // new posts arrived, for the instant readers
-	TriggerAPI      Trigger = "api"      // POST /api/v1/runs: herald send, the admin UI
+	TriggerAPI      Trigger = "api"      // POST /api/v1/runs: herald send, scripts
+	TriggerAdmin    Trigger = "admin"    // the admin web UI's "Send"
 )
 
 // Run is one digest run for one frequency.
@@ -231,6 +232,39 @@ type Run struct {
 	Error      string     `json:"error,omitempty"`
 	// Failures keeps the last few permanent failures with the SMTP reply.
 	Failures []RunFailure `json:"failures,omitempty"`
+	// Posts are the posts the run carried to at least one reader (a dry
+	// run: would carry), oldest first, at most MaxRunPosts of them; and
+	// Subjects the subject lines those emails had, at most MaxRunSubjects.
+	Posts    []RunPost `json:"posts,omitempty"`
+	Subjects []string  `json:"subjects,omitempty"`
+}
+
+// RunPost is a post a run carried.
+type RunPost struct {
+	ID    uint64 `json:"id"`
+	Title string `json:"title"`
+	URL   string `json:"url,omitempty"`
+}
+
+// How many posts and subjects a run remembers.
+const (
+	MaxRunPosts    = 100
+	MaxRunSubjects = 10
+)
+
+// Empty: the run ended well and mailed nobody (a dry run, or nothing was
+// new for anyone). The lists that ask leave such runs out; a failed run
+// is never empty.
+func (r *Run) Empty() bool {
+	return r.State == RunDone && (r.DryRun || r.Sent+r.Failed == 0)
+}
+
+// RunFilter selects a page of runs, newest first.
+type RunFilter struct {
+	Limit  int
+	Before uint64 // runs with ID < Before; 0: from the newest
+	// SkipEmpty leaves out the runs that are over and mailed nobody.
+	SkipEmpty bool
 }
 
 // RunFailure is one reader a run could not reach.
@@ -285,6 +319,9 @@ const (
 	KindTest    MessageKind = "test"
 	KindDigest  MessageKind = "digest"
 	KindInstant MessageKind = "instant"
+	// KindLink carries a reader's preferences link, to a reader who lost
+	// it (asked for it, or subscribed again while subscribed).
+	KindLink MessageKind = "link"
 )
 
 // OutboxMessage is a composed email waiting in the durable outbox.
@@ -304,6 +341,11 @@ type OutboxMessage struct {
 	// the budget of confirmation emails releases it (see Hold).
 	Hold Hold `json:"hold,omitempty"`
 }
+
+// Budgeted says whether emails of the kind spend the budget of
+// confirmation emails (security.confirmations_per_hour): those that go
+// to an address anyone can type into a form.
+func (k MessageKind) Budgeted() bool { return k == KindConfirm || k == KindLink }
 
 // Hold is why a queued confirmation is not due yet: it waits for the
 // budget of confirmation emails (security.confirmations_per_hour). Held
@@ -341,6 +383,9 @@ func (h Hold) String() string {
 
 // Message is one email ready for a transport.
 type Message struct {
+	// Kind says what the email is (the file transport names files by it);
+	// "" when unknown.
+	Kind      MessageKind
 	From      string // bare envelope sender address
 	To        string // bare recipient address
 	MessageID string

@@ -34,11 +34,16 @@ type SubscribeRequest struct {
 // public pages), and the admin's view of the readers (the API).
 type SubscriptionService interface {
 	// Subscribe starts (or restarts) the opt-in; the answer is the same
-	// whether the address was new, pending or subscribed already.
+	// whether the address was new, pending or subscribed already (a
+	// subscribed reader is sent their preferences link instead).
 	Subscribe(ctx context.Context, r SubscribeRequest) (*Subscriber, error)
-	// Resend sends the confirmation again to a pending address (the
-	// public page's button: a sign-up without a challenge solution).
-	Resend(ctx context.Context, email string) error
+	// SendLink sends the owner of an address the link they need: the
+	// confirmation again to a pending address, the preferences link to
+	// any other known one, within the per-address limit; nothing to an
+	// unknown address, and the caller can't tell which it was. It is
+	// the public pages' button: a confirmation it sends is a sign-up
+	// without a challenge solution (see Subscribe's Solved).
+	SendLink(ctx context.Context, email string) error
 	// CheckConfirmToken checks a confirm link without changing anything
 	// (GET pages change nothing: mail scanners follow links).
 	CheckConfirmToken(token string) error
@@ -47,7 +52,15 @@ type SubscriptionService interface {
 	ForPreferences(ctx context.Context, token string) (*Subscriber, error)
 	Unsubscribe(ctx context.Context, token string) (*Subscriber, error)
 	UnsubscribeFromPreferences(ctx context.Context, token string) (*Subscriber, error)
-	SetFrequency(ctx context.Context, token, freq string) (*Subscriber, error)
+	// SetFrequency changes a subscribed (or pending) reader's frequency;
+	// changed is false when it was that already. A reader who left is
+	// ECONFLICT: they subscribe again first.
+	SetFrequency(ctx context.Context, token, freq string) (sub *Subscriber, changed bool, err error)
+	// Resubscribe makes a reader who left (or bounced) subscribed again
+	// with one press, keeping their name and choices; freq, when not "",
+	// is the frequency they chose on the way. The preferences token
+	// proves the address, so there is no new opt-in.
+	Resubscribe(ctx context.Context, token, freq string) (*Subscriber, error)
 	// ManageToken is the token of a reader's preferences link.
 	ManageToken(id uint64) string
 
@@ -69,6 +82,21 @@ type SubscriptionService interface {
 	// Reactivate makes a bounced reader confirmed again (ECONFLICT from
 	// any other status).
 	Reactivate(ctx context.Context, email string) (*Subscriber, error)
+	// UpdateSubscriber applies an admin's change to a reader; a bad field
+	// is EINVALID naming it, an unknown address ENOTFOUND.
+	UpdateSubscriber(ctx context.Context, email string, p SubscriberPatch) (*Subscriber, error)
+	// ResendConfirmation queues the confirmation email again for a
+	// pending reader (ECONFLICT for any other status, ERATELIMIT at the
+	// per-address limit).
+	ResendConfirmation(ctx context.Context, email string) (*Subscriber, error)
+}
+
+// SubscriberPatch is an admin's change to one reader (PATCH
+// /api/v1/subscribers/{email}): a field left out (nil) stays as it is.
+// New fields join as pointers too, so a patch names only what it changes.
+type SubscriberPatch struct {
+	Name      *string `json:"name,omitempty"`
+	Frequency *string `json:"frequency,omitempty"`
 }
 
 // ImportRow is one row of an import file, checked and normalised. Empty
@@ -137,9 +165,12 @@ type DigestService interface {
 	StartRun(ctx context.Context, freq Frequency, trigger Trigger, dryRun bool) (*Run, error)
 	// RunByID returns a run; ENOTFOUND if none.
 	RunByID(ctx context.Context, id uint64) (*Run, error)
-	// ListRuns returns up to limit runs with ID < before (0: the newest),
-	// newest first.
-	ListRuns(ctx context.Context, limit int, before uint64) ([]*Run, error)
+	// ListRuns returns a page of runs, newest first, and the Before of
+	// the next page (0: none).
+	ListRuns(ctx context.Context, f RunFilter) ([]*Run, uint64, error)
+	// Timetable says when runs start by themselves: the next time of each
+	// frequency's cron schedule, from the schedules that fire the runs.
+	Timetable(ctx context.Context) (*Timetable, error)
 	// Preview renders the HTML digest the subscriber would get if a run
 	// started now; ok is false when nothing is new for them.
 	Preview(ctx context.Context, email string) (html string, ok bool, err error)
@@ -148,6 +179,24 @@ type DigestService interface {
 	SendTest(ctx context.Context, to string) error
 	// NewPosts tells the digest side that posts arrived (instant readers).
 	NewPosts()
+}
+
+// Timetable is when runs start by themselves, in the schedules' zone.
+type Timetable struct {
+	// Timezone is digest.timezone, an IANA name ("UTC" by default).
+	Timezone  string     `json:"timezone"`
+	Schedules []Schedule `json:"schedules"`
+}
+
+// Schedule is one frequency's place in the timetable.
+type Schedule struct {
+	Frequency Frequency `json:"frequency"`
+	// Cron is the expression, "" when runs of this frequency start only
+	// when posts arrive (instant) or by hand (no schedule set).
+	Cron string `json:"cron"`
+	// Next is when the schedule fires next, in the time zone; nil
+	// without a schedule.
+	Next *time.Time `json:"next"`
 }
 
 // PostInput is a post sent to the API (a CMS webhook, an admin).

@@ -14,8 +14,11 @@ type SubscriberFilter struct {
 	Status Status // "" = any
 	// Query matches a substring of the address or the name, case-insensitively.
 	Query string
-	Limit int    // 0 = 100; capped at 1000
-	After uint64 // page after this subscriber id (ids ascend)
+	Limit int // 0 = 100; capped at 1000
+	// After is where the previous page ended: ids ascend, or, with
+	// Newest, descend from the newest (After: ids below it).
+	After  uint64
+	Newest bool
 }
 
 // MutateFunc decides a subscriber's new state inside one write transaction.
@@ -147,8 +150,9 @@ const (
 	// in that lane (a part of CounterOutbox).
 	CounterHeldPrefix = "held_"
 	// CounterConfirmsQueued counts, for the life of the database, the
-	// confirmations that entered the send queue (queued due, or released
-	// from a hold): what the budget spent, durable with the spending.
+	// emails of a Budgeted kind that entered the send queue (queued due,
+	// or released from a hold): what the budget spent, durable with the
+	// spending.
 	CounterConfirmsQueued = "confirms_queued"
 )
 

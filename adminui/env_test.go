@@ -65,6 +65,10 @@ type envOpts struct {
 	trustedProxies []netip.Prefix
 	// budget is security.confirmations_per_hour (0: none).
 	budget int
+	// location is digest.timezone, for the UI and the schedules; daily is
+	// digest.daily.
+	location      *time.Location
+	daily, weekly string
 	// relays: mail goes over a relay set of this many more relays.
 	relays int
 }
@@ -82,10 +86,14 @@ func newEnv(t *testing.T, o envOpts) *env {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 			so.GlobalPerHour = o.budget
 		},
-		Digest: func(do *digest.Options) { do.MaxPosts = 20 },
+		Digest: func(do *digest.Options) {
+			do.MaxPosts = 20
+			do.Location, do.Daily, do.Weekly = o.location, o.daily, o.weekly
+		},
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error
-			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now})
+			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now,
+				Location: o.location, SiteURL: "https://blog.example.org"})
 			return ui, err
 		},
 	})

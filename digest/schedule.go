@@ -57,13 +57,15 @@ type scheduler struct {
 
 func lastKey(f herald.Frequency) string { return "schedule:" + string(f) + ":last" }
 
-// newScheduler makes the cron schedules; their runs start under ctx (Run's).
-func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
-	sc := &scheduler{s: s}
+// parseSchedules reads the daily and weekly cron expressions ("" = no
+// schedule), once, at New: the scheduler fires them and Timetable reads
+// their next times from the same values.
+func parseSchedules(opt Options) ([]schedule, error) {
+	var out []schedule
 	for _, it := range []struct {
 		f    herald.Frequency
 		expr string
-	}{{herald.Daily, s.opt.Daily}, {herald.Weekly, s.opt.Weekly}} {
+	}{{herald.Daily, opt.Daily}, {herald.Weekly, opt.Weekly}} {
 		if it.expr == "" {
 			continue
 		}
@@ -71,8 +73,35 @@ func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("digest: schedule %s %q: %w", it.f, it.expr, err)
 		}
-		sc.items = append(sc.items, schedule{freq: it.f, expr: it.expr, sch: sch})
+		out = append(out, schedule{freq: it.f, expr: it.expr, sch: sch})
 	}
+	return out, nil
+}
+
+// Timetable is the next time of each frequency's schedule: the schedules
+// the scheduler fires, read in the same time zone.
+func (s *Service) Timetable(ctx context.Context) (*herald.Timetable, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	now := s.opt.Now().In(s.opt.Location)
+	tt := &herald.Timetable{Timezone: s.opt.Location.String()}
+	for _, f := range herald.Frequencies {
+		sc := herald.Schedule{Frequency: f}
+		for _, it := range s.schedules {
+			if it.freq == f {
+				next := it.sch.Next(now)
+				sc.Cron, sc.Next = it.expr, &next
+			}
+		}
+		tt.Schedules = append(tt.Schedules, sc)
+	}
+	return tt, nil
+}
+
+// newScheduler makes the cron schedules; their runs start under ctx (Run's).
+func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
+	sc := &scheduler{s: s, items: s.schedules}
 	// robfig/cron recovers no panics and allows overlap unless told.
 	logger := cronLogger{s}
 	sc.cron = cron.New(

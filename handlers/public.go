@@ -178,7 +178,11 @@ func (s *Server) checkEmail(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
+// sendLink is the one way a reader gets a lost link: "Resend" on the
+// check-email page, and "email me my link" on the preferences page. The
+// answer is the same whoever owns the address (the service picks the
+// email), so it is a redirect to a page that says "if".
+func (s *Server) sendLink(w http.ResponseWriter, r *http.Request, page, done string, data map[string]any) {
 	vals, err := parseForm(w, r)
 	if err != nil {
 		s.error(w, r, err)
@@ -188,29 +192,52 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	if err := s.deps.Subscriptions.Resend(r.Context(), vals.Get("email")); err != nil {
+	if err := s.deps.Subscriptions.SendLink(r.Context(), vals.Get("email")); err != nil {
 		if herald.ErrorCode(err) == herald.EINVALID {
-			s.page(w, r, http.StatusUnprocessableEntity, "check-email", map[string]any{
-				"Title": "Check your email", "Action": "/subscribe/resend",
-			})
+			data["Error"], data["Email"] = herald.ErrorMessage(err), vals.Get("email")
+			s.page(w, r, http.StatusUnprocessableEntity, page, data)
 			return
 		}
 		s.error(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/subscribe/check-email?resent=1", http.StatusSeeOther)
+	http.Redirect(w, r, done, http.StatusSeeOther)
 }
 
-// tokenError answers a bad link: 400 and a way to start again.
+func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
+	s.sendLink(w, r, "check-email", "/subscribe/check-email?resent=1", map[string]any{
+		"Title": "Check your email", "Action": "/subscribe/resend",
+	})
+}
+
+// linkPage is "email me my link": /preferences without a token, and
+// /preferences/link, where the form lands.
+func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) {
+	s.page(w, r, http.StatusOK, "link", map[string]any{
+		"Title": "Get your link", "Action": "/preferences/link", "Sent": r.URL.Query().Get("sent") == "1",
+	})
+}
+
+func (s *Server) link(w http.ResponseWriter, r *http.Request) {
+	s.sendLink(w, r, "link", "/preferences/link?sent=1", map[string]any{
+		"Title": "Get your link", "Action": "/preferences/link",
+	})
+}
+
+// tokenError answers a bad link: 400 and the ways on from there.
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, err error) {
 	if herald.ErrorCode(err) != herald.EINVALID {
 		s.error(w, r, err)
 		return
 	}
 	s.page(w, r, http.StatusBadRequest, "error", map[string]any{
-		"Title": "Link not valid", "Heading": "This link doesn't work", "Error": herald.ErrorMessage(err), "SubscribeURL": "/",
+		"Title": "Link not valid", "Heading": "This link doesn't work", "Error": herald.ErrorMessage(err),
+		"Links": []pageLink{{"/", "Subscribe again"}, {"/preferences", "Email me the link to my subscription"}},
 	})
 }
+
+// pageLink is a way on from an error page; the first is the main one.
+type pageLink struct{ URL, Label string }
 
 // confirmPage changes nothing: mail scanners follow links. Its script
 // posts the token back at once; the button does it without script.
@@ -237,6 +264,7 @@ func formAndToken(w http.ResponseWriter, r *http.Request) (url.Values, string, e
 	return vals, tok, nil
 }
 
+// confirm confirms, then sends the browser on to a page it may reload.
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	_, tok, err := formAndToken(w, r)
 	if err != nil {
@@ -248,10 +276,45 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
+	tok = s.deps.Subscriptions.ManageToken(sub.ID)
+	if navigation(r) {
+		http.Redirect(w, r, "/subscribed?token="+url.QueryEscape(tok), http.StatusSeeOther)
+		return
+	}
+	s.confirmed(w, r, sub, tok)
+}
+
+// navigation reports whether r is a browser's own navigation (a person
+// pressed the button), which gets post/redirect/get so that a reload does not
+// post again. Scripts and other programs get the answer page itself with 200,
+// as these routes have always answered.
+func navigation(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Mode") == "navigate"
+}
+
+// confirmed is the "you're subscribed" page; tok is the reader's
+// preferences token.
+func (s *Server) confirmed(w http.ResponseWriter, r *http.Request, sub *herald.Subscriber, tok string) {
 	s.page(w, r, http.StatusOK, "confirmed", map[string]any{
 		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
-		"PrefsURL": "/preferences?token=" + s.deps.Subscriptions.ManageToken(sub.ID),
+		"PrefsURL": "/preferences?token=" + url.QueryEscape(tok),
 	})
+}
+
+// subscribedPage is where a confirmation lands: "you're subscribed" while
+// that is so, the preferences page once it is not.
+func (s *Server) subscribedPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	sub, err := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
+	if err != nil {
+		s.tokenError(w, r, err)
+		return
+	}
+	if sub.Status != herald.StatusConfirmed {
+		http.Redirect(w, r, "/preferences?token="+url.QueryEscape(tok), http.StatusSeeOther)
+		return
+	}
+	s.confirmed(w, r, sub, tok)
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
@@ -262,7 +325,7 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sub.Status == herald.StatusUnsubscribed {
-		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+		s.unsubscribed(w, r, sub)
 		return
 	}
 	s.page(w, r, http.StatusOK, "unsubscribe", map[string]any{
@@ -272,9 +335,20 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// unsubscribed is the "you're unsubscribed" page, with the one press that
+// undoes it (the preferences form, with the reader's own token).
+func (s *Server) unsubscribed(w http.ResponseWriter, r *http.Request, sub *herald.Subscriber) {
+	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{
+		"Title": "Unsubscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
+		"Action": "/preferences", "Token": s.deps.Subscriptions.ManageToken(sub.ID),
+	})
+}
+
 // unsubscribe is also the RFC 8058 one-click target: a POST with
 // List-Unsubscribe=One-Click, no cookies, no redirect. The token may come in
-// the query (one-click) or the form.
+// the query (one-click) or the form. A person's press in a browser is sent
+// on to the unsubscribe page, which then says it is done (and may be
+// reloaded); any other POST gets that page at once, with 200.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	vals, err := parseForm(w, r)
 	if err != nil {
@@ -290,20 +364,49 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+	if vals.Get("List-Unsubscribe") == "One-Click" || !navigation(r) {
+		s.unsubscribed(w, r, sub)
+		return
+	}
+	http.Redirect(w, r, "/unsubscribe?token="+url.QueryEscape(tok), http.StatusSeeOther)
+}
+
+// prefsDone is what the preferences page says after the form sent the
+// browser back to it (the done parameter).
+func prefsDone(done string) string {
+	switch done {
+	case "saved":
+		return "Saved."
+	case "unchanged":
+		return "Nothing to save: that is how often you hear from us already."
+	case "back":
+		return "Welcome back: you're subscribed again."
+	case "left":
+		return "Done: you're unsubscribed."
+	}
+	return ""
 }
 
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		s.linkPage(w, r)
+		return
+	}
 	sub, err := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
 	if err != nil {
 		s.tokenError(w, r, err)
 		return
 	}
-	s.page(w, r, http.StatusOK, "preferences", map[string]any{
+	s.preferencesForm(w, r, http.StatusOK, sub, tok, prefsDone(r.URL.Query().Get("done")), "")
+}
+
+func (s *Server) preferencesForm(w http.ResponseWriter, r *http.Request, status int, sub *herald.Subscriber, tok, done, errMsg string) {
+	s.page(w, r, status, "preferences", map[string]any{
 		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
-		"Frequency": string(sub.Frequency), "Token": tok, "Action": "/preferences",
-		"Saved": r.URL.Query().Get("saved") == "1",
+		"Subscribed": sub.Status == herald.StatusConfirmed || sub.Status == herald.StatusPending,
+		"Frequency":  string(sub.Frequency), "Token": tok, "Action": "/preferences",
+		"Done": done, "Error": errMsg,
 	})
 }
 
@@ -313,35 +416,49 @@ func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	back := func(done string) {
+		http.Redirect(w, r, "/preferences?done="+done+"&token="+url.QueryEscape(tok), http.StatusSeeOther)
+	}
 	switch vals.Get("action") {
 	case "unsubscribe":
-		sub, err := s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok)
-		if err != nil {
+		if _, err := s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok); err != nil {
 			s.tokenError(w, r, err)
 			return
 		}
-		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+		back("left")
+	case "resubscribe":
+		if _, err := s.deps.Subscriptions.Resubscribe(r.Context(), tok, vals.Get("frequency")); err != nil {
+			s.preferencesError(w, r, tok, err)
+			return
+		}
+		back("back")
 	case "save", "":
-		sub, err := s.deps.Subscriptions.SetFrequency(r.Context(), tok, vals.Get("frequency"))
+		_, changed, err := s.deps.Subscriptions.SetFrequency(r.Context(), tok, vals.Get("frequency"))
 		if err != nil {
-			if herald.ErrorField(err) == "frequency" {
-				cur, err2 := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
-				if err2 != nil {
-					s.tokenError(w, r, err2)
-					return
-				}
-				s.page(w, r, http.StatusUnprocessableEntity, "preferences", map[string]any{
-					"Title": "Preferences", "Email": cur.Email, "Status": string(cur.Status),
-					"Frequency": string(cur.Frequency), "Token": tok, "Action": "/preferences", "Error": herald.ErrorMessage(err),
-				})
-				return
-			}
-			s.tokenError(w, r, err)
+			s.preferencesError(w, r, tok, err)
 			return
 		}
-		_ = sub
-		http.Redirect(w, r, "/preferences?saved=1&token="+url.QueryEscape(tok), http.StatusSeeOther)
+		if changed {
+			back("saved")
+		} else {
+			back("unchanged")
+		}
 	default:
 		s.error(w, r, herald.Errorf(herald.EINVALID, "unknown action %q", vals.Get("action")).WithField("action"))
 	}
+}
+
+// preferencesError shows the preferences page again with what was wrong
+// with the choice; a bad token gets the bad-link page.
+func (s *Server) preferencesError(w http.ResponseWriter, r *http.Request, tok string, err error) {
+	if herald.ErrorField(err) != "frequency" {
+		s.tokenError(w, r, err)
+		return
+	}
+	cur, err2 := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
+	if err2 != nil {
+		s.tokenError(w, r, err2)
+		return
+	}
+	s.preferencesForm(w, r, statusFor(herald.ErrorCode(err)), cur, tok, "", herald.ErrorMessage(err))
 }

@@ -144,7 +144,7 @@ func enqueueTx(tx *bolt.Tx, msgs []*herald.OutboxMessage, sub uint64, now time.T
 			if err := bumpCounter(tx, heldCounter(m.Hold), 1); err != nil {
 				return err
 			}
-		} else if m.Kind == herald.KindConfirm {
+		} else if m.Kind.Budgeted() {
 			if err := bumpCounter(tx, herald.CounterConfirmsQueued, 1); err != nil {
 				return err
 			}

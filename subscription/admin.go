@@ -3,6 +3,7 @@ package subscription
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/herald-dev/herald"
 )
@@ -66,4 +67,79 @@ func (s *Service) DeleteSubscriber(ctx context.Context, email string) error {
 		return err
 	}
 	return s.store.DeleteSubscriber(ctx, addr)
+}
+
+// UpdateSubscriber applies an admin's change to a reader: each field the
+// patch names is checked as the sign-up form checks it (EINVALID naming
+// the field), then all are saved together. An empty patch changes
+// nothing and answers the reader as they are.
+func (s *Service) UpdateSubscriber(ctx context.Context, email string, p herald.SubscriberPatch) (*herald.Subscriber, error) {
+	addr, err := herald.NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	var name string
+	if p.Name != nil {
+		if name, err = herald.CleanName(*p.Name); err != nil {
+			return nil, err
+		}
+	}
+	var freq herald.Frequency
+	if p.Frequency != nil {
+		if freq, err = herald.ParseFrequency(strings.TrimSpace(*p.Frequency)); err != nil {
+			return nil, err
+		}
+	}
+	now := s.opt.Now()
+	sub, err := s.store.MutateSubscriber(ctx, addr, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		if cur.Status == "" {
+			return nil, nil, herald.Errorf(herald.ENOTFOUND, "subscriber %s not found", addr)
+		}
+		next := *cur
+		if p.Name != nil {
+			next.Name = name
+		}
+		if p.Frequency != nil {
+			next.Frequency = freq
+		}
+		if next.Name == cur.Name && next.Frequency == cur.Frequency {
+			return nil, nil, nil
+		}
+		next.UpdatedAt = now
+		return &next, nil, nil
+	})
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
+		return nil, err
+	} else if err != nil {
+		return nil, fmt.Errorf("subscription: update: %w", err)
+	}
+	return sub, nil
+}
+
+// ResendConfirmation queues the confirmation email again for a pending
+// reader, as their own second sign-up would: within the per-address limit
+// and the hourly cap, with their name and choice as they are. Unlike the
+// public pages it tells the admin what happened.
+func (s *Service) ResendConfirmation(ctx context.Context, email string) (*herald.Subscriber, error) {
+	addr, err := herald.NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.store.SubscriberByEmail(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status != herald.StatusPending {
+		return cur, herald.Errorf(herald.ECONFLICT, "%s is %s: only a pending reader is sent a confirmation", addr, cur.Status)
+	}
+	// Source "api": the admin's, not held past the budget but refused.
+	sub, queued, err := s.subscribe(ctx, herald.SubscribeRequest{Email: addr, Name: cur.Name, Frequency: string(cur.Frequency), Source: "api"})
+	if err != nil {
+		return nil, err
+	}
+	if !queued {
+		return sub, &herald.Error{Code: herald.ERATELIMIT, RetryAfter: s.opt.PerAddressWindow,
+			Message: fmt.Sprintf("%s was sent %d confirmation emails lately, the most one address gets in %s; try again later", addr, s.opt.PerAddressN, humanDuration(s.opt.PerAddressWindow))}
+	}
+	return sub, nil
 }

@@ -174,7 +174,7 @@ func (s *Service) admit(r herald.SubscribeRequest) (herald.Hold, *globalToken, e
 	if public {
 		return herald.HoldBudget, nil, nil
 	}
-	return 0, nil, &herald.Error{Code: herald.ERATELIMIT, Message: "The hourly budget of confirmation emails (security.confirmations_per_hour) is spent. Please try again in a little while.", RetryAfter: wait}
+	return 0, nil, tooManySignUps(wait)
 }
 
 // wake tells Run that something was held or the budget moved.

@@ -134,22 +134,64 @@ func explain(ctx context.Context, c *api.Client, err error) error {
 
 const subscribersUsage = `usage:
   herald subscribers export [--out FILE]
-  herald subscribers import FILE [--confirmed] [--json]`
+  herald subscribers import FILE [--confirmed] [--json]
+  herald subscribers update EMAIL [--name NAME] [--frequency F]`
 
 func cmdSubscribers(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return usageError{errors.New("want export or import\n" + subscribersUsage)}
+		return usageError{errors.New("want export, import or update\n" + subscribersUsage)}
 	}
 	switch args[0] {
 	case "export":
 		return cmdExport(ctx, args[1:], stdout, stderr, getenv)
 	case "import":
 		return cmdImport(ctx, args[1:], stdout, stderr, getenv)
+	case "update":
+		return cmdUpdate(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, subscribersUsage)
 		return nil
 	}
 	return usageError{fmt.Errorf("unknown subcommand %q\n%s", args[0], subscribersUsage)}
+}
+
+// cmdUpdate changes one reader through PATCH /api/v1/subscribers/{email},
+// as the admin UI's subscriber page does: only the flags given change.
+func cmdUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("subscribers update", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs, getenv)
+	name := fs.String("name", "", "the reader's name (\"\" clears it)")
+	freq := fs.String("frequency", "", "instant, daily or weekly")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("want one EMAIL\n" + subscribersUsage)}
+	}
+	var p herald.SubscriberPatch
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "name":
+			p.Name = name
+		case "frequency":
+			p.Frequency = freq
+		}
+	})
+	if p == (herald.SubscriberPatch{}) {
+		return usageError{errors.New("nothing to change: give --name or --frequency\n" + subscribersUsage)}
+	}
+	c, err := cf.client(getenv)
+	if err != nil {
+		return err
+	}
+	sub, err := c.UpdateSubscriber(ctx, pos[0], p)
+	if err != nil {
+		return explain(ctx, c, err)
+	}
+	fmt.Fprintf(stdout, "%s: %s, %s, name %q\n", sub.Email, sub.Status, sub.Frequency, sub.Name)
+	return nil
 }
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {

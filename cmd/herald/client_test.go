@@ -122,6 +122,32 @@ func TestClientImportExport(t *testing.T) {
 	}
 }
 
+// herald subscribers update changes a reader through the same PATCH the
+// admin UI's subscriber page uses; only the flags given change.
+func TestClientUpdate(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	e.Confirmed("ann@example.org", herald.Weekly)
+	code, out, errs := e.cli("subscribers", "update", "ann@example.org", "--name", "Ann Other")
+	if code != 0 || out != "ann@example.org: confirmed, weekly, name \"Ann Other\"\n" {
+		t.Fatalf("update name: %d %q %s", code, out, errs)
+	}
+	if code, out, _ = e.cli("subscribers", "update", "--frequency", "instant", "ann@example.org"); code != 0 || !strings.Contains(out, "instant, name \"Ann Other\"") {
+		t.Fatalf("update frequency: %d %q", code, out)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "ann@example.org", "--frequency", "hourly"); code != 1 || !strings.Contains(errs, "unknown frequency") {
+		t.Fatalf("bad frequency: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "nobody@example.org", "--name", "X"); code != 1 || !strings.Contains(errs, "not found") {
+		t.Fatalf("unknown reader: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "ann@example.org"); code != 2 || !strings.Contains(errs, "nothing to change") {
+		t.Fatalf("no flags: %d %s", code, errs)
+	}
+	if s := e.Subscriber("ann@example.org"); s.Name != "Ann Other" || s.Frequency != herald.Instant {
+		t.Fatalf("reader %+v", s)
+	}
+}
+
 func TestClientBackup(t *testing.T) {
 	e := newCLIEnv(t, cliToken)
 	in := writeFile(t, "in.csv", "email\na@example.org\nb@example.org\n")

@@ -228,6 +228,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
 		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log,
 		Warnings: cfg.Warnings(),
+		Location: cfg.Location(), BaseURL: cfg.Server.BaseURL, SiteURL: cfg.Site.URL,
 	})
 	if err != nil {
 		return nil, err
