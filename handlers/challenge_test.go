@@ -172,8 +172,20 @@ func TestIPv6VisitorIsItsPrefix(t *testing.T) {
 			t.Fatalf("a rotated address in the same /64, sign-up %d: %d", i, s)
 		}
 	}
+	// The resend and "email me my link" buttons count against the same
+	// visitor's allowance: spent by the sign-ups above.
+	for _, path := range []string{"/subscribe/resend", "/preferences/link"} {
+		if s := e.do(http.MethodPost, path, "application/x-www-form-urlencoded", "email=v6-0%40example.org",
+			"X-Forwarded-For", "2001:db8:1:2:beef::7").Status; s != http.StatusTooManyRequests {
+			t.Fatalf("%s from a rotated address in the same /64: %d", path, s)
+		}
+	}
 	if s := try(e, 9, "2001:db8:1:3::1"); s != http.StatusAccepted {
 		t.Fatalf("the next /64: %d", s)
+	}
+	if s := e.do(http.MethodPost, "/preferences/link", "application/x-www-form-urlencoded", "email=v6-9%40example.org",
+		"X-Forwarded-For", "2001:db8:1:3::2").Status; s != http.StatusSeeOther {
+		t.Fatalf("\"email me my link\" from the next /64: %d", s)
 	}
 	if s := try(e, 10, "::ffff:192.0.2.1"); s != http.StatusAccepted {
 		t.Fatalf("an IPv4 visitor: %d", s)
