@@ -206,6 +206,22 @@ func TestThrottleBehindAProxyKeysOnTheClient(t *testing.T) {
 	admin := e.browser()
 	admin.forwardedFor = "198.51.100.20"
 	admin.login() // fails the test unless it logs in at once
+
+	// An IPv6 guesser rotating through its /64 is one visitor: slowed
+	// down all the same; the next /64 is not.
+	rotator := e.browser()
+	rotator.get("/admin/login")
+	for i := 0; i <= freeFailures; i++ {
+		rotator.forwardedFor = fmt.Sprintf("2001:db8:5:6:%x::1", i+1)
+		rotator.form("/admin/login", url.Values{"token": {"guess"}})
+	}
+	rotator.forwardedFor = "2001:db8:5:6:ffff:ffff:ffff:1"
+	if r := rotator.form("/admin/login", url.Values{"token": {testToken}}); r.status != http.StatusTooManyRequests {
+		t.Fatalf("a rotated address of the guessing /64 with the right token: %d", r.status)
+	}
+	admin6 := e.browser()
+	admin6.forwardedFor = "2001:db8:5:7::1"
+	admin6.login()
 }
 
 func TestThrottleDelays(t *testing.T) {
