@@ -91,6 +91,10 @@ type SubscribeInput struct {
 	// page's language), JSON's "language".
 	Language string `json:"language"`
 	Website  string `json:"website"` // the honeypot
+	// Challenge and Solution answer the sign-up challenge (see
+	// herald.Challenge), when one was asked.
+	Challenge string `json:"challenge"`
+	Solution  string `json:"solution"`
 }
 
 // DecodeSubscribe reads a subscribe request from either encoding. Exported
@@ -118,5 +122,6 @@ func DecodeSubscribe(contentType string, body []byte) (SubscribeInput, error) {
 	}
 	in.Email, in.Name, in.Frequency, in.Website = vals.Get("email"), vals.Get("name"), vals.Get("frequency"), vals.Get("website")
 	in.Language = vals.Get("lang")
+	in.Challenge, in.Solution = vals.Get("challenge"), vals.Get("solution")
 	return in, nil
 }

@@ -35,11 +35,15 @@ type Rate struct {
 
 // Options configure the HTTP layer.
 type Options struct {
-	SiteName         string
-	SiteURL          string
-	BaseURL          string
-	AdminToken       string // "" = admin API disabled (403)
-	TrustedProxies   []netip.Prefix
+	SiteName       string
+	SiteURL        string
+	BaseURL        string
+	AdminToken     string // "" = admin API disabled (403)
+	TrustedProxies []netip.Prefix
+	// IPv6Prefix is security.ipv6_prefix: how many leading bits of an
+	// IPv6 address make one visitor (default 64; see VisitorOf).
+	IPv6Prefix int
+	// SubscribePerIP limits sign-ups and resends per visitor.
 	SubscribePerIP   Rate
 	DefaultFrequency herald.Frequency
 	Logger           *slog.Logger
@@ -75,6 +79,9 @@ type Deps struct {
 	// Look is the blog's look as configured, for GET /api/v1/look; nil:
 	// what the templates know (name, colours, languages).
 	Look *api.Look
+	// Challenges is the sign-up challenge (security.challenge); nil:
+	// never asked.
+	Challenges herald.ChallengeService
 }
 
 // check says which required dependency is missing.
@@ -119,6 +126,9 @@ func New(opt Options, deps Deps) (*Server, error) {
 	if !opt.DefaultFrequency.Valid() {
 		opt.DefaultFrequency = herald.Daily
 	}
+	if opt.IPv6Prefix <= 0 || opt.IPv6Prefix > 128 {
+		opt.IPv6Prefix = DefaultIPv6Prefix
+	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	s := &Server{opt: opt, deps: deps, log: opt.Logger, ipLim: newLimiter(opt.SubscribePerIP, opt.Now), imgSrc: "'self' data:"}
 	if u, err := url.Parse(deps.Templates.Site().LogoURL); err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http") {
@@ -132,6 +142,7 @@ func New(opt Options, deps Deps) (*Server, error) {
 	r.HandleFunc("/subscribe", s.subscribePage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe", s.subscribe).Methods(http.MethodPost)
 	r.HandleFunc("/subscribe", s.preflight).Methods(http.MethodOptions)
+	r.HandleFunc("/subscribe/challenge.js", s.challengeScript).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe/check-email", s.checkEmail).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe/resend", s.resend).Methods(http.MethodPost)
 	r.HandleFunc("/confirm", s.confirmPage).Methods(http.MethodGet, http.MethodHead)
@@ -182,7 +193,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nonce := newNonce()
 	setSecurityHeaders(rec.Header(), nonce, s.imgSrc)
 	ctx := context.WithValue(r.Context(), nonceKey{}, nonce)
-	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, s.clientIP(r)))
+	client := s.clientIP(r)
+	ctx = context.WithValue(ctx, clientIPKey{}, client)
+	r = r.WithContext(context.WithValue(ctx, visitorKey{}, VisitorOf(client, s.opt.IPv6Prefix)))
 	r, route := withRouteBox(r)
 	defer func() {
 		if v := recover(); v != nil {

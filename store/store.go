@@ -32,6 +32,7 @@ import (
 var (
 	_ herald.SubscriberStore = (*DB)(nil)
 	_ herald.OutboxStore     = (*DB)(nil)
+	_ herald.HoldStore       = (*DB)(nil)
 	_ herald.PostStore       = (*DB)(nil)
 	_ herald.RunStore        = (*DB)(nil)
 	_ herald.SettingsStore   = (*DB)(nil)
@@ -76,9 +77,12 @@ var (
 	bucketOutbox    = []byte("outbox")
 	bucketOutboxDue = []byte("outbox_due") // time(12) id(8) → nil
 	bucketOutboxSub = []byte("outbox_sub") // subscriber id(8) message id(8) → nil
-	bucketFailed    = []byte("failed")
-	bucketPosts     = []byte("posts")
-	bucketPostKey   = []byte("posts_key") // feed \x00 guid → id (schema 4)
+	// Held confirmations (schema 6): hold lane(1) message id(8) → nil; a
+	// held message has no outbox_due entry.
+	bucketOutboxHeld = []byte("outbox_held")
+	bucketFailed     = []byte("failed")
+	bucketPosts      = []byte("posts")
+	bucketPostKey    = []byte("posts_key") // feed \x00 guid → id (schema 4)
 	// The post indexes of schemas 1 to 3, dropped by migration 3 → 4.
 	bucketPostGUIDv3 = []byte("posts_guid") // guid → id
 	bucketPostURLv3  = []byte("posts_url")  // url → id
@@ -139,6 +143,11 @@ var migrations = []func(tx *bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	// 5 → 6: confirmations held for the budget, out of the due index.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketOutboxHeld)
+		return err
 	},
 }
 

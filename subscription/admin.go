@@ -141,7 +141,8 @@ func (s *Service) ResendConfirmation(ctx context.Context, email string) (*herald
 	if cur.Status != herald.StatusPending {
 		return cur, herald.Errorf(herald.ECONFLICT, "%s is %s: only a pending reader is sent a confirmation", addr, cur.Status)
 	}
-	sub, queued, err := s.subscribe(ctx, herald.SubscribeRequest{Email: addr, Name: cur.Name, Frequency: string(cur.Frequency), Source: cur.Source})
+	// Source "api": the admin's, not held past the budget but refused.
+	sub, queued, err := s.subscribe(ctx, herald.SubscribeRequest{Email: addr, Name: cur.Name, Frequency: string(cur.Frequency), Source: "api"})
 	if err != nil {
 		return nil, err
 	}

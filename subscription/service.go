@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -34,7 +35,11 @@ type Options struct {
 	PerAddressWindow time.Duration
 	// GlobalPerHour caps confirmation emails across all addresses: a burst
 	// of GlobalPerHour, refilled at GlobalPerHour an hour. 0 = unlimited.
-	GlobalPerHour    int
+	// Past it, public sign-ups' confirmations are held (see budget.go).
+	GlobalPerHour int
+	// Challenge is security.challenge: ChallengeOff, ChallengeAuto
+	// (default) or ChallengeAlways.
+	Challenge        string
 	Welcome          bool
 	DefaultFrequency herald.Frequency
 	Now              func() time.Time
@@ -47,9 +52,17 @@ type Options struct {
 	BounceLimit int
 }
 
+// Store is what the service keeps its state in (store.DB).
+type Store interface {
+	herald.SubscriberStore
+	herald.HoldStore
+	herald.SettingsStore
+	herald.CounterStore
+}
+
 // Service applies the subscription rules on a store.
 type Service struct {
-	store  herald.SubscriberStore
+	store  Store
 	tokens *Tokens
 	tpl    *templates.Set
 	opt    Options
@@ -57,6 +70,12 @@ type Service struct {
 
 	// global is the cap on confirmation emails (nil: none).
 	global *rate.Limiter
+	// held counts the confirmations waiting for it, by lane; wakeup
+	// tells Run to look at them.
+	held   heldCounts
+	wakeup chan struct{}
+	// checkpointed is the queued count of the last checkpoint.
+	checkpointed atomic.Int64
 
 	mu sync.Mutex
 	// tpls are the emails rendered and encoded once, with slots for each
@@ -66,7 +85,7 @@ type Service struct {
 }
 
 // New returns a Service.
-func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt Options) (*Service, error) {
+func New(store Store, tokens *Tokens, tpl *templates.Set, opt Options) (*Service, error) {
 	from, err := mail.ParseAddress(opt.From)
 	if err != nil {
 		return nil, fmt.Errorf("subscription: mail.from %q: %w", opt.From, err)
@@ -89,11 +108,28 @@ func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt O
 	if opt.BounceLimit <= 0 {
 		opt.BounceLimit = herald.DefaultBounceLimit
 	}
+	switch opt.Challenge {
+	case ChallengeOff, ChallengeAlways:
+	case "", ChallengeAuto:
+		opt.Challenge = ChallengeAuto
+	default:
+		return nil, fmt.Errorf("subscription: challenge mode %q: want off, auto or always", opt.Challenge)
+	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
-	s := &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}
+	s := &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from, wakeup: make(chan struct{}, 1)}
 	if opt.GlobalPerHour > 0 {
 		s.global = rate.NewLimiter(rate.Every(time.Hour/time.Duration(opt.GlobalPerHour)), opt.GlobalPerHour)
 	}
+	ctx := context.Background()
+	if err := s.restoreBudget(ctx); err != nil {
+		return nil, fmt.Errorf("subscription: confirmation budget: %w", err)
+	}
+	counts, err := store.HeldCounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: %w", err)
+	}
+	s.held.budget.Store(int64(counts[herald.HoldBudget]))
+	s.held.unsolved.Store(int64(counts[herald.HoldUnsolved]))
 	return s, nil
 }
 
@@ -157,12 +193,13 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	// The global cap counts confirmation emails, not attempts: one is
 	// reserved here and given back below when none was queued (the
 	// address is at its per-address limit, or an import confirmed it), so
-	// a bot repeating one address can't use up everyone's sign-ups.
+	// a bot repeating one address can't use up everyone's sign-ups. Past
+	// the cap a public sign-up's email is held, not refused.
 	var reserved *globalToken
+	hold := herald.HoldNone
 	if !r.Confirmed {
-		var wait time.Duration
-		if reserved, wait = s.takeGlobal(); wait > 0 {
-			return nil, false, tooManySignUps(wait)
+		if hold, reserved, err = s.admit(r); err != nil {
+			return nil, false, err
 		}
 	}
 	now := s.opt.Now()
@@ -207,6 +244,7 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			if err != nil || !ok {
 				return nil, nil, err
 			}
+			msg.Hold = hold
 			return &next, []*herald.OutboxMessage{msg}, nil
 		case herald.StatusPending:
 			// The same person trying again (or a bot): refresh the choice,
@@ -241,6 +279,9 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		if err != nil {
 			return nil, nil, err
 		}
+		msg.Hold = hold
+		// A held one counts too: when it goes, the address gets no more
+		// than the per-address limit.
 		next.ConfirmsSent = append(next.ConfirmsSent, now)
 		queued = true
 		return &next, []*herald.OutboxMessage{msg}, nil
@@ -251,10 +292,21 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	if err != nil {
 		return nil, false, fmt.Errorf("subscription: subscribe: %w", err)
 	}
-	if queued {
+	s.queued(queued, hold)
+	return sub, queued, nil
+}
+
+// queued tells whoever waits for an email that one was queued: the
+// sender when it is due, the budget's loop when it is held.
+func (s *Service) queued(queued bool, hold herald.Hold) {
+	switch {
+	case queued && hold != herald.HoldNone:
+		s.held.lane(hold).Add(1)
+		s.opt.Logger.Debug("subscription: email held for the budget", "lane", hold.String())
+		s.wake()
+	case queued:
 		s.opt.Enqueued()
 	}
-	return sub, queued, nil
 }
 
 func tooManySignUps(wait time.Duration) error {
@@ -334,12 +386,16 @@ func (s *Service) SendLink(ctx context.Context, email string) error {
 		return fmt.Errorf("subscription: send link: %w", err)
 	}
 	if cur.Status == herald.StatusPending {
-		_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Language: cur.Language, Source: cur.Source})
+		// A sign-up without a challenge solution (Source only names a
+		// new reader's origin, and this one is known).
+		_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Language: cur.Language, Source: "form"})
 		return err
 	}
-	reserved, wait := s.takeGlobal()
-	if wait > 0 {
-		return tooManySignUps(wait)
+	// A public request too: past the budget its email waits, like a
+	// sign-up's without a challenge solution.
+	hold, reserved, err := s.admit(herald.SubscribeRequest{Source: "form"})
+	if err != nil {
+		return err
 	}
 	tpl, err := s.linkTemplate(linkAsked, cur.Language)
 	if err != nil {
@@ -358,6 +414,7 @@ func (s *Service) SendLink(ctx context.Context, email string) error {
 		if err != nil || !ok {
 			return nil, nil, err
 		}
+		msg.Hold = hold
 		queued = true
 		return &next, []*herald.OutboxMessage{msg}, nil
 	})
@@ -367,9 +424,7 @@ func (s *Service) SendLink(ctx context.Context, email string) error {
 	if err != nil {
 		return fmt.Errorf("subscription: send link: %w", err)
 	}
-	if queued {
-		s.opt.Enqueued()
-	}
+	s.queued(queued, hold)
 	return nil
 }
 

@@ -30,7 +30,7 @@ import (
 	"github.com/herald-dev/herald/locale"
 )
 
-//go:embed pages/*.html email/*.html email/*.txt
+//go:embed pages/*.html email/*.html email/*.txt static/*.js
 var files embed.FS
 
 // FS exposes the built-in files (for tools, tests and the docs).
@@ -410,6 +410,16 @@ func (s *Set) Page(w io.Writer, lang, name string, data map[string]any) error {
 	}
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+// Script returns a script of static/ (the pages load them from herald
+// itself, under its CSP nonce); false when there is none by that name.
+func Script(name string) ([]byte, bool) {
+	if strings.ContainsAny(name, "/\\") || !strings.HasSuffix(name, ".js") {
+		return nil, false
+	}
+	b, err := files.ReadFile("static/" + name)
+	return b, err == nil
 }
 
 // HasPage reports whether a page exists.

@@ -18,6 +18,7 @@ import (
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/adminui"
 	"github.com/herald-dev/herald/bounce"
+	"github.com/herald-dev/herald/challenge"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
@@ -125,8 +126,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err := a.trackSends(secret, log); err != nil {
 		return nil, err
 	}
-	stats := herald.RoutedStats{StatsService: a.db, Transport: a.routes}
-	m := metrics.New(metrics.Options{Stats: stats, Logger: log})
+	var m *metrics.Metrics // made once the subscription service (its stats) is
 	from, err := mail.ParseAddress(cfg.Mail.From)
 	if err != nil {
 		return nil, fmt.Errorf("mail.from: %w", err)
@@ -148,12 +148,19 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		ConfirmTTL:  cfg.Security.ConfirmTTL.Duration,
 		PerAddressN: perAddr.N, PerAddressWindow: perAddr.Period,
 		GlobalPerHour:    cfg.Security.ConfirmationsPerHour,
+		Challenge:        cfg.Security.Challenge,
 		Welcome:          cfg.Mail.Welcome,
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
 		Enqueued:         a.sender.Notify,
 		BounceLimit:      cfg.Mail.BounceLimit,
 	})
+	if err != nil {
+		return nil, err
+	}
+	stats := herald.RoutedStats{StatsService: a.subs.StatsWith(a.db), Transport: a.routes}
+	m = metrics.New(metrics.Options{Stats: stats, Logger: log})
+	challenges, err := challenge.New(challenge.Options{Secret: secret, Required: a.subs.ChallengeRequired})
 	if err != nil {
 		return nil, err
 	}
@@ -204,11 +211,12 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL,
 		AdminToken: cfg.Admin.Token, TrustedProxies: proxies,
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
+		IPv6Prefix:       cfg.Security.IPv6Prefix,
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
 	}, handlers.Deps{
 		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
-		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive,
+		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive, Challenges: challenges,
 		Templates: tpl, Health: a.db.Ping, Look: cfg.LookAPI(),
 		Metrics: m.Handler(), Observe: m.ObserveHTTP,
 	})
@@ -293,6 +301,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { _ = a.janitor.Run(workCtx) })
+	wg.Go(func() { _ = a.subs.Run(workCtx) }) // releases held confirmations
 	wg.Go(func() { _ = a.tracker.Run(workCtx, time.Second) })
 	if a.mailbox != nil {
 		wg.Go(func() { _ = a.mailbox.Run(workCtx) })
