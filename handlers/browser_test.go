@@ -17,6 +17,7 @@ import (
 	"github.com/herald-dev/herald/internal/browsertest"
 	"github.com/herald-dev/herald/internal/testenv"
 	"github.com/herald-dev/herald/internal/testmail"
+	"github.com/herald-dev/herald/subscription"
 )
 
 // pageRun is one browser, the herald it reads, and the steps a person
@@ -289,4 +290,22 @@ func emailKind(p *testmail.Parsed) string {
 		return "digest"
 	}
 	return "instant"
+}
+
+// TestBrowserChallengeSaysWaitInTheReadersLanguage: while the form's
+// script solves the sign-up challenge (here one too hard to finish), the
+// button says so in the page's language.
+func TestBrowserChallengeSaysWaitInTheReadersLanguage(t *testing.T) {
+	ctx := browsertest.Start(t, 900, 800, time.Minute)
+	e := newEnv(t, testenv.Options{ChallengeDifficulty: 32,
+		Subscription: func(o *subscription.Options) { o.Challenge = subscription.ChallengeAlways }})
+	p := &pageRun{t: t, ctx: ctx, e: e}
+	for lang, want := range map[string]string{"de": "Einen Moment…", "fr": "Un instant…", "es": "Un momento…", "en": "One moment…"} {
+		p.do(chromedp.Navigate(e.URL+"/?lang="+lang), chromedp.WaitVisible(chromedp.ID("email")),
+			chromedp.SendKeys(chromedp.ID("email"), "leser@example.org"), chromedp.Click(chromedp.CSS(`button[type="submit"]`)))
+		p.waitText(`button[type="submit"]`, want)
+	}
+	if n := e.SMTP.Count(); n != 0 {
+		t.Fatalf("%d emails before any solution", n)
+	}
 }
