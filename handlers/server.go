@@ -537,7 +537,8 @@ func (s *Server) page(w http.ResponseWriter, r *http.Request, status int, name s
 }
 
 // readerPatterns are the service messages with a value in them that a
-// reader's form can meet, and their message ids (the value is .Value).
+// reader's form can meet, and their message ids (the value is .Value, a
+// second one .List).
 var readerPatterns = []struct {
 	re *regexp.Regexp
 	id string
@@ -545,6 +546,8 @@ var readerPatterns = []struct {
 	{regexp.MustCompile(`^"(.*)" is not a valid email address$`), "err_email_invalid"},
 	{regexp.MustCompile(`^email address is longer than (\d+) characters$`), "err_email_long"},
 	{regexp.MustCompile(`^name is longer than (\d+) characters$`), "err_name_long"},
+	{regexp.MustCompile(`^unknown time zone "(.*)": want an IANA name`), "err_timezone_unknown"},
+	{regexp.MustCompile(`^unknown topic "(.*)" \(this site offers: (.*)\)$`), "err_topic_unknown"},
 }
 
 // readerMessage translates a service's message for a reader: the message
@@ -554,7 +557,11 @@ var readerPatterns = []struct {
 func readerMessage(l *locale.Lang, msg string) (out string, ok bool) {
 	for _, p := range readerPatterns {
 		if m := p.re.FindStringSubmatch(msg); m != nil {
-			return l.T(p.id, "Address", m[1], "Value", m[1]), l.Has(p.id)
+			list := ""
+			if len(m) > 2 {
+				list = m[2]
+			}
+			return l.T(p.id, "Address", m[1], "Value", m[1], "List", list), l.Has(p.id)
 		}
 	}
 	return l.T(msg), l.Has(msg)

@@ -239,6 +239,16 @@ func (l *Lang) Date(t time.Time) string {
 	return l.T("date", "Day", t.Day(), "Month", l.Month(t.Month()), "Year", strconv.Itoa(t.Year()))
 }
 
+// DateTime writes a moment with its weekday and time of day, as people
+// of this language do: "Monday 2 March 2026 at 07:00", "Montag,
+// 2. März 2026 um 07:00". t is shown in its own location.
+func (l *Lang) DateTime(t time.Time) string {
+	if t.IsZero() {
+		return ""
+	}
+	return l.T("date_time", "Weekday", l.T("weekday_"+strconv.Itoa(int(t.Weekday()))), "Date", l.Date(t), "Time", t.Format("15:04"))
+}
+
 // Duration writes a span of time in words, as long as it is exact:
 // "7 days", "36 hours", "1 hour", "90 minutes".
 func (l *Lang) Duration(d time.Duration) string {

@@ -89,6 +89,12 @@ func TestDates(t *testing.T) {
 			t.Errorf("%s: %q, want %q", code, got, want)
 		}
 	}
+	for code, want := range map[string]string{"en": "Monday 2 March 2026 at 07:00", "de": "Montag, 2. März 2026 um 07:00",
+		"fr": "lundi 2 mars 2026 à 07:00", "es": "lunes, 2 de marzo de 2026 a las 07:00"} {
+		if got := c.Lang(code).DateTime(day); got != want {
+			t.Errorf("%s: %q, want %q", code, got, want)
+		}
+	}
 	if got := c.Lang("de").Duration(168 * time.Hour); got != "7 Tage" {
 		t.Errorf("de 168h = %q", got)
 	}
