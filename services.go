@@ -232,6 +232,11 @@ type SubscriberStats struct {
 	ByFrequency          map[Frequency]int            `json:"by_frequency"`
 	ConfirmedByFrequency map[Frequency]int            `json:"confirmed_by_frequency"`
 	ByStatusAndFrequency map[Status]map[Frequency]int `json:"by_status_and_frequency"`
+	// ByTopic counts the confirmed readers who chose each topic, and
+	// WithTopics those who chose any: the other confirmed readers get
+	// every post.
+	ByTopic    map[string]int `json:"by_topic"`
+	WithTopics int            `json:"with_topics"`
 }
 
 // NewSubscriberStats sums counts by status and frequency into every view
@@ -242,6 +247,7 @@ func NewSubscriberStats(counts map[Status]map[Frequency]int) SubscriberStats {
 		ByFrequency:          map[Frequency]int{},
 		ConfirmedByFrequency: map[Frequency]int{},
 		ByStatusAndFrequency: map[Status]map[Frequency]int{},
+		ByTopic:              map[string]int{},
 	}
 	for _, s := range Statuses {
 		st.ByStatus[s] = 0

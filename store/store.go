@@ -140,6 +140,17 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
+	// 5 → 6: readers' choices (topics, time zone, pause) in subscriber
+	// records of version 2 (subcodec.go), and their counts. No reader
+	// has chosen anything yet, so the counts start empty.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketSubTopics, bucketSubZones} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
 }
 
 // SchemaVersion is the schema version this binary reads and writes.

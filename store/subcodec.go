@@ -29,11 +29,25 @@ import (
 //	times: one length byte, then time.Time's MarshalBinary form
 //	optional times: one byte, 0 = nil, 1 = a time follows
 //	ConfirmsSent: uvarint count, then the times
-const subFormatV1 = 0x01
+//
+// Version 2 (schema 6) adds, after Source, the reader's choices:
+//
+//	Topics: uvarint count, then the strings
+//	Timezone: a string
+//	PausedUntil: an optional time
+//	PausedAt, LastSlot: times that are usually zero, as optional times
+//	(0 for the zero time)
+//
+// Version 1 records are still read (their choices are empty); every
+// write is version 2.
+const (
+	subFormatV1 = 0x01
+	subFormatV2 = 0x02
+)
 
 // encodeSub appends s in the binary form to dst.
 func encodeSub(dst []byte, s *herald.Subscriber) []byte {
-	dst = append(dst, subFormatV1)
+	dst = append(dst, subFormatV2)
 	dst = binary.AppendUvarint(dst, s.ID)
 	dst = appendString(dst, s.Email)
 	dst = appendString(dst, s.Name)
@@ -52,7 +66,23 @@ func encodeSub(dst []byte, s *herald.Subscriber) []byte {
 	dst = binary.AppendUvarint(dst, s.LastRunID)
 	dst = binary.AppendVarint(dst, int64(s.Bounces))
 	dst = appendString(dst, s.Source)
+	dst = binary.AppendUvarint(dst, uint64(len(s.Topics)))
+	for _, t := range s.Topics {
+		dst = appendString(dst, t)
+	}
+	dst = appendString(dst, s.Timezone)
+	dst = appendOptTime(dst, s.PausedUntil)
+	dst = appendZeroTime(dst, s.PausedAt)
+	dst = appendZeroTime(dst, s.LastSlot)
 	return dst
+}
+
+// appendZeroTime is appendOptTime for a time whose zero value means none.
+func appendZeroTime(dst []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(dst, 0)
+	}
+	return appendTime(append(dst, 1), t)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -192,6 +222,18 @@ func (d *subDecoder) optTime() *time.Time {
 	return nil
 }
 
+// zeroTime reads what appendZeroTime wrote.
+func (d *subDecoder) zeroTime() time.Time {
+	switch d.byte() {
+	case 0:
+		return time.Time{}
+	case 1:
+		return d.time()
+	}
+	d.fail()
+	return time.Time{}
+}
+
 // decodeSub reads a stored record, binary or (from schema 2 and before)
 // JSON, into s.
 func decodeSub(v []byte, s *herald.Subscriber) error {
@@ -203,7 +245,7 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 		*s = herald.Subscriber(rec)
 		return nil
 	}
-	if len(v) == 0 || v[0] != subFormatV1 {
+	if len(v) == 0 || (v[0] != subFormatV1 && v[0] != subFormatV2) {
 		return fmt.Errorf("%w: unknown format", errCorrupt)
 	}
 	d := subDecoder{b: v[1:]}
@@ -230,6 +272,20 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 	s.LastRunID = d.uvarint()
 	s.Bounces = int(d.varint())
 	s.Source = d.known(sourceNames)
+	if v[0] == subFormatV2 {
+		if n := d.uvarint(); n > uint64(len(d.b)) {
+			d.fail() // each string takes at least one byte
+		} else if n > 0 {
+			s.Topics = make(herald.TopicList, n)
+			for i := range s.Topics {
+				s.Topics[i] = d.string()
+			}
+		}
+		s.Timezone = d.string()
+		s.PausedUntil = d.optTime()
+		s.PausedAt = d.zeroTime()
+		s.LastSlot = d.zeroTime()
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.err = fmt.Errorf("%w: %d bytes left over", errCorrupt, len(d.b))
 	}
