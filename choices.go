@@ -37,6 +37,7 @@ const MaxTopicLen = 100
 type OfferedTopics struct {
 	names []string
 	index map[string]int // lower-cased name → position
+	exact map[string]int // name as configured → position
 }
 
 // NewOfferedTopics checks the configured topics: at most MaxTopics, each
@@ -46,7 +47,7 @@ func NewOfferedTopics(names []string) (*OfferedTopics, error) {
 	if len(names) > MaxTopics {
 		return nil, Errorf(EINVALID, "%d topics: at most %d can be offered", len(names), MaxTopics)
 	}
-	t := &OfferedTopics{index: make(map[string]int, len(names))}
+	t := &OfferedTopics{index: make(map[string]int, len(names)), exact: make(map[string]int, len(names))}
 	for _, raw := range names {
 		n := strings.TrimSpace(raw)
 		switch {
@@ -64,6 +65,7 @@ func NewOfferedTopics(names []string) (*OfferedTopics, error) {
 			return nil, Errorf(EINVALID, "topics %q and %q are the same topic (case does not count)", t.names[i], n)
 		}
 		t.index[k] = len(t.names)
+		t.exact[n] = len(t.names)
 		t.names = append(t.names, n)
 	}
 	return t, nil
@@ -140,7 +142,9 @@ func (t *OfferedTopics) Mask(names []string) uint64 {
 	}
 	var m uint64
 	for _, n := range names {
-		if i, ok := t.index[strings.ToLower(n)]; ok {
+		// A reader's topics are in the configured spelling: found without
+		// lower-casing (no allocation for every reader of a run).
+		if i, ok := t.exact[n]; ok {
 			m |= 1 << i
 		} else if i, ok := t.index[strings.ToLower(strings.TrimSpace(n))]; ok {
 			m |= 1 << i

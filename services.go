@@ -138,10 +138,38 @@ type DigestService interface {
 	// started now; ok is false when nothing is new for them.
 	Preview(ctx context.Context, email string) (html string, ok bool, err error)
 	// SendTest queues a sample digest of the latest posts to any address,
-	// marked as a test; no reader's cursor moves.
-	SendTest(ctx context.Context, to string) error
+	// marked as a test; no reader's cursor moves. With topics, of the
+	// latest posts a reader with those topics would get.
+	SendTest(ctx context.Context, to string, topics []string) error
+	// Schedule says when the next scheduled digests go out: one slot per
+	// frequency, or with digest.local_time one per time the morning comes
+	// in some reader's time zone; soonest first.
+	Schedule(ctx context.Context) (*Schedule, error)
 	// NewPosts tells the digest side that posts arrived (instant readers).
 	NewPosts()
+}
+
+// Schedule is when the next scheduled digests go out.
+type Schedule struct {
+	// LocalTime: the schedules run in each reader's own time zone.
+	LocalTime bool `json:"local_time"`
+	// Timezone is the site's (digest.timezone): the schedules' zone, and
+	// the zone of readers who chose none.
+	Timezone string          `json:"timezone"`
+	Slots    []ScheduledSlot `json:"slots"`
+}
+
+// ScheduledSlot is one time a scheduled run goes out.
+type ScheduledSlot struct {
+	Frequency Frequency `json:"frequency"`
+	At        time.Time `json:"at"`
+	// Expr is the cron expression (digest.daily or digest.weekly).
+	Expr string `json:"expr"`
+	// Zones are the time zones whose readers the run is for (local time
+	// only; empty: every reader of the frequency).
+	Zones []string `json:"zones,omitempty"`
+	// Readers counts the confirmed readers it is for.
+	Readers int `json:"readers"`
 }
 
 // PostInput is a post sent to the API (a CMS webhook, an admin).

@@ -2,6 +2,7 @@ package digest
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -20,7 +21,7 @@ const jobBatch = 16
 // job is one reader's share of a run.
 type job struct {
 	sub      *herald.Subscriber
-	posts    []*herald.Post
+	sel      Selection
 	attempts int
 	next     time.Time
 	// gen is the store's subscriber generation from before sub was read
@@ -48,11 +49,14 @@ type execution struct {
 	run *herald.Run
 	ctx context.Context
 
-	mu       sync.Mutex
-	posts    map[uint64][]*herald.Post // new posts by the reader's cursor
-	rendered map[uint64]*body          // digest bodies by the reader's cursor
-	single   map[uint64]*body          // instant bodies by post id
-	retry    []*job
+	plan *Plan
+
+	mu     sync.Mutex
+	cands  map[uint64]*Candidates // new posts by the reader's cursor
+	bodies map[setID]*body        // digest bodies by post list (see bodyFor)
+	byKey  map[string]*body       // digest bodies by the posts' ids: one per distinct set
+	single map[uint64]*body       // instant bodies by post id
+	retry  []*job
 
 	skipped atomic.Int64
 	planned atomic.Int64 // dry runs: readers who would get mail
@@ -77,7 +81,8 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		s.log.Error("run: cannot start", "run", id, "err", err)
 		return
 	}
-	e := &execution{s: s, run: run, ctx: ctx, posts: map[uint64][]*herald.Post{}, rendered: map[uint64]*body{}, single: map[uint64]*body{}}
+	e := &execution{s: s, run: run, ctx: ctx, plan: s.plan(run),
+		cands: map[uint64]*Candidates{}, bodies: map[setID]*body{}, byKey: map[string]*body{}, single: map[uint64]*body{}}
 	e.rec = newRecorder(s, run.ID)
 	err = e.pass()
 	if err == nil {
@@ -117,8 +122,12 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		s.log.Error("run: cannot finish", "run", id, "err", uerr)
 		return
 	}
+	e.mu.Lock()
+	sets := len(e.byKey) + len(e.single)
+	e.mu.Unlock()
 	s.log.Info("run finished", "run", id, "frequency", run.Frequency, "state", run.State, "total", run.Total,
-		"sent", run.Sent, "failed", run.Failed, "skipped", run.Skipped, "retries", run.Retries, "dur", time.Since(started).Round(time.Millisecond))
+		"sent", run.Sent, "failed", run.Failed, "skipped", run.Skipped, "retries", run.Retries,
+		"post_sets", sets, "dur", time.Since(started).Round(time.Millisecond))
 	if s.opt.OnRunFinished != nil {
 		s.opt.OnRunFinished(run, time.Since(started))
 	}
@@ -178,23 +187,29 @@ loop:
 		}
 		after = subs[len(subs)-1].ID
 		for _, sub := range subs {
-			if !e.owes(sub) {
-				continue
+			if !e.plan.concerns(sub) {
+				continue // cheap: most readers of another frequency stop here
 			}
-			posts, err := e.postsFor(sub.Cursor)
+			sel, err := e.selectFor(sub)
 			if err != nil {
 				scanErr = err
 				break loop
 			}
-			if len(posts) == 0 {
+			if !sel.Owed {
+				continue
+			}
+			if len(sel.Posts) == 0 {
 				e.skipped.Add(1)
+				if sel.Moves(sub) && !e.run.DryRun {
+					e.skip(sub, sel) // past posts they did not want
+				}
 				continue
 			}
 			if e.run.DryRun {
 				e.planned.Add(1)
 				continue
 			}
-			batch = append(batch, &job{sub: sub, posts: posts, gen: gen})
+			batch = append(batch, &job{sub: sub, sel: sel, gen: gen})
 			if len(batch) == jobBatch && !flush() {
 				break loop
 			}
@@ -216,39 +231,75 @@ loop:
 // bounds the sends in flight (see mailer.SMTPConfig.Connections).
 func (s *Service) deliverers() int { return 2 * s.opt.Workers }
 
-// owes says whether this run still owes sub an email.
-func (e *execution) owes(sub *herald.Subscriber) bool {
-	return sub.Status == herald.StatusConfirmed && sub.Frequency == e.run.Frequency && sub.LastRunID < e.run.ID
+// concerns is the first, cheap part of Select: a confirmed reader of the
+// plan's frequency the run is not done with.
+func (p *Plan) concerns(sub *herald.Subscriber) bool {
+	return sub.Status == herald.StatusConfirmed && sub.Frequency == p.Frequency && sub.LastRunID < p.RunID
 }
 
-// postsFor memoises the post list per cursor: readers who got the last
-// digest together share one list, and one rendered body.
-func (e *execution) postsFor(cursor uint64) ([]*herald.Post, error) {
+// selectFor is Select on the candidates after sub's cursor.
+func (e *execution) selectFor(sub *herald.Subscriber) (Selection, error) {
+	c, err := e.candidates(sub.Cursor)
+	if err != nil {
+		return Selection{}, err
+	}
+	return Select(e.plan, sub, c), nil
+}
+
+// candidates memoises the posts after a cursor: readers who got the last
+// digest together share one list, and, with the same topics, one body.
+func (e *execution) candidates(cursor uint64) (*Candidates, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ps, ok := e.posts[cursor]; ok {
-		return ps, nil
+	if c, ok := e.cands[cursor]; ok {
+		return c, nil
 	}
 	ps, err := e.s.newPosts(e.ctx, cursor, e.run.Cutoff)
 	if err != nil {
 		return nil, err
 	}
-	e.posts[cursor] = ps
-	return ps, nil
+	c := NewCandidates(ps, e.plan.Topics)
+	e.cands[cursor] = c
+	return c, nil
 }
 
-func (e *execution) digestFor(cursor uint64, posts []*herald.Post) (*body, error) {
+// skip records that a reader got no email from this run, their cursor
+// moved past posts they did not want.
+func (e *execution) skip(sub *herald.Subscriber, sel Selection) {
+	e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: sel.Cursor, Outcome: herald.OutcomeSkipped,
+		Slot: sel.Slot, EndPause: sel.EndPause, At: e.s.opt.Now().UTC()})
+}
+
+// setID names a post list by where it is: the lists readers share (see
+// Candidates) are the same slice, so most readers find their body
+// without building a key.
+type setID struct {
+	first **herald.Post
+	n     int
+}
+
+// bodyFor renders a digest once per distinct set of posts.
+func (e *execution) bodyFor(posts []*herald.Post) (*body, error) {
+	id := setID{&posts[0], len(posts)}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if b := e.rendered[cursor]; b != nil {
+	if b := e.bodies[id]; b != nil {
 		return b, nil
 	}
-	r, err := e.s.render.Render(posts, e.run.Frequency, false)
-	if err != nil {
-		return nil, err
+	key := make([]byte, 0, 8*len(posts))
+	for _, p := range posts {
+		key = binary.AppendUvarint(key, p.ID)
 	}
-	b := e.s.newBody(r)
-	e.rendered[cursor] = b
+	b := e.byKey[string(key)]
+	if b == nil {
+		r, err := e.s.render.Render(posts, e.run.Frequency, false)
+		if err != nil {
+			return nil, err
+		}
+		b = e.s.newBody(r)
+		e.byKey[string(key)] = b
+	}
+	e.bodies[id] = b
 	return b, nil
 }
 
@@ -284,8 +335,7 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 	}
 	sub := j.sub
 	if j.gen == 0 || s.generation() != j.gen {
-		var err error
-		sub, err = s.store.SubscriberByID(e.ctx, j.sub.ID)
+		fresh, err := s.store.SubscriberByID(e.ctx, j.sub.ID)
 		switch {
 		case herald.ErrorCode(err) == herald.ENOTFOUND:
 			return // erased meanwhile: the run owes them nothing
@@ -294,41 +344,43 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 			// everyone, so it ends failed with this reason.
 			e.rec.fail(fmt.Errorf("digest: read reader %d again: %w", j.sub.ID, err))
 			return
-		case !e.owes(sub):
-			return // left, or changed frequency, meanwhile
 		}
 		// The store may be behind what this run sent (the recorder writes
 		// outcomes after the sends), or ahead of this job (an earlier try
 		// got through): the later cursor is where the reader stands.
-		if j.sub.Cursor > sub.Cursor {
-			cp := *sub
+		if j.sub.Cursor > fresh.Cursor {
+			cp := *fresh
 			cp.Cursor = j.sub.Cursor
-			sub = &cp
+			fresh = &cp
 		}
-	}
-	if sub.Cursor != j.sub.Cursor {
-		// The posts are what is left after the cursor.
-		posts, err := s.newPosts(e.ctx, sub.Cursor, e.run.Cutoff)
+		// Chosen again on the fresh record: the reader may have left,
+		// paused, or changed frequency, zone or topics meanwhile.
+		sel, err := e.selectFor(fresh)
 		if err != nil {
 			e.rec.fail(err)
 			return
 		}
-		if len(posts) == 0 {
-			return // an earlier try got through, and was recorded
+		if !sel.Owed {
+			return
 		}
-		j.posts = posts
+		if len(sel.Posts) == 0 {
+			if sel.Moves(fresh) {
+				e.skip(fresh, sel)
+			}
+			return // or an earlier try got through, and was recorded
+		}
+		sub, j.sel = fresh, sel
 	}
 	j.sub = sub
 	if e.run.Frequency == herald.Instant {
 		e.deliverSingles(j, buf)
 		return
 	}
-	r, err := e.digestFor(j.sub.Cursor, j.posts)
+	r, err := e.bodyFor(j.sel.Posts)
 	if err != nil {
 		e.rec.fail(err)
 		return
 	}
-	last := j.posts[len(j.posts)-1].ID
 	msg, err := s.compose(r, sub, s.messageID(e.run.ID, sub.ID, 0), s.opt.Now(), buf)
 	if err != nil {
 		// The reader's address or name can't go into a header: fail them,
@@ -337,14 +389,15 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 		return
 	}
 	err = e.send(msg)
-	e.outcome(j, err, herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: last}, herald.KindDigest)
+	e.outcome(j, err, herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: j.sel.Cursor, Slot: j.sel.Slot, EndPause: j.sel.EndPause}, herald.KindDigest)
 }
 
 // deliverSingles sends an instant reader each post on its own, moving the
 // cursor after each.
 func (e *execution) deliverSingles(j *job, buf *[]byte) {
 	s := e.s
-	for i, p := range j.posts {
+	posts := j.sel.Posts
+	for i, p := range posts {
 		r, err := e.singleFor(p)
 		if err != nil {
 			e.rec.fail(err)
@@ -356,13 +409,20 @@ func (e *execution) deliverSingles(j *job, buf *[]byte) {
 			return
 		}
 		err = e.send(msg)
-		partial := i < len(j.posts)-1
+		partial := i < len(posts)-1
+		d := herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID, Partial: partial}
+		if !partial {
+			// The last one takes the reader past the posts after it they
+			// did not want, too.
+			d.Cursor, d.Slot, d.EndPause = j.sel.Cursor, j.sel.Slot, j.sel.EndPause
+		}
 		if err != nil {
-			rest := &job{sub: j.sub, posts: j.posts[i:], attempts: j.attempts}
-			e.outcome(rest, err, herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID}, herald.KindInstant)
+			rest := &job{sub: j.sub, sel: j.sel, attempts: j.attempts}
+			rest.sel.Posts = posts[i:]
+			e.outcome(rest, err, d, herald.KindInstant)
 			return
 		}
-		e.outcome(j, nil, herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID, Partial: partial}, herald.KindInstant)
+		e.outcome(j, nil, d, herald.KindInstant)
 		if partial {
 			// Keep the record in step, so a retry of the rest starts here.
 			j.sub.Cursor = p.ID

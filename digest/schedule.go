@@ -82,9 +82,33 @@ func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
 		cron.WithLogger(logger),
 	)
 	for _, it := range sc.items {
-		sc.cron.Schedule(it.sch, cron.FuncJob(func() { sc.fire(ctx, it) }))
+		if s.opt.LocalTime {
+			sl := &slots{s: s, item: it}
+			sc.cron.Schedule(clockSchedule{s.opt.Clock, sl.next}, cron.FuncJob(func() { sl.tick(ctx, herald.TriggerSchedule) }))
+			continue
+		}
+		next := func(t time.Time) time.Time { return it.sch.Next(t.In(s.opt.Location)) }
+		sc.cron.Schedule(clockSchedule{s.opt.Clock, next}, cron.FuncJob(func() { sc.fire(ctx, it) }))
 	}
 	return sc, nil
+}
+
+// clockSchedule is a schedule kept on a Clock: robfig/cron waits on the
+// real clock, so the time of the next firing is turned into the real
+// time it comes. A firing may come a hair early (the two clocks are
+// read at different moments); the jobs run only what is due by then,
+// and the schedule is asked again.
+type clockSchedule struct {
+	clock Clock
+	next  func(after time.Time) time.Time
+}
+
+func (c clockSchedule) Next(real time.Time) time.Time {
+	n := c.next(c.clock.Now())
+	if n.IsZero() {
+		return n
+	}
+	return real.Add(c.clock.Until(n))
 }
 
 func (sc *scheduler) start() { sc.cron.Start() }
@@ -93,9 +117,13 @@ func (sc *scheduler) stop() { <-sc.cron.Stop().Done() }
 
 // fire runs a scheduled digest and waits for it, so SkipIfStillRunning
 // means something; then it records the time, for the missed-run check.
+// A firing with nothing due (a hair early) does nothing.
 func (sc *scheduler) fire(ctx context.Context, it schedule) {
 	s := sc.s
 	now := s.opt.Now()
+	if last, err := sc.last(ctx, it.freq); err == nil && !last.IsZero() && Missed(it.sch, last, now, s.opt.Location).IsZero() {
+		return
+	}
 	run, err := s.StartRun(ctx, it.freq, herald.TriggerSchedule, false)
 	if herald.ErrorCode(err) == herald.ECONFLICT {
 		s.log.Warn("scheduled run skipped: one is still in progress", "frequency", it.freq)
@@ -110,13 +138,22 @@ func (sc *scheduler) fire(ctx context.Context, it schedule) {
 }
 
 func (sc *scheduler) setLast(ctx context.Context, f herald.Frequency, t time.Time) {
-	if err := sc.s.store.PutSetting(context.WithoutCancel(ctx), lastKey(f), []byte(t.UTC().Format(time.RFC3339Nano))); err != nil {
+	if err := sc.s.putTime(ctx, lastKey(f), t); err != nil {
 		sc.s.log.Error("cannot record schedule time", "frequency", f, "err", err)
 	}
 }
 
 func (sc *scheduler) last(ctx context.Context, f herald.Frequency) (time.Time, error) {
-	b, err := sc.s.store.Setting(ctx, lastKey(f))
+	return sc.s.getTime(ctx, lastKey(f))
+}
+
+// putTime and getTime keep a time in the settings.
+func (s *Service) putTime(ctx context.Context, key string, t time.Time) error {
+	return s.store.PutSetting(context.WithoutCancel(ctx), key, []byte(t.UTC().Format(time.RFC3339Nano)))
+}
+
+func (s *Service) getTime(ctx context.Context, key string) (time.Time, error) {
+	b, err := s.store.Setting(ctx, key)
 	if err != nil || len(b) == 0 {
 		return time.Time{}, err
 	}
@@ -129,6 +166,13 @@ func (sc *scheduler) catchUp(ctx context.Context) error {
 	s := sc.s
 	now := s.opt.Now()
 	for _, it := range sc.items {
+		if s.opt.LocalTime {
+			sl := &slots{s: s, item: it}
+			if err := sl.due(ctx, herald.TriggerMissed); err != nil {
+				return err
+			}
+			continue
+		}
 		last, err := sc.last(ctx, it.freq)
 		if err != nil {
 			return fmt.Errorf("digest: schedule %s: %w", it.freq, err)

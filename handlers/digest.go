@@ -22,6 +22,17 @@ func (s *Server) registerDigest(v1 *mux.Router) {
 	v1.HandleFunc("/runs/{id}", s.apiGetRun).Methods(http.MethodGet)
 	v1.HandleFunc("/preview", s.apiPreview).Methods(http.MethodGet)
 	v1.HandleFunc("/test-email", s.apiTestEmail).Methods(http.MethodPost)
+	v1.HandleFunc("/schedule", s.apiSchedule).Methods(http.MethodGet)
+}
+
+// apiSchedule: when the next scheduled digests go out.
+func (s *Server) apiSchedule(w http.ResponseWriter, r *http.Request) {
+	sc, err := s.deps.Digests.Schedule(r.Context())
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sc)
 }
 
 // pageArgs reads limit (1..1000, default def) and a numeric cursor.
@@ -214,7 +225,7 @@ func (s *Server) apiTestEmail(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	if err := s.deps.Digests.SendTest(r.Context(), in.To); err != nil {
+	if err := s.deps.Digests.SendTest(r.Context(), in.To, in.Topics); err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
