@@ -20,7 +20,9 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // (Options.Location), so a CRON_TZ= or TZ= prefix is refused. When clocks
 // go back, a time like 01:30 happens twice; robfig/cron fires at both, so
 // the schedule skips a firing that repeats the last one's local date and
-// wall-clock minute: one digest a day, DST or not.
+// wall-clock minute. When clocks go forward, 01:30 does not happen at
+// all, and robfig/cron skips that day; the schedule fires when the jump
+// lands instead. One digest a day, DST or not.
 func ParseSchedule(expr string) (cron.Schedule, error) {
 	if strings.Contains(expr, "TZ=") {
 		return nil, errors.New("the time zone is set once for every schedule, not in the expression")
@@ -40,7 +42,28 @@ func (o onceSchedule) Next(t time.Time) time.Time {
 	if !n.IsZero() && n.In(t.Location()).Format(wall) == t.Format(wall) {
 		n = o.inner.Next(n)
 	}
+	if g := o.inGap(t); !g.IsZero() && (n.IsZero() || g.Before(n)) {
+		return g
+	}
 	return n
+}
+
+// inGap is the next firing after t that robfig/cron would skip because
+// the clocks jump over it, moved to where the jump lands (time.Date's
+// reading of a local time that does not exist); zero if there is none.
+// It is the next firing as if t's zone kept t's offset, when that local
+// time does not exist in the zone.
+func (o onceSchedule) inGap(t time.Time) time.Time {
+	_, off := t.Zone()
+	naive := o.inner.Next(t.In(time.FixedZone("", off)))
+	if naive.IsZero() {
+		return naive
+	}
+	d := time.Date(naive.Year(), naive.Month(), naive.Day(), naive.Hour(), naive.Minute(), 0, 0, t.Location())
+	if d.Day() == naive.Day() && d.Hour() == naive.Hour() && d.Minute() == naive.Minute() || !d.After(t) {
+		return time.Time{} // the time exists: robfig/cron finds it
+	}
+	return d
 }
 
 type schedule struct {

@@ -128,6 +128,7 @@ func dueSlots(sch interface{ Next(time.Time) time.Time }, zones []zone, last, no
 	}
 	out := make([]slot, 0, len(byAt))
 	for at, zs := range byAt {
+		slices.Sort(zs)
 		out = append(out, slot{at, zs})
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].at.Before(out[j].at) })
