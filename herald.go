@@ -256,6 +256,9 @@ type Run struct {
 	// other run, which owes mail to every reader of its frequency.
 	Slot  *time.Time `json:"slot,omitempty"`
 	Zones []string   `json:"zones,omitempty"`
+	// PostSets counts the distinct digests the run rendered (readers with
+	// the same posts share one); for a resumed run, its last part's.
+	PostSets int `json:"post_sets,omitempty"`
 }
 
 // RunFailure is one reader a run could not reach.

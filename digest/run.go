@@ -108,6 +108,7 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		r.FinishedAt = &end
 		r.Error = msg
 		r.Skipped = int(e.skipped.Load())
+		r.PostSets = e.sets()
 		switch {
 		case r.DryRun:
 			r.Total = int(e.planned.Load())
@@ -122,12 +123,9 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		s.log.Error("run: cannot finish", "run", id, "err", uerr)
 		return
 	}
-	e.mu.Lock()
-	sets := len(e.byKey) + len(e.single)
-	e.mu.Unlock()
 	s.log.Info("run finished", "run", id, "frequency", run.Frequency, "state", run.State, "total", run.Total,
 		"sent", run.Sent, "failed", run.Failed, "skipped", run.Skipped, "retries", run.Retries,
-		"post_sets", sets, "dur", time.Since(started).Round(time.Millisecond))
+		"post_sets", run.PostSets, "dur", time.Since(started).Round(time.Millisecond))
 	if s.opt.OnRunFinished != nil {
 		s.opt.OnRunFinished(run, time.Since(started))
 	}
@@ -230,6 +228,13 @@ loop:
 // waits for the CPU between two messages. The transport's pool still
 // bounds the sends in flight (see mailer.SMTPConfig.Connections).
 func (s *Service) deliverers() int { return 2 * s.opt.Workers }
+
+// sets counts the distinct digests rendered.
+func (e *execution) sets() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return len(e.byKey) + len(e.single)
+}
 
 // concerns is the first, cheap part of Select: a confirmed reader of the
 // plan's frequency the run is not done with.
