@@ -168,7 +168,9 @@ const MaxTimezoneLen = 64
 // the site's zone and comes back as it is, with a nil location. An
 // unknown name is EINVALID naming the field "timezone".
 func ParseTimezone(name string) (string, *time.Location, error) {
-	name = strings.TrimSpace(name)
+	if !strings.ContainsAny(name, "\r\n") {
+		name = strings.TrimSpace(name)
+	}
 	if name == "" {
 		return "", nil, nil
 	}

@@ -18,6 +18,10 @@ type SubscribeRequest struct {
 	Email     string `json:"email"`
 	Name      string `json:"name"`
 	Frequency string `json:"frequency"`
+	// Topics are the topics chosen (none: every post); Timezone the
+	// reader's IANA zone ("": the site's).
+	Topics   []string `json:"topics,omitempty"`
+	Timezone string   `json:"timezone,omitempty"`
 	// Source: "form", "api", "import".
 	Source string `json:"-"`
 	// Confirmed skips the opt-in (admin migrations only).
@@ -42,6 +46,14 @@ type SubscriptionService interface {
 	Unsubscribe(ctx context.Context, token string) (*Subscriber, error)
 	UnsubscribeFromPreferences(ctx context.Context, token string) (*Subscriber, error)
 	SetFrequency(ctx context.Context, token, freq string) (*Subscriber, error)
+	// SavePreferences applies the preferences page's form (preferences
+	// token): frequency, topics, time zone.
+	SavePreferences(ctx context.Context, token string, p Preferences) (*Subscriber, error)
+	// Pause stops all mail to the reader for weeks (one of PauseWeeks);
+	// the posts that arrive meanwhile are never sent to them.
+	Pause(ctx context.Context, token string, weeks int) (*Subscriber, error)
+	// Resume ends a pause now.
+	Resume(ctx context.Context, token string) (*Subscriber, error)
 	// ManageToken is the token of a reader's preferences link.
 	ManageToken(id uint64) string
 
@@ -56,6 +68,9 @@ type SubscriptionService interface {
 	// "api"); an address known already is ECONFLICT, returned with the
 	// reader as they are.
 	AddSubscriber(ctx context.Context, r SubscribeRequest) (*Subscriber, error)
+	// UpdateSubscriber applies an admin's change to a reader (PATCH);
+	// ENOTFOUND for an unknown address, EINVALID naming a bad field.
+	UpdateSubscriber(ctx context.Context, email string, p SubscriberPatch) (*Subscriber, error)
 	// DeleteSubscriber erases the reader and their queued mail.
 	DeleteSubscriber(ctx context.Context, email string) error
 	// Bounce applies a relay's report; an unknown address is ENOTFOUND.
@@ -65,6 +80,13 @@ type SubscriptionService interface {
 	Reactivate(ctx context.Context, email string) (*Subscriber, error)
 }
 
+// Preferences are what the preferences page's form sends.
+type Preferences struct {
+	Frequency string
+	Topics    []string // none: every post
+	Timezone  string   // "": the site's
+}
+
 // ImportRow is one row of an import file, checked and normalised. Empty
 // fields mean "not given".
 type ImportRow struct {
@@ -72,6 +94,11 @@ type ImportRow struct {
 	Email     string
 	Name      string
 	Frequency Frequency
+	// Topics and Timezone as the file has them (checked against the
+	// site's by the import); PausedUntil zero: not paused.
+	Topics      []string
+	Timezone    string
+	PausedUntil time.Time
 	// Status is the file's status mapped onto herald's (see package subcsv).
 	Status      Status
 	CreatedAt   time.Time

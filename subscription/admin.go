@@ -20,7 +20,7 @@ func (s *Service) ListSubscribers(ctx context.Context, f herald.SubscriberFilter
 	if err != nil {
 		return nil, 0, fmt.Errorf("subscription: list: %w", err)
 	}
-	return subs, next, nil
+	return s.presentAll(subs), next, nil
 }
 
 // ScanSubscribers returns up to limit readers with id > after, in id order.
@@ -29,7 +29,7 @@ func (s *Service) ScanSubscribers(ctx context.Context, after uint64, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("subscription: scan: %w", err)
 	}
-	return subs, nil
+	return s.presentAll(subs), nil
 }
 
 // Subscriber returns the reader with the address; ENOTFOUND if none.
@@ -38,7 +38,8 @@ func (s *Service) Subscriber(ctx context.Context, email string) (*herald.Subscri
 	if err != nil {
 		return nil, err
 	}
-	return s.store.SubscriberByEmail(ctx, addr)
+	sub, err := s.store.SubscriberByEmail(ctx, addr)
+	return s.present(sub), err
 }
 
 // AddSubscriber adds one reader for an admin: the opt-in of Subscribe (or
@@ -51,7 +52,7 @@ func (s *Service) AddSubscriber(ctx context.Context, r herald.SubscribeRequest) 
 		return nil, err
 	}
 	if cur, err := s.store.SubscriberByEmail(ctx, v.Email); err == nil {
-		return cur, herald.Errorf(herald.ECONFLICT, "a subscriber with this address exists already").WithField("email")
+		return s.present(cur), herald.Errorf(herald.ECONFLICT, "a subscriber with this address exists already").WithField("email")
 	} else if herald.ErrorCode(err) != herald.ENOTFOUND {
 		return nil, fmt.Errorf("subscription: add: %w", err)
 	}

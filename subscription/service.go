@@ -44,6 +44,8 @@ type Options struct {
 	// BounceLimit is how many consecutive hard bounces make a confirmed
 	// reader bounced (default 3); see bounces.go.
 	BounceLimit int
+	// Topics are the topics readers may choose (digest.topics); nil: none.
+	Topics *herald.OfferedTopics
 }
 
 // Service applies the subscription rules on a store.
@@ -100,6 +102,8 @@ type Validated struct {
 	Email     string
 	Name      string
 	Frequency herald.Frequency
+	Topics    herald.TopicList
+	Timezone  string
 }
 
 // Validate checks a request and normalises it. Errors are EINVALID with
@@ -124,7 +128,15 @@ func (s *Service) Validate(r herald.SubscribeRequest) (Validated, error) {
 		}
 		freq = f
 	}
-	return Validated{Email: email, Name: name, Frequency: freq}, nil
+	topics, err := s.opt.Topics.Parse(r.Topics)
+	if err != nil {
+		return Validated{}, err
+	}
+	zone, _, err := herald.ParseTimezone(r.Timezone)
+	if err != nil {
+		return Validated{}, err
+	}
+	return Validated{Email: email, Name: name, Frequency: freq, Topics: topics, Timezone: zone}, nil
 }
 
 // Subscribe starts (or restarts) the opt-in for an address and returns when
@@ -171,7 +183,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		case "":
 			next.CreatedAt = now
 			next.Name = v.Name
-			next.Frequency = v.Frequency
+			next.Frequency, next.Topics, next.Timezone = v.Frequency, v.Topics, v.Timezone
 			next.Source = r.Source
 			next.Status = herald.StatusPending
 			next.Nonce = NewNonce()
@@ -181,7 +193,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			// The same person trying again (or a bot): refresh the choice,
 			// resend within the per-address limit.
 			next.Name = v.Name
-			next.Frequency = v.Frequency
+			next.Frequency, next.Topics, next.Timezone = v.Frequency, v.Topics, v.Timezone
 		case herald.StatusUnsubscribed, herald.StatusBounced:
 			if r.Confirmed {
 				return nil, nil, nil // an import never undoes an unsubscribe
@@ -189,7 +201,8 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			// A fresh opt-in: old confirm links stop working.
 			next.Status = herald.StatusPending
 			next.Name = v.Name
-			next.Frequency = v.Frequency
+			next.Frequency, next.Topics, next.Timezone = v.Frequency, v.Topics, v.Timezone
+			next.PausedUntil, next.PausedAt = nil, time.Time{}
 			next.Nonce = NewNonce()
 			next.Bounces = 0
 			next.ConfirmedAt = nil
@@ -285,7 +298,8 @@ func (s *Service) Resend(ctx context.Context, email string) error {
 	} else if err != nil {
 		return fmt.Errorf("subscription: resend: %w", err)
 	}
-	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Source: cur.Source})
+	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency),
+		Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: cur.Source})
 	return err
 }
 
