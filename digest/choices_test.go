@@ -165,7 +165,7 @@ type settable struct {
 	t  time.Time
 }
 
-func (c *settable) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *settable) Now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
 func (c *settable) set(t time.Time) { c.mu.Lock(); c.t = t; c.mu.Unlock() }
 
 // A paused reader gets nothing while paused; afterwards, the posts that
@@ -288,5 +288,47 @@ func TestLocalTimeServesEachMorningOnce(t *testing.T) {
 	}
 	if !slices.Equal(slots, wantSlots) {
 		t.Errorf("runs\n%v\nwant\n%v", slots, wantSlots)
+	}
+}
+
+// Schedule lists the next time of each schedule; with local time, one
+// slot per time the morning comes to zones with readers, with how many.
+func TestScheduleListsSlots(t *testing.T) {
+	f := setup(t, nil)
+	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) // a Saturday
+	for i, z := range []string{"Europe/London", "Europe/Lisbon", "Asia/Kolkata", "", ""} {
+		e := fmt.Sprintf("r%d@example.org", i)
+		f.reader(e, herald.Daily)
+		f.choose(e, func(s *herald.Subscriber) { s.Timezone = z })
+	}
+	f.reader("w@example.org", herald.Weekly)
+	f.choose("w@example.org", func(s *herald.Subscriber) { s.Timezone = "America/New_York" })
+	local := f.newService(func(o *digest.Options) {
+		o.LocalTime, o.Daily, o.Weekly, o.Now = true, "0 7 * * *", "0 7 * * MON", func() time.Time { return now }
+		o.Location, _ = time.LoadLocation("Asia/Tokyo")
+	})
+	sc, err := local.Schedule(f.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range sc.Slots {
+		got = append(got, fmt.Sprintf("%s %s %v %d", s.Frequency, s.At.Format("Mon 15:04"), s.Zones, s.Readers))
+	}
+	want := []string{
+		"daily Sat 22:00 [Asia/Tokyo] 2",                  // 07:00 Sunday in Tokyo, the site's zone
+		"daily Sun 01:30 [Asia/Kolkata] 1",                // 07:00 in Kolkata
+		"daily Sun 07:00 [Europe/Lisbon Europe/London] 2", // 07:00 in both
+		"weekly Mon 12:00 [America/New_York] 1",
+	}
+	if !sc.LocalTime || sc.Timezone != "Asia/Tokyo" || !slices.Equal(got, want) {
+		t.Errorf("schedule %v\n%v\nwant %v", sc.LocalTime, got, want)
+	}
+	global := f.newService(func(o *digest.Options) {
+		o.Daily, o.Weekly, o.Now, o.Location = "0 7 * * *", "0 7 * * MON", func() time.Time { return now }, time.UTC
+	})
+	if sc, err = global.Schedule(f.ctx); err != nil || len(sc.Slots) != 2 || sc.Slots[0].Readers != 5 || !sc.Slots[0].At.Equal(time.Date(2025, 3, 2, 7, 0, 0, 0, time.UTC)) ||
+		sc.Slots[1].Readers != 1 || !sc.Slots[1].At.Equal(time.Date(2025, 3, 3, 7, 0, 0, 0, time.UTC)) {
+		t.Errorf("global schedule %+v %v", sc, err)
 	}
 }

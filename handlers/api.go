@@ -110,3 +110,25 @@ func (s *Server) apiDeleteSubscriber(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// apiUpdateSubscriber: PATCH /api/v1/subscribers/{email} changes the
+// fields the body has (name, frequency, topics, timezone, paused_until);
+// 200 with the reader, 422 naming a bad field.
+func (s *Server) apiUpdateSubscriber(w http.ResponseWriter, r *http.Request) {
+	b, err := readBody(w, r)
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	var in herald.SubscriberPatch
+	if err := decodeJSON(b, &in); err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	sub, err := s.deps.Subscriptions.UpdateSubscriber(r.Context(), emailVar(r), in)
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, sub)
+}

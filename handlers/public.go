@@ -3,7 +3,9 @@ package handlers
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/herald-dev/herald"
 )
@@ -14,8 +16,28 @@ func (s *Server) subscribePage(w http.ResponseWriter, r *http.Request) {
 		freq = string(s.opt.DefaultFrequency)
 	}
 	s.page(w, r, http.StatusOK, "subscribe", map[string]any{
-		"Title": "Subscribe", "Action": "/subscribe", "Frequency": freq,
+		"Title": "Subscribe", "Action": "/subscribe", "Frequency": freq, "Topics": s.topicBoxes(nil),
 	})
+}
+
+// topicBox is one topic's checkbox.
+type topicBox struct {
+	Name    string
+	Checked bool
+}
+
+// topicBoxes are the offered topics, those in chosen ticked (any case).
+func (s *Server) topicBoxes(chosen []string) []topicBox {
+	out := make([]topicBox, len(s.opt.Topics))
+	for i, t := range s.opt.Topics {
+		out[i].Name = t
+		for _, c := range chosen {
+			if strings.EqualFold(strings.TrimSpace(c), t) {
+				out[i].Checked = true
+			}
+		}
+	}
+	return out
 }
 
 // subscribe answers the same whether the address is new, pending or
@@ -36,6 +58,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 			s.page(w, r, http.StatusUnprocessableEntity, "subscribe", map[string]any{
 				"Title": "Subscribe", "Action": "/subscribe", "Error": herald.ErrorMessage(err),
 				"Field": herald.ErrorField(err), "Email": in.Email, "Name": in.Name, "Frequency": freq,
+				"Topics": s.topicBoxes(in.Topics), "Timezone": in.Timezone, "SiteZone": s.opt.Timezone,
 			})
 			return
 		}
@@ -62,7 +85,9 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		s.subscribed(w, r, asJSON)
 		return
 	}
-	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{Email: in.Email, Name: in.Name, Frequency: in.Frequency, Source: "form"})
+	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{
+		Email: in.Email, Name: in.Name, Frequency: in.Frequency, Topics: in.Topics, Timezone: in.Timezone, Source: "form",
+	})
 	if err != nil {
 		fail(err, in)
 		return
@@ -227,6 +252,55 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
 }
 
+// prefsPage renders the preferences page for sub, with the form as it
+// was sent (vals) when an error is shown.
+func (s *Server) prefsPage(w http.ResponseWriter, r *http.Request, status int, sub *herald.Subscriber, tok string, vals url.Values, err error) {
+	now := s.opt.Now()
+	data := map[string]any{
+		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
+		"Frequency": string(sub.Frequency), "Token": tok, "Action": "/preferences",
+		"Saved":    r.URL.Query().Get("saved") == "1",
+		"Topics":   s.topicBoxes(sub.Topics),
+		"Timezone": sub.Timezone, "SiteZone": s.opt.Timezone, "LocalTime": s.opt.LocalTime,
+		"Confirmed":  sub.Status == herald.StatusConfirmed,
+		"PauseWeeks": herald.PauseWeeks,
+	}
+	if sub.Paused(now) {
+		data["Paused"] = true
+		data["Resumes"] = s.localTime(*sub.PausedUntil, sub.Timezone)
+	}
+	switch r.URL.Query().Get("done") {
+	case "paused":
+		data["Notice"] = "Paused."
+	case "resumed":
+		data["Notice"] = "Mail resumes now."
+	}
+	if err != nil {
+		data["Error"], data["Field"] = herald.ErrorMessage(err), herald.ErrorField(err)
+		data["Saved"], data["Notice"] = false, nil
+		if vals != nil && vals.Get("action") == "save" {
+			// What the reader sent, to put right.
+			data["Frequency"], data["Topics"], data["Timezone"] = vals.Get("frequency"), s.topicBoxes(vals["topics"]), vals.Get("timezone")
+		}
+	}
+	s.page(w, r, status, "preferences", data)
+}
+
+// localTime writes t in the reader's zone (or the site's).
+func (s *Server) localTime(t time.Time, zone string) string {
+	name := zone
+	if name == "" {
+		name = s.opt.Timezone
+	}
+	loc := time.UTC
+	if _, l, err := herald.ParseTimezone(name); err == nil && l != nil {
+		loc = l
+	} else {
+		name = "UTC"
+	}
+	return t.In(loc).Format("Monday 2 January 2006 at 15:04") + " (" + name + ")"
+}
+
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
 	sub, err := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
@@ -234,11 +308,7 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	s.page(w, r, http.StatusOK, "preferences", map[string]any{
-		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
-		"Frequency": string(sub.Frequency), "Token": tok, "Action": "/preferences",
-		"Saved": r.URL.Query().Get("saved") == "1",
-	})
+	s.prefsPage(w, r, http.StatusOK, sub, tok, nil, nil)
 }
 
 func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
@@ -247,6 +317,7 @@ func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
+	var done string
 	switch vals.Get("action") {
 	case "unsubscribe":
 		sub, err := s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok)
@@ -255,27 +326,36 @@ func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+		return
 	case "save", "":
-		sub, err := s.deps.Subscriptions.SetFrequency(r.Context(), tok, vals.Get("frequency"))
-		if err != nil {
-			if herald.ErrorField(err) == "frequency" {
-				cur, err2 := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
-				if err2 != nil {
-					s.tokenError(w, r, err2)
-					return
-				}
-				s.page(w, r, http.StatusUnprocessableEntity, "preferences", map[string]any{
-					"Title": "Preferences", "Email": cur.Email, "Status": string(cur.Status),
-					"Frequency": string(cur.Frequency), "Token": tok, "Action": "/preferences", "Error": herald.ErrorMessage(err),
-				})
-				return
-			}
-			s.tokenError(w, r, err)
-			return
-		}
-		_ = sub
-		http.Redirect(w, r, "/preferences?saved=1&token="+url.QueryEscape(tok), http.StatusSeeOther)
+		_, err = s.deps.Subscriptions.SavePreferences(r.Context(), tok, herald.Preferences{
+			Frequency: vals.Get("frequency"), Topics: vals["topics"], Timezone: vals.Get("timezone"),
+		})
+		done = "saved=1"
+	case "pause":
+		n, _ := strconv.Atoi(vals.Get("weeks")) // not a number: 0, which Pause refuses
+		_, err = s.deps.Subscriptions.Pause(r.Context(), tok, n)
+		done = "done=paused"
+	case "resume":
+		_, err = s.deps.Subscriptions.Resume(r.Context(), tok)
+		done = "done=resumed"
 	default:
 		s.error(w, r, herald.Errorf(herald.EINVALID, "unknown action %q", vals.Get("action")).WithField("action"))
+		return
 	}
+	if err != nil {
+		if f := herald.ErrorField(err); herald.ErrorCode(err) == herald.EINVALID && f != "token" {
+			// Bad input: the page again, with the message, nothing changed.
+			cur, err2 := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
+			if err2 != nil {
+				s.tokenError(w, r, err2)
+				return
+			}
+			s.prefsPage(w, r, http.StatusUnprocessableEntity, cur, tok, vals, err)
+			return
+		}
+		s.tokenError(w, r, err)
+		return
+	}
+	http.Redirect(w, r, "/preferences?"+done+"&token="+url.QueryEscape(tok), http.StatusSeeOther)
 }

@@ -39,8 +39,15 @@ type Options struct {
 	TrustedProxies   []netip.Prefix
 	SubscribePerIP   Rate
 	DefaultFrequency herald.Frequency
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// Topics are the topics readers may choose (digest.topics), for the
+	// forms; the services check what readers choose.
+	Topics []string
+	// Timezone is the site's (digest.timezone): readers who choose none
+	// are in it. LocalTime: the schedules run in each reader's zone.
+	Timezone  string
+	LocalTime bool
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Deps are the services behind the routes. Archive and Observe may be
@@ -135,6 +142,7 @@ func New(opt Options, deps Deps) (*Server, error) {
 	v1.HandleFunc("/subscribers", s.apiCreateSubscriber).Methods(http.MethodPost)
 	v1.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
 	v1.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
+	v1.HandleFunc("/subscribers/{email}", s.apiUpdateSubscriber).Methods(http.MethodPatch)
 	s.registerCSV(v1)
 	s.registerOps(r, v1)
 	s.registerDigest(v1)
