@@ -168,34 +168,45 @@ type DigestService interface {
 	// marked as a test; no reader's cursor moves. With topics, of the
 	// latest posts a reader with those topics would get.
 	SendTest(ctx context.Context, to string, topics []string) error
-	// Schedule says when the next scheduled digests go out: one slot per
-	// frequency, or with digest.local_time one per time the morning comes
-	// in some reader's time zone; soonest first.
-	Schedule(ctx context.Context) (*Schedule, error)
+	// Timetable says when runs start by themselves: the next time of
+	// each frequency's cron schedule, and with digest.local_time of each
+	// slot, from the schedules that fire the runs.
+	Timetable(ctx context.Context) (*Timetable, error)
 	// NewPosts tells the digest side that posts arrived (instant readers).
 	NewPosts()
 }
 
-// Schedule is when the next scheduled digests go out.
-type Schedule struct {
-	// LocalTime: the schedules run in each reader's own time zone.
-	LocalTime bool `json:"local_time"`
-	// Timezone is the site's (digest.timezone): the schedules' zone, and
-	// the zone of readers who chose none.
-	Timezone string          `json:"timezone"`
-	Slots    []ScheduledSlot `json:"slots"`
+// Timetable is when runs start by themselves.
+type Timetable struct {
+	// Timezone is digest.timezone, an IANA name ("UTC" by default): the
+	// schedules' zone, and the zone of readers who chose none.
+	Timezone string `json:"timezone"`
+	// LocalTime: daily and weekly run in each reader's own time zone
+	// (digest.local_time); see Schedule.Slots.
+	LocalTime bool       `json:"local_time"`
+	Schedules []Schedule `json:"schedules"`
 }
 
-// ScheduledSlot is one time a scheduled run goes out.
-type ScheduledSlot struct {
+// Schedule is one frequency's place in the timetable.
+type Schedule struct {
 	Frequency Frequency `json:"frequency"`
-	At        time.Time `json:"at"`
-	// Expr is the cron expression (digest.daily or digest.weekly).
-	Expr string `json:"expr"`
-	// Zones are the time zones whose readers the run is for (local time
-	// only; empty: every reader of the frequency).
-	Zones []string `json:"zones,omitempty"`
-	// Readers counts the confirmed readers it is for.
+	// Cron is the expression, "" when runs of this frequency start only
+	// when posts arrive (instant) or by hand (no schedule set).
+	Cron string `json:"cron"`
+	// Next is when the schedule fires next (with local time, its soonest
+	// slot); nil without a schedule.
+	Next *time.Time `json:"next"`
+	// Slots, with local time, are the next time of each slot: a time the
+	// schedule comes due in the zones of some readers, soonest first.
+	Slots []Slot `json:"slots,omitempty"`
+}
+
+// Slot is one time a local-time schedule comes due, and for whom.
+type Slot struct {
+	At time.Time `json:"at"`
+	// Zones are the readers' time zones it comes due in.
+	Zones []string `json:"zones"`
+	// Readers counts the confirmed readers in those zones.
 	Readers int `json:"readers"`
 }
 

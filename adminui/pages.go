@@ -64,6 +64,15 @@ func boxFor(err error) box {
 type dashData struct {
 	Stats    *statsView
 	StatsBox box
+	// Topics are the readers per offered topic; Everything the confirmed
+	// readers who chose none (they get every post).
+	Topics     []topicCount
+	Everything int
+	// Next are the next scheduled sends: one per frequency, or with local
+	// time one per slot.
+	Next      []nextSend
+	LocalTime bool
+	NextBox   box
 	Chart    *chart
 	ChartBox box
 	Runs     []runView
@@ -81,6 +90,12 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		d.StatsBox = boxFor(err)
 	} else {
 		d.Stats = &statsView{st}
+		d.Topics, d.Everything = u.topicCounts(st)
+	}
+	if tt, err := u.api.Schedule(ctx(r)); err != nil {
+		d.NextBox = boxFor(err)
+	} else {
+		d.Next, d.LocalTime = u.nextSends(tt), tt.LocalTime
 	}
 	if c, err := u.growthChart(r); err != nil {
 		d.ChartBox = boxFor(err)
@@ -100,6 +115,60 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u.render(w, r, http.StatusOK, "dashboard", &view{Title: "Dashboard", Active: "dashboard", Data: d})
+}
+
+// topicCount is one topic's readers on the dashboard.
+type topicCount struct {
+	Name    string
+	Readers int
+}
+
+// topicCounts are the confirmed readers of each offered topic (counted
+// whatever the case they chose it in), and those who chose none.
+func (u *UI) topicCounts(st *herald.Stats) ([]topicCount, int) {
+	if len(u.opt.Topics) == 0 {
+		return nil, 0
+	}
+	out := make([]topicCount, len(u.opt.Topics))
+	for i, t := range u.opt.Topics {
+		out[i].Name = t
+		for name, n := range st.Subscribers.ByTopic {
+			if strings.EqualFold(name, t) {
+				out[i].Readers += n
+			}
+		}
+	}
+	return out, max(0, st.Subscribers.ByStatus[herald.StatusConfirmed]-st.Subscribers.WithTopics)
+}
+
+// nextSend is one scheduled send on the dashboard, its time in
+// digest.timezone.
+type nextSend struct {
+	Frequency string
+	When      string
+	Zones     []string
+	Readers   int
+}
+
+func (u *UI) nextSends(tt *herald.Timetable) []nextSend {
+	var out []nextSend
+	for _, sc := range tt.Schedules {
+		switch {
+		case sc.Cron == "" || sc.Next == nil:
+		case tt.LocalTime && len(sc.Slots) > 0:
+			for _, sl := range sc.Slots {
+				out = append(out, nextSend{Frequency: string(sc.Frequency), When: u.when(sl.At), Zones: sl.Zones, Readers: sl.Readers})
+			}
+		default:
+			out = append(out, nextSend{Frequency: string(sc.Frequency), When: u.when(*sc.Next), Readers: -1})
+		}
+	}
+	return out
+}
+
+// when is a time in digest.timezone.
+func (u *UI) when(t time.Time) string {
+	return t.In(u.opt.Location).Format("Mon 2 Jan 15:04 MST")
 }
 
 // ---- subscribers

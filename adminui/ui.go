@@ -50,6 +50,11 @@ type Options struct {
 	// Warnings are settings that would hurt in production (each naming
 	// its key), shown as a banner on the dashboard.
 	Warnings []string
+	// Topics are the topics readers may choose (digest.topics), for the
+	// dashboard's readers per topic and the subscriber forms.
+	Topics []string
+	// Location is digest.timezone, the zone the UI shows schedule times in.
+	Location *time.Location
 }
 
 // Session and throttle settings.
@@ -93,6 +98,9 @@ func New(opts Options) (*UI, error) {
 	}
 	if opts.SiteName == "" {
 		opts.SiteName = "herald"
+	}
+	if opts.Location == nil {
+		opts.Location = time.UTC
 	}
 	if opts.API == nil && opts.Token != "" {
 		return nil, fmt.Errorf("adminui: Options.API is required")

@@ -295,9 +295,9 @@ func (c *Client) SendTest(ctx context.Context, to string, topics ...string) erro
 	return c.call(ctx, http.MethodPost, "/api/v1/test-email", TestEmailRequest{To: to, Topics: topics}, nil)
 }
 
-// Schedule is when the next scheduled digests go out.
-func (c *Client) Schedule(ctx context.Context) (*herald.Schedule, error) {
-	var out herald.Schedule
+// Schedule reads when runs start by themselves.
+func (c *Client) Schedule(ctx context.Context) (*herald.Timetable, error) {
+	var out herald.Timetable
 	return &out, c.call(ctx, http.MethodGet, "/api/v1/schedule", nil, &out)
 }
 

@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -291,9 +292,9 @@ func TestLocalTimeServesEachMorningOnce(t *testing.T) {
 	}
 }
 
-// Schedule lists the next time of each schedule; with local time, one
+// Timetable lists the next time of each schedule; with local time, one
 // slot per time the morning comes to zones with readers, with how many.
-func TestScheduleListsSlots(t *testing.T) {
+func TestTimetableListsSlots(t *testing.T) {
 	f := setup(t, nil)
 	now := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC) // a Saturday
 	for i, z := range []string{"Europe/London", "Europe/Lisbon", "Asia/Kolkata", "", ""} {
@@ -303,32 +304,42 @@ func TestScheduleListsSlots(t *testing.T) {
 	}
 	f.reader("w@example.org", herald.Weekly)
 	f.choose("w@example.org", func(s *herald.Subscriber) { s.Timezone = "America/New_York" })
+	tokyo, _ := time.LoadLocation("Asia/Tokyo")
 	local := f.newService(func(o *digest.Options) {
-		o.LocalTime, o.Daily, o.Weekly, o.Now = true, "0 7 * * *", "0 7 * * MON", func() time.Time { return now }
-		o.Location, _ = time.LoadLocation("Asia/Tokyo")
+		o.LocalTime, o.Daily, o.Weekly, o.Now, o.Location = true, "0 7 * * *", "0 7 * * MON", func() time.Time { return now }, tokyo
 	})
-	sc, err := local.Schedule(f.ctx)
+	tt, err := local.Timetable(f.ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var got []string
-	for _, s := range sc.Slots {
-		got = append(got, fmt.Sprintf("%s %s %v %d", s.Frequency, s.At.Format("Mon 15:04"), s.Zones, s.Readers))
+	for _, sc := range tt.Schedules {
+		got = append(got, fmt.Sprintf("%s %q", sc.Frequency, sc.Cron))
+		for _, sl := range sc.Slots {
+			got = append(got, fmt.Sprintf("  %s %v %d", sl.At.Format("Mon 15:04"), sl.Zones, sl.Readers))
+		}
 	}
 	want := []string{
-		"daily Sat 22:00 [Asia/Tokyo] 2",                  // 07:00 Sunday in Tokyo, the site's zone
-		"daily Sun 01:30 [Asia/Kolkata] 1",                // 07:00 in Kolkata
-		"daily Sun 07:00 [Europe/Lisbon Europe/London] 2", // 07:00 in both
-		"weekly Mon 12:00 [America/New_York] 1",
+		`instant ""`,
+		`daily "0 7 * * *"`,
+		"  Sat 22:00 [Asia/Tokyo] 2",                  // 07:00 Sunday in Tokyo, the site's zone
+		"  Sun 01:30 [Asia/Kolkata] 1",                // 07:00 in Kolkata
+		"  Sun 07:00 [Europe/Lisbon Europe/London] 2", // 07:00 in both
+		`weekly "0 7 * * MON"`,
+		"  Mon 12:00 [America/New_York] 1",
 	}
-	if !sc.LocalTime || sc.Timezone != "Asia/Tokyo" || !slices.Equal(got, want) {
-		t.Errorf("schedule %v\n%v\nwant %v", sc.LocalTime, got, want)
+	if !tt.LocalTime || tt.Timezone != "Asia/Tokyo" || !slices.Equal(got, want) {
+		t.Errorf("timetable %v\n%v\nwant %v", tt.LocalTime, strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if d := tt.Schedules[1]; d.Next == nil || !d.Next.Equal(time.Date(2025, 3, 1, 22, 0, 0, 0, time.UTC)) {
+		t.Errorf("daily's next %v", d.Next)
 	}
 	global := f.newService(func(o *digest.Options) {
 		o.Daily, o.Weekly, o.Now, o.Location = "0 7 * * *", "0 7 * * MON", func() time.Time { return now }, time.UTC
 	})
-	if sc, err = global.Schedule(f.ctx); err != nil || len(sc.Slots) != 2 || sc.Slots[0].Readers != 5 || !sc.Slots[0].At.Equal(time.Date(2025, 3, 2, 7, 0, 0, 0, time.UTC)) ||
-		sc.Slots[1].Readers != 1 || !sc.Slots[1].At.Equal(time.Date(2025, 3, 3, 7, 0, 0, 0, time.UTC)) {
-		t.Errorf("global schedule %+v %v", sc, err)
+	if tt, err = global.Timetable(f.ctx); err != nil || tt.LocalTime || len(tt.Schedules) != 3 || tt.Schedules[0].Next != nil ||
+		!tt.Schedules[1].Next.Equal(time.Date(2025, 3, 2, 7, 0, 0, 0, time.UTC)) || len(tt.Schedules[1].Slots) != 0 ||
+		!tt.Schedules[2].Next.Equal(time.Date(2025, 3, 3, 7, 0, 0, 0, time.UTC)) {
+		t.Errorf("global timetable %+v %v", tt, err)
 	}
 }

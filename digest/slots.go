@@ -200,65 +200,67 @@ func (s *Service) createSlotRun(ctx context.Context, f herald.Frequency, trigger
 	return run, nil
 }
 
-// maxScheduleSlots bounds the slots Schedule lists.
-const maxScheduleSlots = 50
+// maxSlots bounds the slots Timetable lists per frequency.
+const maxSlots = 50
 
-// Schedule says when the next scheduled digests go out.
-func (s *Service) Schedule(ctx context.Context) (*herald.Schedule, error) {
+// Timetable is the next time of each frequency's schedule: the schedules
+// the scheduler fires, read in the same zones. With local time, each
+// schedule lists its slots: one per time it comes due in zones with
+// readers, soonest first.
+func (s *Service) Timetable(ctx context.Context) (*herald.Timetable, error) {
 	now := s.opt.Now()
-	out := &herald.Schedule{LocalTime: s.opt.LocalTime, Timezone: s.opt.Location.String(), Slots: []herald.ScheduledSlot{}}
-	counts, err := s.store.CountSubscribers(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("digest: schedule: %w", err)
-	}
-	for _, it := range []struct {
-		f    herald.Frequency
-		expr string
-	}{{herald.Daily, s.opt.Daily}, {herald.Weekly, s.opt.Weekly}} {
-		if it.expr == "" {
+	tt := &herald.Timetable{Timezone: s.opt.Location.String(), LocalTime: s.opt.LocalTime}
+	exprs := map[herald.Frequency]string{herald.Daily: s.opt.Daily, herald.Weekly: s.opt.Weekly}
+	for _, f := range herald.Frequencies {
+		sc := herald.Schedule{Frequency: f, Cron: exprs[f]}
+		if sc.Cron == "" {
+			tt.Schedules = append(tt.Schedules, sc)
 			continue
 		}
-		sch, err := ParseSchedule(it.expr)
+		sch, err := ParseSchedule(sc.Cron)
 		if err != nil {
-			return nil, fmt.Errorf("digest: schedule %s %q: %w", it.f, it.expr, err)
+			return nil, fmt.Errorf("digest: schedule %s %q: %w", f, sc.Cron, err)
 		}
 		if !s.opt.LocalTime {
-			if at := sch.Next(now.In(s.opt.Location)); !at.IsZero() {
-				out.Slots = append(out.Slots, herald.ScheduledSlot{Frequency: it.f, At: at, Expr: it.expr, Readers: counts[herald.StatusConfirmed][it.f]})
+			if next := sch.Next(now.In(s.opt.Location)); !next.IsZero() {
+				sc.Next = &next
 			}
+			tt.Schedules = append(tt.Schedules, sc)
 			continue
 		}
-		zs, err := s.zonesOf(ctx, it.f)
+		zs, err := s.zonesOf(ctx, f)
 		if err != nil {
 			return nil, err
 		}
-		byAt := map[time.Time]*herald.ScheduledSlot{}
+		byAt := map[time.Time]*herald.Slot{}
 		for _, z := range zs {
 			at := sch.Next(now.In(z.loc))
 			if at.IsZero() {
 				continue
 			}
-			sl := byAt[at.UTC()]
+			at = at.UTC()
+			sl := byAt[at]
 			if sl == nil {
-				sl = &herald.ScheduledSlot{Frequency: it.f, At: at.UTC(), Expr: it.expr}
-				byAt[at.UTC()] = sl
+				sl = &herald.Slot{At: at}
+				byAt[at] = sl
 			}
 			sl.Zones = append(sl.Zones, z.name)
 			sl.Readers += z.readers
 		}
 		for _, sl := range byAt {
-			out.Slots = append(out.Slots, *sl)
+			sc.Slots = append(sc.Slots, *sl)
 		}
-	}
-	sort.Slice(out.Slots, func(i, j int) bool {
-		a, b := out.Slots[i], out.Slots[j]
-		if !a.At.Equal(b.At) {
-			return a.At.Before(b.At)
+		sort.Slice(sc.Slots, func(i, j int) bool { return sc.Slots[i].At.Before(sc.Slots[j].At) })
+		if len(sc.Slots) > maxSlots {
+			sc.Slots = sc.Slots[:maxSlots]
 		}
-		return a.Frequency < b.Frequency
-	})
-	if len(out.Slots) > maxScheduleSlots {
-		out.Slots = out.Slots[:maxScheduleSlots]
+		if len(sc.Slots) > 0 {
+			next := sc.Slots[0].At.In(s.opt.Location)
+			sc.Next = &next
+		} else if next := sch.Next(now.In(s.opt.Location)); !next.IsZero() {
+			sc.Next = &next // no reader yet: the site's zone's time
+		}
+		tt.Schedules = append(tt.Schedules, sc)
 	}
-	return out, nil
+	return tt, nil
 }

@@ -211,12 +211,12 @@ func TestAPIPatchSubscriber(t *testing.T) {
 func TestAPISchedule(t *testing.T) {
 	e := newEnv(t, testenv.Options{AdminToken: adminToken})
 	r := e.api(http.MethodGet, "/api/v1/schedule", "")
-	var sc herald.Schedule
-	if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &sc) != nil {
+	var tt herald.Timetable
+	if r.Status != http.StatusOK || json.Unmarshal([]byte(r.Body), &tt) != nil {
 		t.Fatalf("schedule: %d %s", r.Status, r.Body)
 	}
 	// testenv sets no schedules.
-	if sc.LocalTime || len(sc.Slots) != 0 {
+	if tt.LocalTime || len(tt.Schedules) != 3 || tt.Schedules[1].Next != nil {
 		t.Errorf("schedule %s", r.Body)
 	}
 }

@@ -25,14 +25,14 @@ func (s *Server) registerDigest(v1 *mux.Router) {
 	v1.HandleFunc("/schedule", s.apiSchedule).Methods(http.MethodGet)
 }
 
-// apiSchedule: when the next scheduled digests go out.
+// apiSchedule: GET /api/v1/schedule, when runs start by themselves.
 func (s *Server) apiSchedule(w http.ResponseWriter, r *http.Request) {
-	sc, err := s.deps.Digests.Schedule(r.Context())
+	tt, err := s.deps.Digests.Timetable(r.Context())
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, sc)
+	writeJSON(w, http.StatusOK, tt)
 }
 
 // pageArgs reads limit (1..1000, default def) and a numeric cursor.

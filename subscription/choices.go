@@ -132,9 +132,19 @@ func (s *Service) Resume(ctx context.Context, token string) (*herald.Subscriber,
 	})
 }
 
+// samePause: both nil, or the same instant.
+func samePause(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
+
 // UpdateSubscriber applies an admin's change: the fields p sets, each
-// checked before anything changes (EINVALID naming the field).
-// paused_until must lie ahead, within herald.MaxPause; null resumes.
+// checked before anything changes (EINVALID naming the field), then all
+// saved together. paused_until must lie ahead, within herald.MaxPause;
+// null resumes. An empty patch changes nothing and answers the reader as
+// they are.
 func (s *Service) UpdateSubscriber(ctx context.Context, email string, p herald.SubscriberPatch) (*herald.Subscriber, error) {
 	addr, err := herald.NormalizeEmail(email)
 	if err != nil {
@@ -201,6 +211,10 @@ func (s *Service) UpdateSubscriber(ctx context.Context, email string, p herald.S
 			} else {
 				next.Resume(now)
 			}
+		}
+		if next.Name == cur.Name && next.Frequency == cur.Frequency && slices.Equal(next.Topics, cur.Topics) &&
+			next.Timezone == cur.Timezone && next.PausedAt.Equal(cur.PausedAt) && samePause(next.PausedUntil, cur.PausedUntil) {
+			return nil, nil, nil // nothing changes: the reader as they are
 		}
 		next.UpdatedAt = now
 		return &next, nil, nil

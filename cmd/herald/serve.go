@@ -70,7 +70,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	a, err := newApp(ctx, cfg, log)
+	clock, err := testClock(getenv)
+	if err != nil {
+		return err
+	}
+	if clock != nil {
+		log.Warn("HERALD_TEST_CLOCK: herald keeps a test clock, not the real one (test builds only)", "now", clock.Now())
+	}
+	a, err := newApp(ctx, cfg, log, clock)
 	if err != nil {
 		return err
 	}
@@ -78,9 +85,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return a.serve(ctx)
 }
 
-func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err error) {
+// newApp wires herald together; clock, when not nil, is the time every
+// part keeps (a test build's HERALD_TEST_CLOCK), the store's timestamps
+// aside.
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clock) (_ *app, err error) {
 	cfg.resolvePaths()
 	a := &app{cfg: cfg, log: log}
+	var now func() time.Time // nil: the real clock
+	if clock != nil {
+		now = clock.Now
+	}
 	defer func() {
 		if err != nil {
 			a.close() // a, not the nil the error path returns
@@ -101,7 +115,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := subscription.NewTokens(secret, nil)
+	tokens, err := subscription.NewTokens(secret, now)
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +146,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}
 	a.sender = mailer.NewSender(a.db, a.tr, mailer.SenderOptions{
 		Logger:       log,
+		Now:          now,
 		Workers:      cfg.SMTP.Connections,
 		EnvelopeFrom: from.Address,
 		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
@@ -152,6 +167,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Logger:           log,
 		Enqueued:         a.sender.Notify,
 		BounceLimit:      cfg.Mail.BounceLimit,
+		Topics:           cfg.Topics(),
+		Now:              now,
 	})
 	if err != nil {
 		return nil, err
@@ -161,6 +178,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		MaxPosts: cfg.Digest.MaxPosts, Workers: cfg.SMTP.Connections, BounceLimit: cfg.Mail.BounceLimit,
 		RetryBackoff: cfg.Mail.RetryBackoff.Duration,
 		Location:     cfg.Location(), Daily: cfg.Digest.Daily, Weekly: cfg.Digest.Weekly,
+		LocalTime: cfg.Digest.LocalTime, Topics: cfg.Topics(), Clock: clock,
 		Logger: log, Enqueued: a.sender.Notify,
 		OnResult: m.EmailResult, OnRunFinished: m.RunFinished,
 		Archive: archiveStore(cfg, a.db),
@@ -176,12 +194,12 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a.poller = feed.NewPoller(a.db, feed.NewFetcher(feed.FetcherOptions{
 		UserAgent: fmt.Sprintf("herald/%s (+%s)", version, cfg.Server.BaseURL),
 	}), parser, feed.PollerOptions{
-		Logger: log, Feeds: feeds,
+		Logger: log, Feeds: feeds, Now: now,
 		OnNewPosts: func(ctx context.Context, feedURL string, n int) { a.digest.NewPosts() },
 		OnPoll:     func(res *feed.PollResult) { m.FeedPoll(res.Status) },
 		WebSub:     feed.WebSubOptions{CallbackBase: cfg.Server.BaseURL, Secret: secret},
 	})
-	postSvc := posts.New(a.db, posts.Options{Cleaner: parser, Poller: a.poller, NewPosts: a.digest.NewPosts, Logger: log})
+	postSvc := posts.New(a.db, posts.Options{Cleaner: parser, Poller: a.poller, NewPosts: a.digest.NewPosts, Logger: log, Now: now})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
 	var proxies []netip.Prefix
 	for _, p := range cfg.Server.TrustedProxies {
@@ -200,7 +218,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		AdminToken: cfg.Admin.Token, TrustedProxies: proxies,
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
-		Logger:           log,
+		Topics:           cfg.Topics().Names(), Timezone: cfg.Location().String(), LocalTime: cfg.Digest.LocalTime,
+		Logger: log, Now: now,
 	}, handlers.Deps{
 		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
 		Stats: a.db, Backup: a.db, Archive: archive,
@@ -210,11 +229,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log})
+	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log, Now: now})
 	ui, err := adminui.New(adminui.Options{
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
-		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log,
-		Warnings: cfg.Warnings(),
+		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log, Now: now,
+		Warnings: cfg.Warnings(), Topics: cfg.Topics().Names(), Location: cfg.Location(),
 	})
 	if err != nil {
 		return nil, err
