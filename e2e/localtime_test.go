@@ -1,0 +1,332 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testenv"
+	"github.com/herald-dev/herald/mailer"
+)
+
+// Local time (digest.local_time) on a test clock: herald's test build
+// keeps HERALD_TEST_CLOCK, a clock that starts at a chosen time and goes
+// faster than the real one, so days of mornings, DST changes included,
+// pass in seconds. The test keeps the same clock to know what time it is
+// for herald.
+type fastClock struct {
+	start, real time.Time
+	speed       float64
+}
+
+func newFastClock(start time.Time, speed float64) fastClock {
+	return fastClock{start: start, real: time.Now(), speed: speed}
+}
+
+func (c fastClock) env() string {
+	return fmt.Sprintf("HERALD_TEST_CLOCK=start=%s real=%s speed=%g", c.start.Format(time.RFC3339Nano), c.real.Format(time.RFC3339Nano), c.speed)
+}
+
+func (c fastClock) now() time.Time {
+	return c.start.Add(time.Duration(float64(time.Since(c.real)) * c.speed))
+}
+
+// waitClock waits until herald's clock has passed t.
+func (c fastClock) waitClock(t *testing.T, until time.Time) {
+	t.Helper()
+	testenv.Eventually(t, 5*time.Minute, "the test clock to reach "+until.String(), func() bool { return c.now().After(until) })
+}
+
+func localTimeConfig(smtpPort int) string {
+	return robustConfig(smtpPort, "info", "[digest]\ndaily = \"0 7 * * *\"\nweekly = \"\"\nlocal_time = true\ntimezone = \"UTC\"\nmax_posts = 100")
+}
+
+// addReaders adds confirmed readers in a time zone through the CSV import.
+func (in *instance) addReaders(zone string, emails ...string) {
+	in.t.Helper()
+	var csv strings.Builder
+	csv.WriteString("email,frequency,status,timezone\n")
+	for _, e := range emails {
+		fmt.Fprintf(&csv, "%s,daily,confirmed,%s\n", e, zone)
+	}
+	r := in.do("POST", "/api/v1/subscribers.csv?confirmed=true", "text/csv", csv.String(), "Authorization", "Bearer "+adminToken)
+	var rep struct{ Added int }
+	if r.Status != 200 || json.Unmarshal([]byte(r.Body), &rep) != nil || rep.Added != len(emails) {
+		in.t.Fatalf("import readers in %s: %d %s", zone, r.Status, r.Body)
+	}
+}
+
+// dailyRuns reads the daily runs through the API (the instant runs that
+// new posts start, for nobody here, aside), oldest first.
+func (in *instance) dailyRuns() []*herald.Run {
+	in.t.Helper()
+	r := in.api("GET", "/api/v1/runs?limit=1000", "")
+	var l struct{ Runs []*herald.Run }
+	if r.Status != 200 || json.Unmarshal([]byte(r.Body), &l) != nil {
+		in.t.Fatalf("runs: %d %s", r.Status, r.Body)
+	}
+	var out []*herald.Run
+	for _, r := range slices.Backward(l.Runs) {
+		if r.Frequency == herald.Daily {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// idOf reads a subscriber's id through the API.
+func (in *instance) idOf(email string) uint64 {
+	in.t.Helper()
+	return uint64(in.subscriber(email)["id"].(float64))
+}
+
+var e2ePostTitle = regexp.MustCompile(`Post (\d+)\b`)
+
+// postsOf lists the post numbers in a message's text part.
+func postsOf(m smtptest.Message) []int {
+	var out []int
+	for _, g := range e2ePostTitle.FindAllStringSubmatch(string(m.Data), -1) {
+		n, _ := strconv.Atoi(g[1])
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Readers in London, New York, Kolkata and Auckland each get their daily
+// digest at 07:00 their time, over two days across 29 October 2006, when
+// both London and New York went back an hour: London's 07:00 is 06:00 UTC
+// on the 28th and 07:00 UTC on the 29th, New York's 11:00 and 12:00. Each
+// post reaches each reader once. Herald's clock goes 7200 times as fast.
+func TestLocalTimeMorningsAcrossDST(t *testing.T) {
+	heraldBinary(t) // built before the clock starts
+	sm := smtptest.Start(t)
+	clock := newFastClock(time.Date(2006, 10, 27, 11, 30, 0, 0, time.UTC), 7200)
+	in := newInstance(t, localTimeConfig(sm.Port()), clock.env())
+	p := in.start()
+	zones := map[string]string{
+		"london@example.org":   "Europe/London",
+		"newyork@example.org":  "America/New_York",
+		"kolkata@example.org":  "Asia/Kolkata",
+		"auckland@example.org": "Pacific/Auckland",
+	}
+	for e, z := range zones {
+		in.addReaders(z, e)
+	}
+	if now := clock.now(); !now.Before(time.Date(2006, 10, 27, 17, 0, 0, 0, time.UTC)) {
+		t.Fatalf("herald took until %v to start: the first morning (Auckland's, 18:00 UTC) is too close", now)
+	}
+	// A post every fake hour or so, until the end.
+	end := time.Date(2006, 10, 29, 13, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	published := 0
+	wg.Go(func() {
+		for n := 1; clock.now().Before(end.Add(-30 * time.Minute)); n++ {
+			r := in.api("POST", "/api/v1/posts", fmt.Sprintf(`{"guid":"p%d","url":"https://blog.example.org/%d/","title":"Post %d"}`, n, n, n))
+			if r.Status != 201 {
+				t.Errorf("post %d: %d %s", n, r.Status, r.Body)
+				return
+			}
+			published = n
+			time.Sleep(500 * time.Millisecond)
+		}
+	})
+	wg.Wait()
+	clock.waitClock(t, end)
+	testenv.Eventually(t, time.Minute, "every run to finish", func() bool {
+		for _, r := range in.dailyRuns() {
+			if r.State != herald.RunDone {
+				return false
+			}
+		}
+		return true
+	})
+	// The mornings after end are not this test's: the runs of end's
+	// mornings are done, herald stops (and later ones are left out).
+	var runs []*herald.Run
+	for _, r := range in.dailyRuns() {
+		if r.Slot == nil || !r.Slot.After(end) {
+			runs = append(runs, r)
+		}
+	}
+	ids := map[string]uint64{}
+	for e := range zones {
+		ids[e] = in.idOf(e)
+	}
+	p.stop()
+	settled(t, sm)
+
+	// Which run and reader each email is: its Message-ID is derived from
+	// the two.
+	type key struct{ run, sub uint64 }
+	owner := map[string]key{}
+	for e := range zones {
+		for _, r := range runs {
+			owner[mailer.NewMessageID("digest@example.org", "run", strconv.FormatUint(r.ID, 10), "sub", strconv.FormatUint(ids[e], 10))] = key{r.ID, ids[e]}
+		}
+	}
+	byID := map[uint64]*herald.Run{}
+	for _, r := range runs {
+		byID[r.ID] = r
+		if r.Slot == nil || r.Trigger != herald.TriggerSchedule {
+			t.Errorf("run %d is not a local-time slot run: %+v", r.ID, r)
+		}
+	}
+	mornings := map[string][]string{}
+	got := map[string]map[int]int{}
+	for _, m := range sm.Messages() {
+		to := m.To[0]
+		k, ok := owner[headerValue(m.Data, "Message-Id")]
+		if !ok {
+			continue // a run after end (herald was stopping)
+		}
+		if k.sub != ids[to] {
+			t.Fatalf("an email to %s is from a run to someone else (Message-ID %s)", to, headerValue(m.Data, "Message-Id"))
+		}
+		r := byID[k.run]
+		if !slices.Contains(r.Zones, zones[to]) {
+			t.Errorf("run %d (zones %v) mailed %s in %s", r.ID, r.Zones, to, zones[to])
+		}
+		loc, _ := time.LoadLocation(zones[to])
+		mornings[to] = append(mornings[to], r.Slot.In(loc).Format("2006-01-02 15:04 MST")+" = "+r.Slot.UTC().Format("15:04Z"))
+		if got[to] == nil {
+			got[to] = map[int]int{}
+		}
+		for _, n := range postsOf(m) {
+			got[to][n]++
+		}
+	}
+	want := map[string][]string{
+		"auckland@example.org": {"2006-10-28 07:00 NZDT = 18:00Z", "2006-10-29 07:00 NZDT = 18:00Z"},
+		"kolkata@example.org":  {"2006-10-28 07:00 IST = 01:30Z", "2006-10-29 07:00 IST = 01:30Z"},
+		"london@example.org":   {"2006-10-28 07:00 BST = 06:00Z", "2006-10-29 07:00 GMT = 07:00Z"},
+		"newyork@example.org":  {"2006-10-28 07:00 EDT = 11:00Z", "2006-10-29 07:00 EST = 12:00Z"},
+	}
+	for e, w := range want {
+		slices.Sort(mornings[e])
+		if !slices.Equal(mornings[e], w) {
+			t.Errorf("%s got digests at\n  %v\nwant\n  %v", e, mornings[e], w)
+		}
+	}
+	// Each post once: every post up to the last morning's run, none twice.
+	for e := range zones {
+		var last uint64
+		for _, r := range runs {
+			if slices.Contains(r.Zones, zones[e]) {
+				last = max(last, r.Cutoff)
+			}
+		}
+		for n := 1; n <= published; n++ {
+			wantN := 0
+			if uint64(n) <= last { // posts are numbered in arrival order
+				wantN = 1
+			}
+			if got[e][n] != wantN {
+				t.Errorf("%s got post %d %d times, want %d (last cut-off %d)", e, n, got[e][n], wantN, last)
+			}
+		}
+	}
+	if t.Failed() {
+		t.Logf("published %d posts; runs:", published)
+		for _, r := range runs {
+			t.Logf("  run %d slot %v zones %v cutoff %d sent %d", r.ID, r.Slot, r.Zones, r.Cutoff, r.Sent)
+		}
+	}
+}
+
+// A SIGKILL in the middle of a local-time slot: when herald starts again
+// the slot's run resumes, and every reader of it gets their digest once
+// (a resend keeps its Message-ID); the slot that came due while herald was
+// down runs once, at the start; readers whose morning has not come get
+// nothing. Herald's clock goes 300 times as fast.
+func TestLocalTimeSlotSurvivesSIGKILL(t *testing.T) {
+	heraldBinary(t)
+	sm := smtptest.Start(t)
+	clock := newFastClock(time.Date(2025, 6, 2, 0, 35, 0, 0, time.UTC), 300)
+	in := newInstance(t, localTimeConfig(sm.Port()), clock.env())
+	p := in.start()
+	readers := func(prefix string, n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%s%03d@example.org", prefix, i)
+		}
+		return out
+	}
+	dhaka := readers("dhaka", scale(120, 400)) // 07:00 at 01:00 UTC
+	nepal := readers("nepal", 20)              // 07:00 at 01:15 UTC (+05:45)
+	london := readers("london", 5)             // 07:00 at 06:00 UTC in June
+	in.addReaders("Asia/Dhaka", dhaka...)
+	in.addReaders("Asia/Kathmandu", nepal...)
+	in.addReaders("Europe/London", london...)
+	in.addPost("kill-1", "Post 1")
+	if now := clock.now(); !now.Before(time.Date(2025, 6, 2, 0, 58, 0, 0, time.UTC)) {
+		t.Fatalf("herald took until %v to be ready: Dhaka's morning (01:00 UTC) is too close", now)
+	}
+	sm.SetDelay(15 * time.Millisecond)
+	killAt := len(dhaka) / 3
+	testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("%d emails of Dhaka's morning", killAt), func() bool { return sm.Count() >= killAt })
+	p.kill()
+	settled(t, sm)
+	atKill := sm.Count()
+	if atKill >= len(dhaka) {
+		t.Fatalf("the run was over (%d emails) before the kill", atKill)
+	}
+	// Down past Kathmandu's morning.
+	clock.waitClock(t, time.Date(2025, 6, 2, 1, 20, 0, 0, time.UTC))
+	sm.SetDelay(0)
+	p = in.start()
+	testenv.Eventually(t, 2*time.Minute, "both mornings to be sent", func() bool {
+		runs := in.dailyRuns()
+		if len(runs) != 2 {
+			return false
+		}
+		for _, r := range runs {
+			if r.State != herald.RunDone {
+				return false
+			}
+		}
+		return true
+	})
+	runs := in.dailyRuns()
+	a, b := runs[0], runs[1]
+	p.stop() // every email it sent is in: it closed its connections
+	settled(t, sm)
+	if a.Trigger != herald.TriggerSchedule || !slices.Equal(a.Zones, []string{"Asia/Dhaka"}) || a.Sent != len(dhaka) || a.Failed != 0 ||
+		!a.Slot.Equal(time.Date(2025, 6, 2, 1, 0, 0, 0, time.UTC)) {
+		t.Errorf("Dhaka's run: %+v", a)
+	}
+	if b.Trigger != herald.TriggerMissed || !slices.Equal(b.Zones, []string{"Asia/Kathmandu"}) || b.Sent != len(nepal) ||
+		!b.Slot.Equal(time.Date(2025, 6, 2, 1, 15, 0, 0, time.UTC)) {
+		t.Errorf("Kathmandu's run: %+v", b)
+	}
+	got := digestIDs(t, sm.Messages())
+	resends := 0
+	for _, e := range append(slices.Clone(dhaka), nepal...) {
+		if len(got[e]) != 1 {
+			t.Errorf("%s got %d distinct digests, want 1: %v", e, len(got[e]), got[e])
+		}
+		for _, n := range got[e] {
+			resends += n - 1
+		}
+	}
+	for _, e := range london {
+		if len(got[e]) != 0 {
+			t.Errorf("%s got mail before their morning", e)
+		}
+	}
+	// Only what was in flight at the kill may go twice: far fewer than
+	// the emails sent before it.
+	if resends > atKill/2 {
+		t.Errorf("%d resends after a kill at %d emails", resends, atKill)
+	}
+	t.Logf("killed at %d of %d emails of Dhaka's morning; %d resent with their Message-ID", atKill, len(dhaka), resends)
+}
