@@ -73,15 +73,15 @@ type dashData struct {
 	Next      []nextSend
 	LocalTime bool
 	NextBox   box
-	Chart    *chart
-	ChartBox box
-	Runs     []runView
-	RunsBox  box
-	Feeds    []feedHealth
-	FeedsBox box
-	Statuses []string
-	Freqs    []string
-	Warnings []string
+	Chart     *chart
+	ChartBox  box
+	Runs      []runView
+	RunsBox   box
+	Feeds     []feedHealth
+	FeedsBox  box
+	Statuses  []string
+	Freqs     []string
+	Warnings  []string
 }
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
