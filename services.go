@@ -3,6 +3,7 @@ package herald
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/url"
 	"time"
 )
@@ -280,6 +281,17 @@ type PushService interface {
 	Push(ctx context.Context, feedID, signature, contentType string, body []byte) (*PollResult, error)
 }
 
+// WebhookService takes the email providers' bounce and complaint events
+// (POST /webhooks/{provider}), each authenticated the provider's way, and
+// applies them through the SubscriptionService.
+type WebhookService interface {
+	// Webhook authenticates one call and applies the events in it.
+	// Nothing changes unless the call is authentic: a bad signature or
+	// password is EUNAUTHORIZED, a provider not configured ENOTFOUND, a
+	// body that does not parse EMALFORMED.
+	Webhook(ctx context.Context, provider string, h http.Header, body []byte) (*WebhookResult, error)
+}
+
 // Stats are the figures of GET /api/v1/stats, the dashboard and /metrics.
 type Stats struct {
 	Subscribers SubscriberStats `json:"subscribers"`
@@ -288,6 +300,9 @@ type Stats struct {
 	Emails      EmailStats      `json:"emails"`
 	// Outbox is how many messages wait in the outbox.
 	Outbox int `json:"outbox"`
+	// Routes: sent, failed, deferred and set-aside per relay or provider
+	// since the process started (none with the file transport).
+	Routes []RouteStats `json:"routes,omitempty"`
 }
 
 // SubscriberStats counts subscribers. Every status and frequency is

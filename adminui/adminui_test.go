@@ -678,6 +678,49 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
+// The Delivery table shows each relay with what it sent and deferred,
+// and a relay set aside with until when and why.
+func TestDashboardDelivery(t *testing.T) {
+	e := newEnv(t, envOpts{relays: 1})
+	down := e.app.Relays[0]
+	if err := down.SetRefuse(true); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 6 {
+		err := e.app.Transport.Send(context.Background(), &herald.Message{From: "digest@example.org", To: fmt.Sprintf("r%d@example.net", i),
+			MessageID: fmt.Sprintf("<d%d@example.org>", i), Raw: []byte("Subject: hi\r\nMessage-ID: <x@example.org>\r\n\r\nhello\r\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/")
+	i := strings.Index(r.body, `id="routes"`)
+	if i < 0 {
+		t.Fatalf("dashboard has no Delivery table:\n%s", r.body)
+	}
+	table := r.body[i:]
+	table = table[:strings.Index(table, "</section>")]
+	up, aside := e.smtp.Addr(), down.Addr()
+	rows := strings.Split(table, "<tr>")
+	row := func(name string) string {
+		for _, r := range rows {
+			if strings.Contains(r, "<code>"+name+"</code>") {
+				return r
+			}
+		}
+		t.Fatalf("no row for %s in %s", name, table)
+		return ""
+	}
+	if r := row(up); !strings.Contains(r, ">up<") || !strings.Contains(r, `<td class="num">6</td>`) {
+		t.Errorf("the working relay's row: %s", r)
+	}
+	if r := row(aside); !strings.Contains(r, "set aside") || !strings.Contains(r, "until ") || !strings.Contains(r, `<td class="num">3</td>`) {
+		t.Errorf("the refusing relay's row (3 deferred, set aside): %s", r)
+	}
+}
+
 func TestBuildChart(t *testing.T) {
 	now := time.Date(2026, 11, 25, 15, 0, 0, 0, time.UTC)
 	day := func(daysAgo int) time.Time { return now.AddDate(0, 0, -daysAgo) }

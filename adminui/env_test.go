@@ -54,6 +54,7 @@ type env struct {
 	srv   *httptest.Server
 	ui    *UI
 	clock *clock
+	app   *testenv.App
 }
 
 type envOpts struct {
@@ -62,6 +63,8 @@ type envOpts struct {
 	secure  bool
 	// trustedProxies is server.trusted_proxies.
 	trustedProxies []netip.Prefix
+	// relays: mail goes over a relay set of this many more relays.
+	relays int
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -72,7 +75,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	var ui *UI
 	app := testenv.New(t, testenv.Options{
-		AdminToken: o.token, TrustedProxies: o.trustedProxies,
+		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays,
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 		},
@@ -83,7 +86,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 			return ui, err
 		},
 	})
-	return &env{t: t, db: app.DB, smtp: app.SMTP, srv: app.Server, ui: ui, clock: clk}
+	return &env{t: t, db: app.DB, smtp: app.SMTP, srv: app.Server, ui: ui, clock: clk, app: app}
 }
 
 // browser is an HTTP client with its own cookies that does not follow

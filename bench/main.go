@@ -58,7 +58,7 @@ func main() {
 	flag.StringVar(&o.profileDir, "profile", "", "write CPU profiles of herald during the runs and P3 into this directory (through /debug/pprof)")
 	flag.IntVar(&o.profileSecs, "profile-seconds", 10, "length of each CPU profile")
 	flag.StringVar(&o.src, "src", "", "build herald from the module in this directory instead (e.g. a git worktree of an older commit, for before/after figures)")
-	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: p1, feed, p3, big (big needs p1 for its ratios)")
+	flag.StringVar(&o.only, "only", "", "run only these parts, comma-separated: p1, feed, p3, relays, ses, big (big needs p1 for its ratios)")
 	flag.Parse()
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	if err := run(o, log, os.Stdout); err != nil {
@@ -134,6 +134,16 @@ func run(o options, log *slog.Logger, out io.Writer) (err error) {
 	}
 	if want("p3") {
 		if err := b.p3(); err != nil {
+			return err
+		}
+	}
+	if want("relays") {
+		if err := b.twoRelays(); err != nil {
+			return err
+		}
+	}
+	if want("ses") {
+		if err := b.sesFigure(); err != nil {
 			return err
 		}
 	}

@@ -49,8 +49,8 @@ func localTimeConfig(smtpPort int) string {
 	return robustConfig(smtpPort, "info", "[digest]\ndaily = \"0 7 * * *\"\nweekly = \"\"\nlocal_time = true\ntimezone = \"UTC\"\nmax_posts = 100")
 }
 
-// addReaders adds confirmed readers in a time zone through the CSV import.
-func (in *instance) addReaders(zone string, emails ...string) {
+// addReadersIn adds confirmed readers in a time zone through the CSV import.
+func (in *instance) addReadersIn(zone string, emails ...string) {
 	in.t.Helper()
 	var csv strings.Builder
 	csv.WriteString("email,frequency,status,timezone\n")
@@ -120,7 +120,7 @@ func TestLocalTimeMorningsAcrossDST(t *testing.T) {
 		"auckland@example.org": "Pacific/Auckland",
 	}
 	for e, z := range zones {
-		in.addReaders(z, e)
+		in.addReadersIn(z, e)
 	}
 	if now := clock.now(); !now.Before(time.Date(2006, 10, 27, 17, 0, 0, 0, time.UTC)) {
 		t.Fatalf("herald took until %v to start: the first morning (Auckland's, 18:00 UTC) is too close", now)
@@ -264,9 +264,9 @@ func TestLocalTimeSlotSurvivesSIGKILL(t *testing.T) {
 	dhaka := readers("dhaka", scale(120, 400)) // 07:00 at 01:00 UTC
 	nepal := readers("nepal", 20)              // 07:00 at 01:15 UTC (+05:45)
 	london := readers("london", 5)             // 07:00 at 06:00 UTC in June
-	in.addReaders("Asia/Dhaka", dhaka...)
-	in.addReaders("Asia/Kathmandu", nepal...)
-	in.addReaders("Europe/London", london...)
+	in.addReadersIn("Asia/Dhaka", dhaka...)
+	in.addReadersIn("Asia/Kathmandu", nepal...)
+	in.addReadersIn("Europe/London", london...)
 	in.addPost("kill-1", "Post 1")
 	if now := clock.now(); !now.Before(time.Date(2025, 6, 2, 0, 58, 0, 0, time.UTC)) {
 		t.Fatalf("herald took until %v to be ready: Dhaka's morning (01:00 UTC) is too close", now)

@@ -73,13 +73,16 @@ type Deps struct {
 	Observe func(route string, status int, d time.Duration)
 	// Push takes WebSub hubs' callbacks at /websub/{feed}.
 	Push herald.PushService
+	// Webhooks takes the email providers' bounce and complaint events at
+	// /webhooks/{provider}.
+	Webhooks herald.WebhookService
 }
 
 // check says which required dependency is missing.
 func (d Deps) check() error {
 	for name, missing := range map[string]bool{
 		"Subscriptions": d.Subscriptions == nil, "Imports": d.Imports == nil, "Digests": d.Digests == nil,
-		"Posts": d.Posts == nil, "Stats": d.Stats == nil, "Backup": d.Backup == nil, "Push": d.Push == nil,
+		"Posts": d.Posts == nil, "Stats": d.Stats == nil, "Backup": d.Backup == nil, "Push": d.Push == nil, "Webhooks": d.Webhooks == nil,
 		"Templates": d.Templates == nil, "Health": d.Health == nil, "Metrics": d.Metrics == nil,
 	} {
 		if missing {
@@ -147,6 +150,7 @@ func New(opt Options, deps Deps) (*Server, error) {
 	s.registerOps(r, v1)
 	s.registerDigest(v1)
 	s.registerBounces(v1)
+	s.registerWebhooks(r)
 	s.registerArchive(r)
 	s.registerData(r)
 	s.registerPprof(r)

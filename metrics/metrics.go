@@ -167,12 +167,14 @@ func (m *Metrics) RunEnded(freq herald.Frequency, state herald.RunState, d time.
 	m.runs.WithLabelValues(string(freq), string(state)).Inc()
 }
 
-// storeCollector reads the store at scrape time: the counts kept with
-// every write, the outbox size and the durable counters.
+// storeCollector reads the stats at scrape time: the counts kept with
+// every write, the outbox size and the durable counters, and how mail
+// fares through each relay or provider.
 type storeCollector struct {
 	opt                                Options
 	log                                *slog.Logger
 	subscribers, outbox, emails, posts *prometheus.Desc
+	routeMsgs, routeAside, routeAsides *prometheus.Desc
 }
 
 func newStoreCollector(opt Options) *storeCollector {
@@ -186,6 +188,13 @@ func newStoreCollector(opt Options) *storeCollector {
 			"Emails sent and failed over the database's life (durable counters), by result.", []string{"result"}, nil),
 		posts: prometheus.NewDesc("herald_posts_total",
 			"Posts recorded.", nil, nil),
+		routeMsgs: prometheus.NewDesc("herald_route_messages_total",
+			"Messages per relay or provider since start, by result: sent, failed (refused for good), deferred (a temporary failure: retried elsewhere or later).",
+			[]string{"route", "kind", "result"}, nil),
+		routeAside: prometheus.NewDesc("herald_route_set_aside",
+			"1 while the relay is set aside after repeated failures (or being probed), else 0.", []string{"route", "kind"}, nil),
+		routeAsides: prometheus.NewDesc("herald_route_set_asides_total",
+			"How often the relay was set aside since start.", []string{"route", "kind"}, nil),
 	}
 }
 
@@ -194,6 +203,9 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.outbox
 	ch <- c.emails
 	ch <- c.posts
+	ch <- c.routeMsgs
+	ch <- c.routeAside
+	ch <- c.routeAsides
 }
 
 func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
@@ -218,6 +230,17 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Sent), "sent")
 	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Failed), "failed")
 	ch <- prometheus.MustNewConstMetric(c.posts, prometheus.CounterValue, float64(st.Posts))
+	for _, rt := range st.Routes {
+		for result, n := range map[string]int64{"sent": rt.Sent, "failed": rt.Failed, "deferred": rt.Deferred} {
+			ch <- prometheus.MustNewConstMetric(c.routeMsgs, prometheus.CounterValue, float64(n), rt.Name, rt.Kind, result)
+		}
+		aside := 0.0
+		if rt.State != herald.RouteUp {
+			aside = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.routeAside, prometheus.GaugeValue, aside, rt.Name, rt.Kind)
+		ch <- prometheus.MustNewConstMetric(c.routeAsides, prometheus.CounterValue, float64(rt.SetAsides), rt.Name, rt.Kind)
+	}
 }
 
 func (c *storeCollector) fail(ch chan<- prometheus.Metric, d *prometheus.Desc, err error) {

@@ -12,7 +12,10 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/metrics"
+	"github.com/herald-dev/herald/relay"
 	"github.com/herald-dev/herald/store"
 )
 
@@ -103,5 +106,49 @@ func TestNoStores(t *testing.T) {
 	m.FeedPoll("ok")
 	if strings.Contains(scrape(t, m2), "herald_feed_polls_total{") {
 		t.Fatal("registries are shared")
+	}
+}
+
+// The relays' figures come from the same stats read: a relay set over
+// two loopback SMTP servers, one refusing connections, after four
+// messages.
+func TestRouteMetrics(t *testing.T) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, filepath.Join(t.TempDir(), "h.db"), store.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	up, down := smtptest.Start(t), smtptest.Start(t)
+	if err := down.SetRefuse(true); err != nil {
+		t.Fatal(err)
+	}
+	to := func(s *smtptest.Server) herald.Transport {
+		return mailer.NewSMTPTransport(mailer.SMTPConfig{Host: s.Host(), Port: s.Port(), TLS: "none", Connections: 1, Timeout: 5 * time.Second}, nil)
+	}
+	set, err := relay.New([]relay.Relay{{Name: "up", Transport: to(up)}, {Name: "down", Transport: to(down)}}, relay.Options{FailLimit: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer set.Close()
+	for i := range 4 {
+		if err := set.Send(ctx, &herald.Message{From: "d@example.org", To: "r@example.net", MessageID: "<m@example.org>",
+			Raw: []byte("Subject: x\r\n\r\nx\r\n")}); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	m := metrics.New(metrics.Options{Stats: herald.RoutedStats{StatsService: db, Transport: set}, NoRuntime: true})
+	body := scrape(t, m)
+	for _, want := range []string{
+		`herald_route_messages_total{kind="smtp",result="sent",route="up"} 4`,
+		`herald_route_messages_total{kind="smtp",result="deferred",route="down"} 2`,
+		`herald_route_set_aside{kind="smtp",route="down"} 1`,
+		`herald_route_set_aside{kind="smtp",route="up"} 0`,
+		`herald_route_set_asides_total{kind="smtp",route="down"} 1`,
+		`herald_outbox_depth 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
 	}
 }

@@ -56,6 +56,9 @@ type Config struct {
 	Digest   DigestConfig   `toml:"digest"`
 	Mail     MailConfig     `toml:"mail"`
 	SMTP     SMTPConfig     `toml:"smtp"`
+	Relays   []RelayConfig  `toml:"relays"`
+	SES      SESConfig      `toml:"ses"`
+	Bounces  BouncesConfig  `toml:"bounces"`
 	Admin    AdminConfig    `toml:"admin"`
 	DKIM     DKIMConfig     `toml:"dkim"`
 	Archive  ArchiveConfig  `toml:"archive"`
@@ -119,6 +122,10 @@ type MailConfig struct {
 	// RetryBackoff is the first wait after a temporary failure; it doubles
 	// up to an hour (herald extension).
 	RetryBackoff Duration `toml:"retry_backoff"`
+	// The relay set (delivery.go): failures in a row that set a relay
+	// aside, and how long it is first set aside.
+	RelayFailures int      `toml:"relay_failures"`
+	RelayBackoff  Duration `toml:"relay_backoff"`
 }
 
 type SMTPConfig struct {
@@ -165,10 +172,13 @@ func DefaultConfig() *Config {
 	return &Config{
 		Server: ServerConfig{Listen: "127.0.0.1:8080", BaseURL: "http://localhost:8080",
 			TLS: "off", ACMEDirectory: defaultACMEDirectory, HTTPSListen: ":443", HTTPListen: ":80"},
-		Store:   StoreConfig{Path: "data/herald.db", BackupKeep: 7},
-		Site:    SiteConfig{Name: "My Blog", URL: ""},
-		Digest:  DigestConfig{Timezone: "UTC", Daily: "0 7 * * *", Weekly: "0 7 * * MON", DefaultFrequency: "daily", MaxPosts: 20},
-		Mail:    MailConfig{From: "herald <herald@localhost.localdomain>", Transport: "file", OutboxDir: "data/outbox", Welcome: true, BounceLimit: 3, RetryBackoff: Duration{30 * time.Second}},
+		Store:  StoreConfig{Path: "data/herald.db", BackupKeep: 7},
+		Site:   SiteConfig{Name: "My Blog", URL: ""},
+		Digest: DigestConfig{Timezone: "UTC", Daily: "0 7 * * *", Weekly: "0 7 * * MON", DefaultFrequency: "daily", MaxPosts: 20},
+		Mail: MailConfig{From: "herald <herald@localhost.localdomain>", Transport: "file", OutboxDir: "data/outbox", Welcome: true, BounceLimit: 3, RetryBackoff: Duration{30 * time.Second},
+			RelayFailures: 3, RelayBackoff: Duration{30 * time.Second}},
+		SES:     SESConfig{Connections: 8},
+		Bounces: BouncesConfig{PollInterval: Duration{5 * time.Minute}, MoveTo: "herald-processed"},
 		SMTP:    SMTPConfig{Host: "localhost", Port: 587, TLS: "starttls", Connections: 4, Timeout: Duration{30 * time.Second}},
 		DKIM:    DKIMConfig{Selector: "herald"},
 		Archive: ArchiveConfig{Enabled: true},
@@ -232,6 +242,10 @@ func LoadConfig(file string, getenv func(string) string) (*Config, error) {
 	}
 	if v := getenv("HERALD_ADMIN_TOKEN"); v != "" {
 		cfg.Admin.Token = v
+	}
+	cfg.relayPasswords(getenv)
+	if v := getenv("HERALD_BOUNCE_PASSWORD"); v != "" {
+		cfg.Bounces.Password = v
 	}
 	if v := getenv("HERALD_SECRET"); v != "" {
 		cfg.Security.Secret = v
@@ -354,12 +368,14 @@ func (c *Config) Validate() error {
 			bad("mail.outbox_dir", "must not be empty when mail.transport = \"file\"")
 		}
 	case "smtp":
-		if c.SMTP.Host == "" {
-			bad("smtp.host", "must not be empty when mail.transport = \"smtp\"")
+		if c.SMTP.Host == "" && len(c.Relays) == 0 {
+			bad("smtp.host", "must not be empty when mail.transport = \"smtp\" (or list [[relays]])")
 		}
+	case "ses":
 	default:
-		bad("mail.transport", "want \"file\" or \"smtp\", got %q", c.Mail.Transport)
+		bad("mail.transport", "want \"file\", \"smtp\" or \"ses\", got %q", c.Mail.Transport)
 	}
+	c.validateDelivery(bad)
 	if c.Mail.RetryBackoff.Duration < 100*time.Millisecond || c.Mail.RetryBackoff.Duration > time.Hour {
 		bad("mail.retry_backoff", "must be between 100ms and 1h, got %s", c.Mail.RetryBackoff.Duration)
 	}
@@ -501,6 +517,7 @@ func (c *Config) Masked() *Config {
 	m.SMTP.Password = mask(c.SMTP.Password)
 	m.Admin.Token = mask(c.Admin.Token)
 	m.Security.Secret = mask(c.Security.Secret)
+	m.maskDelivery(c)
 	return &m
 }
 

@@ -17,6 +17,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/adminui"
+	"github.com/herald-dev/herald/bounce"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
@@ -40,16 +41,22 @@ func newLogger(cfg *Config, w io.Writer) *slog.Logger {
 
 // app is everything serve wires together.
 type app struct {
-	cfg    *Config
-	log    *slog.Logger
-	db     *store.DB
-	tr     herald.Transport
-	sender *mailer.Sender
-	subs   *subscription.Service
-	digest *digest.Service
-	poller *feed.Poller
-	http   *handlers.Server
-	ln     net.Listener
+	cfg *Config
+	log *slog.Logger
+	db  *store.DB
+	tr  herald.Transport
+	// routes reports each relay or provider (nil for files).
+	routes   herald.RouteReporter
+	tracker  *bounce.Tracker
+	verp     *bounce.VERP
+	webhooks *bounce.Webhooks
+	mailbox  *bounce.Mailbox
+	sender   *mailer.Sender
+	subs     *subscription.Service
+	digest   *digest.Service
+	poller   *feed.Poller
+	http     *handlers.Server
+	ln       net.Listener
 	// janitor erases sign-ups that can no longer be confirmed.
 	janitor *subscription.Janitor
 	// tls serves HTTPS with ACME certificates (server.tls = "auto").
@@ -119,18 +126,9 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 	if err != nil {
 		return nil, err
 	}
-	switch cfg.Mail.Transport {
-	case "smtp":
-		a.tr = mailer.NewSMTPTransport(mailer.SMTPConfig{
-			Host: cfg.SMTP.Host, Port: cfg.SMTP.Port, Username: cfg.SMTP.Username, Password: cfg.SMTP.Password,
-			TLS: cfg.SMTP.TLS, Connections: cfg.SMTP.Connections, Rate: cfg.SMTP.Rate, Timeout: cfg.SMTP.Timeout.Duration,
-			HelloName: hostOf(cfg.Server.BaseURL),
-		}, log)
-	default:
-		a.tr, err = mailer.NewFileTransport(cfg.Mail.OutboxDir)
-		if err != nil {
-			return nil, err
-		}
+	a.tr, a.routes, err = newTransport(ctx, cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	// DKIM signs at send time, so queued mail is signed with the key in force.
 	if signer, err := dkimSigner(cfg.DKIM); err != nil {
@@ -139,7 +137,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 		a.tr = mailer.NewSigningTransport(a.tr, signer)
 		log.Info("dkim signing on", "domain", signer.Domain(), "selector", signer.Selector())
 	}
-	m := metrics.New(metrics.Options{Stats: a.db, Logger: log})
+	if err := a.trackSends(secret, log); err != nil {
+		return nil, err
+	}
+	stats := herald.RoutedStats{StatsService: a.db, Transport: a.routes}
+	m := metrics.New(metrics.Options{Stats: stats, Logger: log})
 	from, err := mail.ParseAddress(cfg.Mail.From)
 	if err != nil {
 		return nil, fmt.Errorf("mail.from: %w", err)
@@ -147,7 +149,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 	a.sender = mailer.NewSender(a.db, a.tr, mailer.SenderOptions{
 		Logger:       log,
 		Now:          now,
-		Workers:      cfg.SMTP.Connections,
+		Workers:      cfg.sendWorkers(),
 		EnvelopeFrom: from.Address,
 		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
 		Drop:         func(ctx context.Context, m *herald.OutboxMessage) (bool, string) { return a.subs.Unwanted(ctx, m) },
@@ -173,9 +175,12 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 	if err != nil {
 		return nil, err
 	}
+	if err := a.bounceIntake(log); err != nil {
+		return nil, err
+	}
 	a.digest, err = digest.New(a.db, a.tr, a.subs, tpl, digest.Options{
 		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL, From: cfg.Mail.From,
-		MaxPosts: cfg.Digest.MaxPosts, Workers: cfg.SMTP.Connections, BounceLimit: cfg.Mail.BounceLimit,
+		MaxPosts: cfg.Digest.MaxPosts, Workers: cfg.sendWorkers(), BounceLimit: cfg.Mail.BounceLimit,
 		RetryBackoff: cfg.Mail.RetryBackoff.Duration,
 		Location:     cfg.Location(), Daily: cfg.Digest.Daily, Weekly: cfg.Digest.Weekly,
 		LocalTime: cfg.Digest.LocalTime, Topics: cfg.Topics(), Clock: clock,
@@ -222,7 +227,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 		Logger: log, Now: now,
 	}, handlers.Deps{
 		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
-		Stats: a.db, Backup: a.db, Archive: archive,
+		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive,
 		Templates: tpl, Health: a.db.Ping,
 		Metrics: m.Handler(), Observe: m.ObserveHTTP,
 	})
@@ -274,6 +279,9 @@ func (a *app) close() {
 	if a.tr != nil {
 		a.tr.Close()
 	}
+	if a.tracker != nil && a.db != nil {
+		a.tracker.Flush(context.Background()) // what the last sends recorded
+	}
 	if a.db != nil {
 		if err := a.db.Close(); err != nil {
 			a.log.Error("close database", "err", err)
@@ -303,6 +311,10 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { _ = a.janitor.Run(workCtx) })
+	wg.Go(func() { _ = a.tracker.Run(workCtx, time.Second) })
+	if a.mailbox != nil {
+		wg.Go(func() { _ = a.mailbox.Run(workCtx) })
+	}
 	if sched, err := a.backupScheduler(); err != nil {
 		a.log.Error("scheduled backups off", "err", err)
 	} else if sched != nil {

@@ -35,8 +35,8 @@ func (a *app) announce(w io.Writer) {
 		fmt.Fprintf(&b, "  admin           off (no admin.token)\n")
 	}
 	switch cfg.Mail.Transport {
-	case "smtp":
-		fmt.Fprintf(&b, "  mail            SMTP to %s:%d (%s) from %s", cfg.SMTP.Host, cfg.SMTP.Port, cfg.SMTP.TLS, cfg.Mail.From)
+	case "smtp", "ses":
+		fmt.Fprintf(&b, "  mail            %s", cfg.mailSummary())
 		if cfg.DKIM.Domain != "" {
 			fmt.Fprintf(&b, ", DKIM-signed for %s (selector %s)", cfg.DKIM.Domain, cfg.DKIM.Selector)
 		}

@@ -14,7 +14,7 @@ import (
 func (c *Config) Warnings() []string {
 	var ws []string
 	add := func(format string, args ...any) { ws = append(ws, fmt.Sprintf(format, args...)) }
-	smtp := c.Mail.Transport == "smtp"
+	smtp := c.Mail.Transport == "smtp" || c.Mail.Transport == "ses" // mail leaves this machine
 	base, _ := url.Parse(c.Server.BaseURL)
 	if smtp && base != nil && localHost(base.Hostname()) {
 		add("server.base_url %q points at this machine while mail goes out by SMTP: every link in every email (confirm, unsubscribe, preferences) will be dead for readers; set it to herald's public address", c.Server.BaseURL)

@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/bounce"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
@@ -29,6 +30,7 @@ import (
 	"github.com/herald-dev/herald/mailer"
 	"github.com/herald-dev/herald/metrics"
 	"github.com/herald-dev/herald/posts"
+	"github.com/herald-dev/herald/relay"
 	"github.com/herald-dev/herald/store"
 	"github.com/herald-dev/herald/subscription"
 	"github.com/herald-dev/herald/templates"
@@ -67,6 +69,13 @@ type Options struct {
 	// defaults are set (a global cap, a schedule, a retry backoff...).
 	Subscription func(*subscription.Options)
 	Digest       func(*digest.Options)
+	// Relays, when above 0, starts that many more loopback SMTP servers
+	// (App.Relays) and sends through a relay set over App.SMTP and them,
+	// as serve does with [[relays]]; /api/v1/stats then shows the routes.
+	Relays int
+	// Webhooks changes the providers' webhook options (their secrets)
+	// after the defaults are set.
+	Webhooks func(*bounce.WebhookOptions)
 	// Admin, when set, builds the admin UI (adminui.New) around the API,
 	// mounted at /admin; it gets the API handler.
 	Admin func(api http.Handler) (http.Handler, error)
@@ -74,10 +83,14 @@ type Options struct {
 
 // App is one herald, with every part reachable for the test to inspect.
 type App struct {
-	T         testing.TB
-	DB        *store.DB
-	SMTP      *smtptest.Server
-	Transport herald.Transport // herald's SMTP transport to SMTP (DKIM-signing with Options.Signer)
+	T    testing.TB
+	DB   *store.DB
+	SMTP *smtptest.Server
+	// Relays are the other relays of Options.Relays.
+	Relays    []*smtptest.Server
+	Transport herald.Transport // herald's SMTP transport to SMTP, or the relay set (DKIM-signing with Options.Signer)
+	// Routes is the relay set with Options.Relays, else nil.
+	Routes    *relay.Set
 	Templates *templates.Set
 	Sender    *mailer.Sender
 	Subs      *subscription.Service
@@ -112,15 +125,34 @@ func New(t testing.TB, o Options) *App {
 		t.Fatal(err)
 	}
 	a.SMTP = smtptest.Start(t)
-	var tr herald.Transport = mailer.NewSMTPTransport(mailer.SMTPConfig{
-		Host: a.SMTP.Host(), Port: a.SMTP.Port(), TLS: "none", Connections: 2, Timeout: 10 * time.Second,
-	}, log)
+	smtpTo := func(s *smtptest.Server) herald.Transport {
+		return mailer.NewSMTPTransport(mailer.SMTPConfig{
+			Host: s.Host(), Port: s.Port(), TLS: "none", Connections: 2, Timeout: 10 * time.Second,
+		}, log)
+	}
+	tr := smtpTo(a.SMTP)
+	if o.Relays > 0 {
+		relays := []relay.Relay{{Name: a.SMTP.Addr(), Transport: tr, Connections: 2}}
+		for range o.Relays {
+			s := smtptest.Start(t)
+			a.Relays = append(a.Relays, s)
+			relays = append(relays, relay.Relay{Name: s.Addr(), Transport: smtpTo(s), Connections: 2})
+		}
+		if a.Routes, err = relay.New(relays, relay.Options{Logger: log}); err != nil {
+			t.Fatal(err)
+		}
+		tr = a.Routes
+	}
 	if o.Signer != nil {
 		tr = mailer.NewSigningTransport(tr, o.Signer)
 	}
 	a.Transport = tr
 	from := o.SiteName + " <" + FromAddr + ">"
-	a.Metrics = metrics.New(metrics.Options{Stats: a.DB, Logger: log})
+	stats := herald.RoutedStats{StatsService: a.DB}
+	if a.Routes != nil {
+		stats.Transport = a.Routes
+	}
+	a.Metrics = metrics.New(metrics.Options{Stats: stats, Logger: log})
 	a.Sender = mailer.NewSender(a.DB, tr, mailer.SenderOptions{
 		Logger: log, EnvelopeFrom: FromAddr, BaseBackoff: 50 * time.Millisecond, PollInterval: 100 * time.Millisecond,
 		Drop: func(ctx context.Context, m *herald.OutboxMessage) (bool, string) { return a.Subs.Unwanted(ctx, m) },
@@ -175,6 +207,14 @@ func New(t testing.TB, o Options) *App {
 		WebSub:     feed.WebSubOptions{CallbackBase: o.BaseURL, Secret: secret},
 	})
 	a.Posts = posts.New(a.DB, posts.Options{Cleaner: parser, Poller: a.Poller, NewPosts: a.Digest.NewPosts, Logger: log})
+	wo := bounce.WebhookOptions{Subscriptions: a.Subs, Logger: log}
+	if o.Webhooks != nil {
+		o.Webhooks(&wo)
+	}
+	webhooks, err := bounce.NewWebhooks(wo)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var archive herald.ArchiveService
 	if o.Archive {
 		archive = a.DB
@@ -185,7 +225,7 @@ func New(t testing.TB, o Options) *App {
 		DefaultFrequency: herald.Daily, Topics: topics.Names(), Timezone: "UTC", Logger: log,
 	}, handlers.Deps{
 		Subscriptions: a.Subs, Imports: a.Subs, Digests: a.Digest, Posts: a.Posts, Push: a.Poller,
-		Stats: a.DB, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
+		Webhooks: webhooks, Stats: stats, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
 		Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveHTTP,
 	})
 	if err != nil {
