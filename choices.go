@@ -164,9 +164,27 @@ func Wants(readerMask, postMask uint64) bool {
 // MaxTimezoneLen bounds a time zone name (the longest IANA name is 32).
 const MaxTimezoneLen = 64
 
+// oldZoneNames are the old names browsers still report (ICU keeps them:
+// Chromium says Asia/Calcutta for India), with the names the IANA
+// database uses now; the same zone then has one name.
+var oldZoneNames = map[string]string{
+	"Asia/Calcutta": "Asia/Kolkata", "Asia/Katmandu": "Asia/Kathmandu", "Asia/Saigon": "Asia/Ho_Chi_Minh",
+	"Asia/Rangoon": "Asia/Yangon", "Asia/Dacca": "Asia/Dhaka", "Asia/Thimbu": "Asia/Thimphu",
+	"Asia/Ulan_Bator": "Asia/Ulaanbaatar", "Asia/Macao": "Asia/Macau", "Asia/Ujung_Pandang": "Asia/Makassar",
+	"Europe/Kiev": "Europe/Kyiv", "Europe/Uzhgorod": "Europe/Kyiv", "Europe/Zaporozhye": "Europe/Kyiv",
+	"Atlantic/Faeroe": "Atlantic/Faroe", "Africa/Asmera": "Africa/Asmara",
+	"America/Buenos_Aires": "America/Argentina/Buenos_Aires", "America/Catamarca": "America/Argentina/Catamarca",
+	"America/Cordoba": "America/Argentina/Cordoba", "America/Jujuy": "America/Argentina/Jujuy",
+	"America/Mendoza": "America/Argentina/Mendoza", "America/Indianapolis": "America/Indiana/Indianapolis",
+	"America/Louisville": "America/Kentucky/Louisville", "America/Godthab": "America/Nuuk",
+	"Pacific/Truk": "Pacific/Chuuk", "Pacific/Ponape": "Pacific/Pohnpei", "Pacific/Enderbury": "Pacific/Kanton",
+	"Australia/Canberra": "Australia/Sydney",
+}
+
 // ParseTimezone checks an IANA time zone name ("Europe/London"); "" is
-// the site's zone and comes back as it is, with a nil location. An
-// unknown name is EINVALID naming the field "timezone".
+// the site's zone and comes back as it is, with a nil location. An old
+// name a browser may report comes back as today's (Asia/Calcutta:
+// Asia/Kolkata). An unknown name is EINVALID naming the field "timezone".
 func ParseTimezone(name string) (string, *time.Location, error) {
 	if !strings.ContainsAny(name, "\r\n") {
 		name = strings.TrimSpace(name)
@@ -179,6 +197,11 @@ func ParseTimezone(name string) (string, *time.Location, error) {
 	}
 	if len(name) > MaxTimezoneLen || name == "Local" || strings.IndexFunc(name, func(r rune) bool { return r <= ' ' || r == 0x7f }) >= 0 {
 		return bad()
+	}
+	if now, ok := oldZoneNames[name]; ok {
+		if loc, err := time.LoadLocation(now); err == nil {
+			return now, loc, nil
+		}
 	}
 	loc, err := time.LoadLocation(name)
 	if err != nil {
