@@ -316,3 +316,30 @@ func TestClientConfigFile(t *testing.T) {
 		t.Fatalf("HERALD_ADMIN_TOKEN did not override: %d %s", code, errb.String())
 	}
 }
+
+// herald subscribers set changes one reader through the API's PATCH.
+func TestClientSet(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	e.Confirmed("set@example.org", herald.Daily)
+	until := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
+	code, out, errs := e.cli("subscribers", "set", "set@example.org", "--frequency", "weekly", "--timezone", "Asia/Kolkata", "--pause-until", until)
+	if code != 0 || !strings.Contains(out, "set@example.org: confirmed, weekly; topics: every post; time zone: Asia/Kolkata; paused until "+until) {
+		t.Fatalf("set: %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, _ = e.cli("subscribers", "set", "set@example.org", "--resume", "--timezone", ""); code != 0 || strings.Contains(out, "paused") || !strings.Contains(out, "the site's") {
+		t.Fatalf("resume: %d %s", code, out)
+	}
+	// The server names the bad field; nothing changes.
+	if code, _, errs = e.cli("subscribers", "set", "set@example.org", "--timezone", "Mars/Base"); code != 1 || !strings.Contains(errs, "unknown time zone") {
+		t.Fatalf("a made-up zone: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "set", "set@example.org"); code != 2 || !strings.Contains(errs, "nothing to change") {
+		t.Fatalf("no change: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "set", "set@example.org", "--pause-until", "soon"); code != 2 || !strings.Contains(errs, "RFC 3339") {
+		t.Fatalf("a bad time: %d %s", code, errs)
+	}
+	if s := e.Subscriber("set@example.org"); s.Frequency != herald.Weekly || s.Timezone != "" || s.Paused(time.Now()) {
+		t.Fatalf("the reader: %+v", s)
+	}
+}
