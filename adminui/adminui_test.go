@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/digest"
 )
 
 func TestDisabledWithoutToken(t *testing.T) {
@@ -676,6 +677,51 @@ func TestDashboard(t *testing.T) {
 	if r := b.get("/admin/"); !strings.Contains(r.body, "3 confirmed readers") {
 		t.Error("dashboard chart stale after an add")
 	}
+}
+
+// With topics and local time, the dashboard shows readers per topic (and
+// those who chose none) and the next digest of each slot.
+func TestDashboardTopicsAndSlots(t *testing.T) {
+	e := newEnv(t, envOpts{topics: []string{"Prisons", "Courts"}, digest: func(o *digest.Options) {
+		o.LocalTime, o.Daily, o.Location = true, "0 7 * * *", time.UTC
+		o.Now = func() time.Time { return time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC) } // New York on EST
+	}})
+	for _, r := range []struct{ email, body string }{
+		{"a@example.org", `"topics":["Courts"],"timezone":"Asia/Kolkata"`},
+		{"b@example.org", `"topics":["courts","Prisons"],"timezone":"Asia/Kolkata"`},
+		{"c@example.org", `"timezone":"America/New_York"`},
+		{"d@example.org", `"topics":["Prisons"],"frequency":"weekly"`},
+	} {
+		if r := e.api(http.MethodPost, "/api/v1/subscribers", `{"email":"`+r.email+`","frequency":"daily","confirmed":true,`+strings.TrimPrefix(r.body, ",")+`}`); r.status != http.StatusCreated {
+			t.Fatalf("add: %d %s", r.status, r.body)
+		}
+	}
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/")
+	topics := section(t, r.body, `id="readers-by-topic"`)
+	for _, want := range []string{`<td>Prisons</td><td class="num">2</td>`, `<td>Courts</td><td class="num">2</td>`, `(no topic chosen)</small></td><td class="num">1</td>`} {
+		if !strings.Contains(topics, want) {
+			t.Errorf("readers by topic lacks %q:\n%s", want, topics)
+		}
+	}
+	next := section(t, r.body, `id="next-sends"`)
+	for _, want := range []string{`01:30 UTC</td><td>daily</td><td>Asia/Kolkata</td><td class="num">2</td>`, `12:00 UTC</td><td>daily</td><td>America/New_York</td><td class="num">1</td>`} {
+		if !strings.Contains(next, want) {
+			t.Errorf("next digests lack %q:\n%s", want, next)
+		}
+	}
+}
+
+// section is the HTML from the element with attr to the end of its table.
+func section(t *testing.T, body, attr string) string {
+	t.Helper()
+	i := strings.Index(body, attr)
+	if i < 0 {
+		t.Fatalf("no %s in:\n%s", attr, body)
+	}
+	s := body[i:]
+	return s[:strings.Index(s, "</table>")]
 }
 
 // The Delivery table shows each relay with what it sent and deferred,

@@ -65,6 +65,9 @@ type envOpts struct {
 	trustedProxies []netip.Prefix
 	// relays: mail goes over a relay set of this many more relays.
 	relays int
+	// topics are digest.topics; digest changes the digest's options.
+	topics []string
+	digest func(*digest.Options)
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -75,14 +78,19 @@ func newEnv(t *testing.T, o envOpts) *env {
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	var ui *UI
 	app := testenv.New(t, testenv.Options{
-		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays,
+		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays, Topics: o.topics,
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 		},
-		Digest: func(do *digest.Options) { do.MaxPosts = 20 },
+		Digest: func(do *digest.Options) {
+			do.MaxPosts = 20
+			if o.digest != nil {
+				o.digest(do)
+			}
+		},
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error
-			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now})
+			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now, Topics: o.topics})
 			return ui, err
 		},
 	})
