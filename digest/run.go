@@ -58,7 +58,7 @@ type execution struct {
 	single map[uint64]*body       // instant bodies by post id
 	retry  []*job
 
-	skipped atomic.Int64
+	skipped atomic.Int64 // readers with nothing new: no email, nothing recorded
 	planned atomic.Int64 // dry runs: readers who would get mail
 	rec     *recorder
 }
@@ -74,7 +74,11 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		if r.StartedAt == nil {
 			r.StartedAt = &now
 		}
-		r.Skipped = 0 // skips are not stored per reader; recounted on every pass
+		// Skips with nothing to record (no new posts for the reader) are
+		// not stored per reader: they are counted by the pass that ends
+		// the run, and added then. Recorded ones (the cursor moved past
+		// posts the reader did not want) the store counts as they go, and
+		// keeps across a restart.
 		return nil
 	})
 	if err != nil {
@@ -107,7 +111,7 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		r.State = final
 		r.FinishedAt = &end
 		r.Error = msg
-		r.Skipped = int(e.skipped.Load())
+		r.Skipped += int(e.skipped.Load())
 		r.PostSets = e.sets()
 		switch {
 		case r.DryRun:
@@ -197,9 +201,10 @@ loop:
 				continue
 			}
 			if len(sel.Posts) == 0 {
-				e.skipped.Add(1)
 				if sel.Moves(sub) && !e.run.DryRun {
 					e.skip(sub, sel) // past posts they did not want
+				} else {
+					e.skipped.Add(1)
 				}
 				continue
 			}
