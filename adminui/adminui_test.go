@@ -713,6 +713,41 @@ func TestDashboardTopicsAndSlots(t *testing.T) {
 	}
 }
 
+// The preview of a reader with topics says so, and the test it sends is
+// of the latest posts for their topics.
+func TestPreviewAndTestWithTopics(t *testing.T) {
+	e := newEnv(t, envOpts{topics: []string{"Prisons", "Courts"}})
+	if r := e.api(http.MethodPost, "/api/v1/subscribers", `{"email":"c@example.org","frequency":"daily","confirmed":true,"topics":["Courts"]}`); r.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", r.status, r.body)
+	}
+	for i, cat := range []string{"Courts", "Prisons", "Courts"} {
+		p := &herald.Post{GUID: fmt.Sprintf("t%d", i), URL: fmt.Sprintf("https://blog.example.org/t%d", i), Title: fmt.Sprintf("%s story %d", cat, i),
+			Categories: []string{cat}, Summary: "<p>s</p>", PublishedAt: time.Now(), FoundAt: time.Now(), Feed: "https://blog.example.org/feed/"}
+		if _, err := e.db.UpsertPost(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/preview?email=c%40example.org")
+	if !strings.Contains(r.body, `id="preview-topics">Their topics: Courts.`) || !strings.Contains(r.body, `<input type="hidden" name="topics" value="Courts">`) {
+		t.Fatalf("preview page:\n%s", r.body)
+	}
+	frame := b.get("/admin/preview/frame?email=c%40example.org")
+	if !strings.Contains(frame.body, "Courts story 0") || !strings.Contains(frame.body, "Courts story 2") || strings.Contains(frame.body, "Prisons story") {
+		t.Errorf("the preview holds other topics' posts:\n%s", frame.body)
+	}
+	r = b.form("/admin/preview/test", url.Values{"to": {"me@example.org"}, "email": {"c@example.org"}, "topics": {"Courts"}})
+	if r = b.get(r.location()); !strings.Contains(r.body, "A test digest of the latest posts for Courts is on its way") {
+		t.Fatalf("after the test:\n%s", r.body)
+	}
+	msgs := e.smtp.WaitFor(t, 1, 10*time.Second)
+	body := string(msgs[len(msgs)-1].Data)
+	if !strings.Contains(body, "Courts story 2") || strings.Contains(body, "Prisons story") {
+		t.Errorf("the test digest for Courts:\n%s", body)
+	}
+}
+
 // section is the HTML from the element with attr to the end of its table.
 func section(t *testing.T, body, attr string) string {
 	t.Helper()

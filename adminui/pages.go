@@ -524,12 +524,21 @@ type previewData struct {
 	Email    string
 	FrameURL string
 	Readers  []*herald.Subscriber
+	// Topics are the previewed reader's: the test digest is theirs too.
+	Topics []string
+	Paused string // when the previewed reader's pause ends, if paused
 }
 
 func (u *UI) previewPage(w http.ResponseWriter, r *http.Request) {
 	d := previewData{Email: strings.TrimSpace(r.URL.Query().Get("email"))}
 	if d.Email != "" {
 		d.FrameURL = "/admin/preview/frame?email=" + url.QueryEscape(d.Email)
+		if sub, err := u.api.Subscriber(ctx(r), d.Email); err == nil {
+			d.Topics = sub.Topics
+			if sub.PausedUntil != nil {
+				d.Paused = u.when(*sub.PausedUntil)
+			}
+		}
 	}
 	if l, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.StatusConfirmed, Limit: 200}); err == nil {
 		d.Readers = l.Subscribers
@@ -576,10 +585,15 @@ func (u *UI) sendTest(w http.ResponseWriter, r *http.Request) {
 	if e := strings.TrimSpace(r.PostForm.Get("email")); e != "" {
 		back += "?email=" + url.QueryEscape(e)
 	}
-	if err := u.api.SendTest(ctx(r), to); err != nil {
+	topics := r.PostForm["topics"] // the previewed reader's, when they chose some
+	if err := u.api.SendTest(ctx(r), to, topics...); err != nil {
 		u.redirectFlash(w, r, back, "Could not send a test to "+to+": "+userMessage(err), true)
 		return
 	}
-	u.log.Info("adminui: test email", "to", to)
-	u.redirectFlash(w, r, back, "A test digest is on its way to "+to+".", false)
+	u.log.Info("adminui: test email", "to", to, "topics", topics)
+	msg := "A test digest is on its way to " + to + "."
+	if len(topics) > 0 {
+		msg = "A test digest of the latest posts for " + strings.Join(topics, ", ") + " is on its way to " + to + "."
+	}
+	u.redirectFlash(w, r, back, msg, false)
 }
