@@ -103,7 +103,7 @@ func TestBrowserTopicsZoneAndPause(t *testing.T) {
 	resumes := textOf(t, ctx, "#resumes", "(America/New_York)")
 	s = e.sub("chrome@example.org")
 	ny, _ := time.LoadLocation("America/New_York")
-	if !s.Paused(time.Now()) || s.PausedUntil.Sub(time.Now()) < 13*24*time.Hour || !strings.Contains(resumes, s.PausedUntil.In(ny).Format("2 January 2006")) {
+	if !s.Paused(time.Now()) || time.Until(*s.PausedUntil) < 13*24*time.Hour || !strings.Contains(resumes, s.PausedUntil.In(ny).Format("2 January 2006")) {
 		t.Fatalf("paused until %v; the page says %q", s.PausedUntil, resumes)
 	}
 	textOf(t, ctx, "#paused", "not sent afterwards")
