@@ -131,7 +131,7 @@ daily = ""     # no scheduled runs: the harness triggers them
 weekly = ""
 default_frequency = "daily"
 max_posts = 20
-topics = %s
+%s
 
 [mail]
 from = "Bench Blog <digest@blog.example.org>"
@@ -156,7 +156,7 @@ level = "info"
 
 [security]
 secret = "bench-secret-0123456789abcdef0123"
-`, port, in.base, filepath.Join(dir, "herald.db"), tomlList(ic.Topics), ic.SMTPPort, ic.Connections, adminToken)
+`, port, in.base, filepath.Join(dir, "herald.db"), topicsKey(ic.Topics), ic.SMTPPort, ic.Connections, adminToken)
 	if ic.Unlimited {
 		b.WriteString(`# P3 only: the per-IP and global caps would turn a load test into 429s.
 subscribe_per_ip = "0"
@@ -173,13 +173,17 @@ confirmations_per_hour = 0
 	return in, nil
 }
 
-// tomlList writes a list of strings as TOML.
-func tomlList(l []string) string {
+// topicsKey is the digest.topics line, none without topics (so that
+// -src can build a herald from before the key).
+func topicsKey(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
 	q := make([]string, len(l))
 	for i, v := range l {
 		q[i] = strconv.Quote(v)
 	}
-	return "[" + strings.Join(q, ", ") + "]"
+	return "topics = [" + strings.Join(q, ", ") + "]"
 }
 
 func (in *instance) dbPath() string { return filepath.Join(in.dir, "herald.db") }

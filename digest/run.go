@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -144,6 +145,19 @@ func (e *execution) pass() error {
 		return fmt.Errorf("digest: count readers: %w", err)
 	}
 	total := counts[herald.StatusConfirmed][e.run.Frequency]
+	if e.run.Slot != nil {
+		// A local-time slot is for the readers of its zones only.
+		zs, err := s.zonesOf(e.ctx, e.run.Frequency)
+		if err != nil {
+			return err
+		}
+		total = 0
+		for _, z := range zs {
+			if slices.Contains(e.run.Zones, z.name) {
+				total += z.readers
+			}
+		}
+	}
 	if _, err := s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil }); err != nil {
 		return fmt.Errorf("digest: run %d: %w", e.run.ID, err)
 	}
@@ -239,12 +253,6 @@ func (e *execution) sets() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return len(e.byKey) + len(e.single)
-}
-
-// concerns is the first, cheap part of Select: a confirmed reader of the
-// plan's frequency the run is not done with.
-func (p *Plan) concerns(sub *herald.Subscriber) bool {
-	return sub.Status == herald.StatusConfirmed && sub.Frequency == p.Frequency && sub.LastRunID < p.RunID
 }
 
 // selectFor is Select on the candidates after sub's cursor.

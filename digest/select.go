@@ -123,7 +123,7 @@ func (c *Candidates) filter(mask uint64, from, until time.Time) []*herald.Post {
 //     offered topics (those go to everyone); the cursor moves past the
 //     others all the same.
 func Select(p *Plan, sub *herald.Subscriber, c *Candidates) Selection {
-	if sub.Status != herald.StatusConfirmed || sub.Frequency != p.Frequency || sub.LastRunID >= p.RunID {
+	if !p.concerns(sub) {
 		return Selection{}
 	}
 	var slot time.Time
@@ -156,6 +156,13 @@ func Select(p *Plan, sub *herald.Subscriber, c *Candidates) Selection {
 	// cut-off of a run created after it.
 	sel.EndPause = !p.Created.Before(*sub.PausedUntil)
 	return sel
+}
+
+// concerns is the first, cheap part of Select (a run's scan asks it of
+// every reader): a confirmed reader of the plan's frequency the run is not
+// done with.
+func (p *Plan) concerns(sub *herald.Subscriber) bool {
+	return sub.Status == herald.StatusConfirmed && sub.Frequency == p.Frequency && sub.LastRunID < p.RunID
 }
 
 // wallClock is t's local date and time in loc, written as if in UTC: the
