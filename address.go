@@ -2,6 +2,7 @@ package herald
 
 import (
 	"net/mail"
+	"net/netip"
 	"strings"
 	"unicode/utf8"
 )
@@ -62,4 +63,25 @@ func CleanName(s string) (string, error) {
 		}
 	}
 	return s, nil
+}
+
+// LocalHost says whether a host name or address can only mean this
+// machine or a private network: nobody on the internet reaches it.
+func LocalHost(h string) bool {
+	h = strings.TrimSuffix(strings.ToLower(h), ".")
+	if h == "" {
+		return true
+	}
+	if ip, err := netip.ParseAddr(h); err == nil {
+		return ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsLinkLocalUnicast()
+	}
+	if !strings.Contains(h, ".") {
+		return true // "localhost", a bare machine name
+	}
+	for _, suffix := range []string{".localhost", ".localdomain", ".local", ".internal", ".lan", ".home.arpa", ".test", ".invalid"} {
+		if strings.HasSuffix(h, suffix) {
+			return true
+		}
+	}
+	return false
 }

@@ -240,8 +240,10 @@ func (s *Subscriber) Resume(now time.Time) {
 	}
 }
 
-// SubscriberPatch is a change to a reader (PATCH /api/v1/subscribers/{email}):
-// the fields present change, the others stay.
+// SubscriberPatch is an admin's change to one reader (PATCH
+// /api/v1/subscribers/{email}): a field left out (nil, or for
+// PausedUntil unset) stays as it is, so a patch names only what it
+// changes.
 type SubscriberPatch struct {
 	Name      *string   `json:"name,omitempty"`
 	Frequency *string   `json:"frequency,omitempty"`

@@ -227,7 +227,8 @@ const (
 	TriggerSchedule Trigger = "schedule" // a cron schedule came due
 	TriggerMissed   Trigger = "missed"   // a schedule came due while herald was down; run at start
 	TriggerPoll     Trigger = "poll"     // new posts arrived, for the instant readers
-	TriggerAPI      Trigger = "api"      // POST /api/v1/runs: herald send, the admin UI
+	TriggerAPI      Trigger = "api"      // POST /api/v1/runs: herald send, scripts
+	TriggerAdmin    Trigger = "admin"    // the admin web UI's "Send"
 )
 
 // Run is one digest run for one frequency.
@@ -250,6 +251,11 @@ type Run struct {
 	Error      string     `json:"error,omitempty"`
 	// Failures keeps the last few permanent failures with the SMTP reply.
 	Failures []RunFailure `json:"failures,omitempty"`
+	// Posts are the posts the run carried to at least one reader (a dry
+	// run: would carry), oldest first, at most MaxRunPosts of them; and
+	// Subjects the subject lines those emails had, at most MaxRunSubjects.
+	Posts    []RunPost `json:"posts,omitempty"`
+	Subjects []string  `json:"subjects,omitempty"`
 	// Slot is the time a local-time run was due (digest.local_time), and
 	// Zones the readers' time zones whose schedule fell due then: the run
 	// owes mail to the readers in those zones only. Both empty for every
@@ -259,6 +265,34 @@ type Run struct {
 	// PostSets counts the distinct digests the run rendered (readers with
 	// the same posts share one); for a resumed run, its last part's.
 	PostSets int `json:"post_sets,omitempty"`
+}
+
+// RunPost is a post a run carried.
+type RunPost struct {
+	ID    uint64 `json:"id"`
+	Title string `json:"title"`
+	URL   string `json:"url,omitempty"`
+}
+
+// How many posts and subjects a run remembers.
+const (
+	MaxRunPosts    = 100
+	MaxRunSubjects = 10
+)
+
+// Empty: the run ended well and mailed nobody (a dry run, or nothing was
+// new for anyone). The lists that ask leave such runs out; a failed run
+// is never empty.
+func (r *Run) Empty() bool {
+	return r.State == RunDone && (r.DryRun || r.Sent+r.Failed == 0)
+}
+
+// RunFilter selects a page of runs, newest first.
+type RunFilter struct {
+	Limit  int
+	Before uint64 // runs with ID < Before; 0: from the newest
+	// SkipEmpty leaves out the runs that are over and mailed nobody.
+	SkipEmpty bool
 }
 
 // RunFailure is one reader a run could not reach.
@@ -319,6 +353,9 @@ const (
 	KindTest    MessageKind = "test"
 	KindDigest  MessageKind = "digest"
 	KindInstant MessageKind = "instant"
+	// KindLink carries a reader's preferences link, to a reader who lost
+	// it (asked for it, or subscribed again while subscribed).
+	KindLink MessageKind = "link"
 )
 
 // OutboxMessage is a composed email waiting in the durable outbox.
@@ -338,6 +375,9 @@ type OutboxMessage struct {
 
 // Message is one email ready for a transport.
 type Message struct {
+	// Kind says what the email is (the file transport names files by it);
+	// "" when unknown.
+	Kind      MessageKind
 	From      string // bare envelope sender address
 	To        string // bare recipient address
 	MessageID string

@@ -34,10 +34,14 @@ type SubscribeRequest struct {
 // public pages), and the admin's view of the readers (the API).
 type SubscriptionService interface {
 	// Subscribe starts (or restarts) the opt-in; the answer is the same
-	// whether the address was new, pending or subscribed already.
+	// whether the address was new, pending or subscribed already (a
+	// subscribed reader is sent their preferences link instead).
 	Subscribe(ctx context.Context, r SubscribeRequest) (*Subscriber, error)
-	// Resend sends the confirmation again to a pending address.
-	Resend(ctx context.Context, email string) error
+	// SendLink sends the owner of an address the link they need: the
+	// confirmation again to a pending address, the preferences link to
+	// any other known one, within the per-address limit; nothing to an
+	// unknown address, and the caller can't tell which it was.
+	SendLink(ctx context.Context, email string) error
 	// CheckConfirmToken checks a confirm link without changing anything
 	// (GET pages change nothing: mail scanners follow links).
 	CheckConfirmToken(token string) error
@@ -46,10 +50,16 @@ type SubscriptionService interface {
 	ForPreferences(ctx context.Context, token string) (*Subscriber, error)
 	Unsubscribe(ctx context.Context, token string) (*Subscriber, error)
 	UnsubscribeFromPreferences(ctx context.Context, token string) (*Subscriber, error)
-	SetFrequency(ctx context.Context, token, freq string) (*Subscriber, error)
+	// Resubscribe makes a reader who left (or bounced) subscribed again
+	// with one press, keeping their name and choices; freq, when not "",
+	// is the frequency they chose on the way. The preferences token
+	// proves the address, so there is no new opt-in.
+	Resubscribe(ctx context.Context, token, freq string) (*Subscriber, error)
 	// SavePreferences applies the preferences page's form (preferences
-	// token): frequency, topics, time zone.
-	SavePreferences(ctx context.Context, token string, p Preferences) (*Subscriber, error)
+	// token): frequency, topics, time zone; changed is false when the
+	// reader had those already. A reader who left is ECONFLICT: they
+	// subscribe again first.
+	SavePreferences(ctx context.Context, token string, p Preferences) (sub *Subscriber, changed bool, err error)
 	// Pause stops all mail to the reader for weeks (one of PauseWeeks);
 	// the posts that arrive meanwhile are never sent to them.
 	Pause(ctx context.Context, token string, weeks int) (*Subscriber, error)
@@ -69,9 +79,6 @@ type SubscriptionService interface {
 	// "api"); an address known already is ECONFLICT, returned with the
 	// reader as they are.
 	AddSubscriber(ctx context.Context, r SubscribeRequest) (*Subscriber, error)
-	// UpdateSubscriber applies an admin's change to a reader (PATCH);
-	// ENOTFOUND for an unknown address, EINVALID naming a bad field.
-	UpdateSubscriber(ctx context.Context, email string, p SubscriberPatch) (*Subscriber, error)
 	// DeleteSubscriber erases the reader and their queued mail.
 	DeleteSubscriber(ctx context.Context, email string) error
 	// Bounce applies a relay's report; an unknown address is ENOTFOUND.
@@ -79,6 +86,13 @@ type SubscriptionService interface {
 	// Reactivate makes a bounced reader confirmed again (ECONFLICT from
 	// any other status).
 	Reactivate(ctx context.Context, email string) (*Subscriber, error)
+	// UpdateSubscriber applies an admin's change to a reader; a bad field
+	// is EINVALID naming it, an unknown address ENOTFOUND.
+	UpdateSubscriber(ctx context.Context, email string, p SubscriberPatch) (*Subscriber, error)
+	// ResendConfirmation queues the confirmation email again for a
+	// pending reader (ECONFLICT for any other status, ERATELIMIT at the
+	// per-address limit).
+	ResendConfirmation(ctx context.Context, email string) (*Subscriber, error)
 }
 
 // Preferences are what the preferences page's form sends.
@@ -159,9 +173,9 @@ type DigestService interface {
 	StartRun(ctx context.Context, freq Frequency, trigger Trigger, dryRun bool) (*Run, error)
 	// RunByID returns a run; ENOTFOUND if none.
 	RunByID(ctx context.Context, id uint64) (*Run, error)
-	// ListRuns returns up to limit runs with ID < before (0: the newest),
-	// newest first.
-	ListRuns(ctx context.Context, limit int, before uint64) ([]*Run, error)
+	// ListRuns returns a page of runs, newest first, and the Before of
+	// the next page (0: none).
+	ListRuns(ctx context.Context, f RunFilter) ([]*Run, uint64, error)
 	// Preview renders the HTML digest the subscriber would get if a run
 	// started now; ok is false when nothing is new for them.
 	Preview(ctx context.Context, email string) (html string, ok bool, err error)

@@ -14,8 +14,11 @@ type SubscriberFilter struct {
 	Status Status // "" = any
 	// Query matches a substring of the address or the name, case-insensitively.
 	Query string
-	Limit int    // 0 = 100; capped at 1000
-	After uint64 // page after this subscriber id (ids ascend)
+	Limit int // 0 = 100; capped at 1000
+	// After is where the previous page ended: ids ascend, or, with
+	// Newest, descend from the newest (After: ids below it).
+	After  uint64
+	Newest bool
 }
 
 // MutateFunc decides a subscriber's new state inside one write transaction.

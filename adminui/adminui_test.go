@@ -409,9 +409,19 @@ func TestSubscribersSearchPageAddErase(t *testing.T) {
 	if n := strings.Count(r.body, `<td class="email">`); n != subsPageSize {
 		t.Fatalf("first page shows %d rows", n)
 	}
+	// Newest first, with the total, each row a link to the reader's page.
+	emailRe := regexp.MustCompile(`<td class="email"><a href="/admin/subscribers/([^"]+)">([^<]+)</a></td>`)
+	if first := emailRe.FindStringSubmatch(r.body); first == nil || first[2] != "ada@lovelace.example" || first[1] != "ada@lovelace.example" {
+		t.Fatalf("first row %v, want the newest reader", first)
+	}
+	if !strings.Contains(r.body, `<small id="subs-total">121 in all</small>`) {
+		t.Fatalf("no total on the list:\n%s", r.body)
+	}
+	if r := b.get("/admin/subscribers?status=confirmed"); !strings.Contains(r.body, `<small id="subs-total">121 confirmed</small>`) {
+		t.Fatal("no total of the status on the filtered list")
+	}
 	// Page through everything by the "next" links.
 	seen := map[string]bool{}
-	emailRe := regexp.MustCompile(`<td class="email">([^<]+)</td>`)
 	nextRe := regexp.MustCompile(`<a href="([^"]+)" rel="next"`)
 	path := "/admin/subscribers"
 	for pages := 0; path != ""; pages++ {
@@ -420,7 +430,7 @@ func TestSubscribersSearchPageAddErase(t *testing.T) {
 		}
 		r := b.get(path)
 		for _, m := range emailRe.FindAllStringSubmatch(r.body, -1) {
-			seen[m[1]] = true
+			seen[m[2]] = true
 		}
 		path = ""
 		if m := nextRe.FindStringSubmatch(r.body); m != nil {
@@ -535,11 +545,40 @@ func TestImportAndExportCSV(t *testing.T) {
 
 var runLocRe = regexp.MustCompile(`^/admin/runs/(\d+)$`)
 
-func TestSendNowAndFollowTheRun(t *testing.T) {
+var runConfirmRe = regexp.MustCompile(`^/admin/runs/(\d+)\?send=1$`)
+
+// waitRunJSON follows a run through its page's JSON until it ends.
+func waitRunJSON(t *testing.T, b *browser, id string) runView {
+	t.Helper()
+	var last runView
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		r := b.get("/admin/runs/" + id + ".json")
+		if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
+			t.Fatalf("run JSON: %d %q", r.status, r.header.Get("Content-Type"))
+		}
+		last = runView{&herald.Run{}}
+		if err := json.Unmarshal([]byte(r.body), last.Run); err != nil {
+			t.Fatal(err)
+		}
+		if last.Finished() {
+			return last
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("run did not finish: %+v", last)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Send asks first: the first press counts (a dry run) and shows how many
+// readers would get mail and which posts; only the second press sends.
+func TestSendNowAsksFirst(t *testing.T) {
 	e := newEnv(t, envOpts{})
 	for i := range 5 {
 		e.addConfirmed(fmt.Sprintf("r%d@example.org", i), "", "daily")
 	}
+	e.addConfirmed("w@example.org", "", "weekly")
 	e.addPosts(3)
 	e.smtp.RejectRecipient(func(rcpt string) (int, string, bool) {
 		if rcpt == "r3@example.org" {
@@ -550,64 +589,81 @@ func TestSendNowAndFollowTheRun(t *testing.T) {
 	b := e.browser()
 	b.login()
 	r := b.get("/admin/runs")
-	if !strings.Contains(r.body, `id="send-daily"`) || !strings.Contains(r.body, "No runs yet") {
+	if !strings.Contains(r.body, `id="send-daily"`) || !strings.Contains(r.body, "No run has mailed anyone yet") {
 		t.Fatalf("runs page:\n%s", r.body)
 	}
 	r = b.form("/admin/runs", url.Values{"frequency": {"daily"}})
-	m := runLocRe.FindStringSubmatch(r.location())
+	m := runConfirmRe.FindStringSubmatch(r.location())
 	if r.status != http.StatusSeeOther || m == nil {
-		t.Fatalf("send now: %d %q\n%s", r.status, r.location(), r.body)
+		t.Fatalf("first press: %d %q\n%s", r.status, r.location(), r.body)
+	}
+	dry := m[1]
+	if run := waitRunJSON(t, b, dry); !run.DryRun || run.Trigger != herald.TriggerAdmin || run.Total != 5 || len(run.Posts) != 3 {
+		t.Fatalf("the count: %+v", run.Run)
+	}
+	r = b.get("/admin/runs/" + dry + "?send=1")
+	for _, want := range []string{`A daily run now would email <span id="would-send">5</span> readers.`, "Post number 1", "Post number 3",
+		`<strong class="subject">Test Blog: 3 new posts</strong>`, `id="send-confirm"`, "Send to 5 readers now", `name="confirm" value="yes"`} {
+		if !strings.Contains(r.body, want) {
+			t.Fatalf("confirm page lacks %q:\n%s", want, r.body)
+		}
+	}
+	if n := len(e.smtp.Messages()); n != 0 {
+		t.Fatalf("the first press sent %d emails", n)
+	}
+	// The second press sends.
+	r = b.form("/admin/runs", url.Values{"frequency": {"daily"}, "confirm": {"yes"}})
+	m = runLocRe.FindStringSubmatch(r.location())
+	if r.status != http.StatusSeeOther || m == nil {
+		t.Fatalf("second press: %d %q\n%s", r.status, r.location(), r.body)
 	}
 	id := m[1]
 	r = b.get("/admin/runs/" + id)
 	if r.status != http.StatusOK || !strings.Contains(r.body, `id="run-progress"`) || !strings.Contains(r.body, "Started a daily run.") {
 		t.Fatalf("run page: %d\n%s", r.status, r.body)
 	}
-	var last runView
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		r = b.get("/admin/runs/" + id + ".json")
-		if r.status != http.StatusOK || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") {
-			t.Fatalf("run JSON: %d %q", r.status, r.header.Get("Content-Type"))
-		}
-		last = runView{&herald.Run{}}
-		if err := json.Unmarshal([]byte(r.body), last.Run); err != nil {
-			t.Fatal(err)
-		}
-		if last.Finished() {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("run did not finish: %+v", last)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if last.State != "done" || last.Sent != 4 || last.Failed != 1 || last.Total != 5 {
-		t.Fatalf("finished run: %+v", last)
+	last := waitRunJSON(t, b, id)
+	if last.State != "done" || last.Sent != 4 || last.Failed != 1 || last.Total != 5 || last.Trigger != herald.TriggerAdmin {
+		t.Fatalf("finished run: %+v", last.Run)
 	}
 	r = b.get("/admin/runs/" + id)
 	if strings.Contains(r.body, `data-poll="`) {
 		t.Error("a finished run still polls")
 	}
-	if !strings.Contains(r.body, `max="5" value="5"`) {
-		t.Errorf("progress of a finished run:\n%s", r.body)
-	}
-	if !strings.Contains(r.body, "r3@example.org") || !strings.Contains(r.body, "mailbox unavailable") {
-		t.Errorf("failures with the SMTP reply missing:\n%s", r.body)
-	}
-	// The history and the dashboard list it.
-	for _, p := range []string{"/admin/runs", "/admin/"} {
-		if r := b.get(p); !strings.Contains(r.body, `href="/admin/runs/`+id+`"`) {
-			t.Errorf("%s does not list run %s", p, id)
+	for _, want := range []string{`max="5" value="5"`, "r3@example.org", "mailbox unavailable", `<dd id="run-trigger">admin</dd>`,
+		`<dd id="run-subjects">Test Blog: 3 new posts</dd>`, `<ul class="posts-list" id="run-posts">`, "Post number 2"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("finished run's page lacks %q:\n%s", want, r.body)
 		}
 	}
-	// A dry run, and a frequency the API refuses.
-	r = b.form("/admin/runs", url.Values{"frequency": {"weekly"}, "dry_run": {"1"}})
-	if r.status != http.StatusSeeOther {
-		t.Fatalf("dry run: %d", r.status)
+	// The history and the dashboard list it; the dry run only when asked.
+	for _, p := range []string{"/admin/runs", "/admin/"} {
+		r := b.get(p)
+		if !strings.Contains(r.body, `href="/admin/runs/`+id+`"`) || strings.Contains(r.body, `href="/admin/runs/`+dry+`"`) {
+			t.Errorf("%s lists run %s and not the dry run %s:\n%s", p, id, dry, r.body)
+		}
 	}
-	if r = b.get(r.location()); !strings.Contains(r.body, "dry run") {
-		t.Error("dry run not marked")
+	if r := b.get("/admin/runs?all=1"); !strings.Contains(r.body, `href="/admin/runs/`+dry+`"`) {
+		t.Error("?all=1 does not list the dry run")
+	}
+	// The reader the server refused still has the posts waiting.
+	r = b.form("/admin/runs", url.Values{"frequency": {"daily"}})
+	if m = runConfirmRe.FindStringSubmatch(r.location()); m == nil {
+		t.Fatalf("first press again: %d %q", r.status, r.location())
+	}
+	waitRunJSON(t, b, m[1])
+	if r = b.get(r.location()); !strings.Contains(r.body, `would email <span id="would-send">1</span> reader.`) {
+		t.Fatalf("after the run:\n%s", r.body)
+	}
+	// Nobody reads instantly: the count says so and offers no Send.
+	r = b.form("/admin/runs", url.Values{"frequency": {"instant"}})
+	m = runConfirmRe.FindStringSubmatch(r.location())
+	if m == nil {
+		t.Fatalf("first press again: %d %q", r.status, r.location())
+	}
+	waitRunJSON(t, b, m[1])
+	if r = b.get(r.location()); !strings.Contains(r.body, "Nobody would get mail now") || strings.Contains(r.body, `id="send-confirm"`) {
+		t.Fatalf("nothing to send:\n%s", r.body)
 	}
 	r = b.form("/admin/runs", url.Values{"frequency": {"hourly"}})
 	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, "unknown frequency") {
@@ -705,8 +761,8 @@ func TestDashboardTopicsAndSlots(t *testing.T) {
 			t.Errorf("readers by topic lacks %q:\n%s", want, topics)
 		}
 	}
-	next := section(t, r.body, `id="next-sends"`)
-	for _, want := range []string{`01:30 UTC</td><td>daily</td><td>Asia/Kolkata</td><td class="num">2</td>`, `12:00 UTC</td><td>daily</td><td>America/New_York</td><td class="num">1</td>`} {
+	next := section(t, r.body, `id="schedule"`)
+	for _, want := range []string{`datetime="2026-01-11T01:30:00Z"`, `<td>Asia/Kolkata</td><td class="num">2</td>`, `datetime="2026-01-11T12:00:00Z"`, `<td>America/New_York</td><td class="num">1</td>`} {
 		if !strings.Contains(next, want) {
 			t.Errorf("next digests lack %q:\n%s", want, next)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 
 	"github.com/herald-dev/herald/api"
+	"github.com/herald-dev/herald/handlers"
 )
 
 // The UI reads and changes everything through the admin API, with the one
@@ -22,9 +23,10 @@ type inProcess struct{ h http.Handler }
 // it, so the API sees the admin's address and host.
 type pageKey struct{}
 
-// ctx is the context of API calls made for the page request r.
+// ctx is the context of API calls made for the page request r, marked
+// as the admin UI's (a run it starts is labelled "admin").
 func ctx(r *http.Request) context.Context {
-	return context.WithValue(r.Context(), pageKey{}, r)
+	return handlers.AdminUI(context.WithValue(r.Context(), pageKey{}, r))
 }
 
 func (t inProcess) RoundTrip(req *http.Request) (*http.Response, error) {

@@ -30,6 +30,30 @@ func shot(t *testing.T, ctx context.Context, name string) {
 	browsertest.Screenshot(t, ctx, "admin-"+name+".png")
 }
 
+// acceptDialogs presses OK on every dialog the page's script opens (the
+// erase buttons' confirm()).
+func acceptDialogs(ctx context.Context) {
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
+		}
+	}()
+}
+
+// check runs the accessibility checks on the page shown now: axe-core's
+// WCAG 2.1 A/AA rules and, with forms, the controls' contrast.
+func check(t *testing.T, ctx context.Context, what string, forms bool) {
+	t.Helper()
+	browsertest.Axe(t, ctx, what)
+	if forms {
+		browsertest.ControlContrast(t, ctx, what)
+	}
+}
+
 // waitFor polls a JavaScript condition until it is true.
 func waitFor(t *testing.T, ctx context.Context, what, js string, timeout time.Duration) {
 	t.Helper()
@@ -121,13 +145,18 @@ func seed(t *testing.T, e *env) {
 
 func TestBrowserAdmin(t *testing.T) {
 	ctx := browserCtx(t)
-	e := newEnv(t, envOpts{})
+	london, err := time.LoadLocation("Europe/London")
+	if err != nil {
+		t.Skip("no time zone database")
+	}
+	e := newEnv(t, envOpts{location: london, daily: "0 7 * * *", weekly: "0 7 * * MON"})
 	e.ui.now = time.Now // the chart's days are real days here
 	seed(t, e)
 	base := e.srv.URL
 
 	// Log in: the dashboard sends us to the login page first.
 	do(t, ctx, chromedp.Navigate(base+"/admin/"), chromedp.WaitVisible(chromedp.ID("token")))
+	check(t, ctx, "the login page", true)
 	shot(t, ctx, "login")
 	do(t, ctx,
 		chromedp.SendKeys(chromedp.ID("token"), "wrong-token"),
@@ -145,6 +174,7 @@ func TestBrowserAdmin(t *testing.T) {
 	if h := text(t, ctx, "h1"); h != "Dashboard" {
 		t.Fatalf("after login: %q", h)
 	}
+	check(t, ctx, "the dashboard", false)
 	if e.api(http.MethodGet, "/api/v1/stats", "").status == http.StatusOK {
 		if n := text(t, ctx, "#stat-confirmed"); n != "36" {
 			t.Fatalf("confirmed on the dashboard: %q", n)
@@ -178,18 +208,11 @@ func TestBrowserAdmin(t *testing.T) {
 	if len(rows) != 3 {
 		t.Fatalf("search for lovelace: %v", rows)
 	}
+	check(t, ctx, "the subscribers page", true)
 	shot(t, ctx, "subscribers")
 
 	// Erase one, accepting the confirm() dialog the script opens.
-	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
-	go func() {
-		for _, err := range dialogs {
-			if err != nil {
-				return
-			}
-			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true})
-		}
-	}()
+	acceptDialogs(ctx)
 	do(t, ctx, chromedp.Click(chromedp.CSS(`button[aria-label="Erase lovelace.0@example.org"]`)))
 	waitFor(t, ctx, "the erase message", `(document.querySelector(".flash")||{}).textContent === "Erased lovelace.0@example.org and their history."`, 10*time.Second)
 	if _, err := e.db.SubscriberByEmail(context.Background(), "lovelace.0@example.org"); herald.ErrorCode(err) != herald.ENOTFOUND {
@@ -199,32 +222,51 @@ func TestBrowserAdmin(t *testing.T) {
 	// Import a CSV file through the page.
 	importThroughThePage(t, ctx, e)
 
-	// Send now, and watch the progress bar reach the end without reloading.
+	// Send: the first press counts who would get mail and asks; the
+	// second sends. Then watch the progress bar reach the end.
 	e.smtp.SetDelay(150 * time.Millisecond)
 	do(t, ctx,
 		chromedp.Navigate(base+"/admin/runs"),
 		chromedp.WaitVisible(chromedp.ID("send-daily")),
-		chromedp.Click(chromedp.ID("send-daily")),
-		chromedp.WaitVisible(chromedp.ID("run-progress")),
 	)
+	check(t, ctx, "the runs page", true)
+	do(t, ctx, chromedp.Click(chromedp.ID("send-daily")))
+	waitFor(t, ctx, "the count", `!!document.getElementById("send-confirm")`, 30*time.Second)
+	// 27 daily readers were seeded, one was erased; the imported one
+	// joined after the posts, so has nothing new.
+	if n := text(t, ctx, "#would-send"); n != "26" {
+		t.Fatalf("the count says %q readers, want 26", n)
+	}
+	if titles := text(t, ctx, "#would-posts"); !strings.Contains(titles, "Why we moved our feed to Atom") || !strings.Contains(titles, "A tiny static site generator in 200 lines") {
+		t.Fatalf("the posts that would go: %q", titles)
+	}
+	if e.smtp.Count() != 0 {
+		t.Fatal("the first press sent mail")
+	}
+	check(t, ctx, "the send confirmation", true)
+	shot(t, ctx, "send-confirm")
+	do(t, ctx, chromedp.Click(chromedp.ID("send-confirm")), chromedp.WaitVisible(chromedp.ID("run-progress")))
 	if !strings.Contains(text(t, ctx, ".flash"), "Started a daily run.") {
-		t.Fatal("no message after Send now")
+		t.Fatal("no message after Send")
 	}
 	// The script updates the bar while the run goes on.
 	waitFor(t, ctx, "the progress bar to move",
 		`(() => { const p = document.getElementById("run-progress"); return p && p.max > 1 && p.value > 0 && p.value < p.max })()`, 30*time.Second)
+	check(t, ctx, "a run in progress", false)
 	shot(t, ctx, "run-progress")
 	waitFor(t, ctx, "the progress bar to reach the end",
 		`(() => { const p = document.getElementById("run-progress"), s = document.getElementById("run-state");
 		   return p && s && s.textContent === "done" && p.max > 1 && p.value === p.max })()`, 60*time.Second)
 	// Then the page reloads once, to show the finished run and its failures.
 	waitFor(t, ctx, "the finished run's page", `(() => { const r = document.getElementById("run"); return r && !r.hasAttribute("data-poll") && !!document.getElementById("fail-h") })()`, 10*time.Second)
-	// 27 daily readers were seeded, one was erased; the imported one
-	// joined after the posts, so has nothing new.
 	if sent, skipped := text(t, ctx, "#run-sent"), text(t, ctx, "#run-skipped"); sent != "26" || skipped != "1" {
 		t.Fatalf("sent %q skipped %q, want 26 and 1", sent, skipped)
 	}
+	if trig := text(t, ctx, "#run-trigger"); trig != "admin" {
+		t.Fatalf("a run from the UI is labelled %q", trig)
+	}
 	e.smtp.SetDelay(0)
+	check(t, ctx, "a finished run", false)
 	shot(t, ctx, "run")
 
 	// Preview what a weekly reader would get now, and send a test.
@@ -247,6 +289,7 @@ func TestBrowserAdmin(t *testing.T) {
 	if os.Getenv("HERALD_SCREENSHOTS") != "" {
 		time.Sleep(300 * time.Millisecond) // let the sandboxed frame paint for the picture; nothing is checked on it
 	}
+	check(t, ctx, "the preview page", true)
 	shot(t, ctx, "preview")
 	do(t, ctx,
 		chromedp.SendKeys(chromedp.ID("test-to"), "editor@example.org"),
@@ -258,6 +301,10 @@ func TestBrowserAdmin(t *testing.T) {
 	}
 
 	// The dashboard, for the README, and on a phone: no sideways scroll.
+	for _, pg := range []struct{ path, what string }{{"/admin/posts", "the posts page"}, {"/admin/form", "the form page"}, {"/admin/nowhere", "the admin 404 page"}} {
+		do(t, ctx, chromedp.Navigate(base+pg.path), chromedp.WaitVisible(chromedp.CSS("h1")))
+		check(t, ctx, pg.what, true)
+	}
 	do(t, ctx, chromedp.Navigate(base+"/admin/"), chromedp.WaitVisible(chromedp.CSS("svg.chart")))
 	shot(t, ctx, "dashboard")
 	do(t, ctx,
@@ -273,6 +320,14 @@ func TestBrowserAdmin(t *testing.T) {
 		}
 		if overflow {
 			t.Errorf("%s scrolls sideways on a phone", p)
+		}
+		// Every entry of the menu is on the screen, none scrolled away.
+		hidden, err := chromedp.Run(ctx, chromedp.Evaluate[[]string](`[...document.querySelectorAll(".nav a")].filter(a => { const r = a.getBoundingClientRect(); return r.width === 0 || r.left < 0 || r.right > window.innerWidth }).map(a => a.textContent)`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(hidden) > 0 {
+			t.Errorf("%s: on a phone the menu hides %v", p, hidden)
 		}
 		if p == "/admin/" {
 			shot(t, ctx, "phone")
@@ -299,6 +354,7 @@ func importThroughThePage(t *testing.T, ctx context.Context, e *env) {
 	if added, invalid := text(t, ctx, "#import-added"), text(t, ctx, "#import-invalid"); added != "2" || invalid != "1" {
 		t.Fatalf("import report: added %q invalid %q", added, invalid)
 	}
+	check(t, ctx, "the import report", false)
 	if s, err := e.db.SubscriberByEmail(context.Background(), "new.two@example.org"); err != nil || s.Name != "Two, New" || s.Status != herald.StatusConfirmed {
 		t.Fatalf("imported reader: %+v %v", s, err)
 	}

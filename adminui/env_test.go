@@ -63,6 +63,10 @@ type envOpts struct {
 	secure  bool
 	// trustedProxies is server.trusted_proxies.
 	trustedProxies []netip.Prefix
+	// location is digest.timezone, for the UI and the schedules; daily is
+	// digest.daily.
+	location      *time.Location
+	daily, weekly string
 	// relays: mail goes over a relay set of this many more relays.
 	relays int
 	// topics are digest.topics; digest changes the digest's options.
@@ -84,13 +88,15 @@ func newEnv(t *testing.T, o envOpts) *env {
 		},
 		Digest: func(do *digest.Options) {
 			do.MaxPosts = 20
+			do.Location, do.Daily, do.Weekly = o.location, o.daily, o.weekly
 			if o.digest != nil {
 				o.digest(do)
 			}
 		},
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error
-			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now, Topics: o.topics})
+			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now,
+				Location: o.location, SiteURL: "https://blog.example.org", Topics: o.topics})
 			return ui, err
 		},
 	})

@@ -18,8 +18,22 @@ import (
 // runView is a run for the templates.
 type runView struct{ *herald.Run }
 
-// Done counts the readers the run has dealt with.
-func (r runView) Done() int { return r.Sent + r.Failed + r.Skipped }
+// Done counts the readers the run has dealt with. A finished dry run has
+// dealt with them all: Total is then those it would have mailed.
+func (r runView) Done() int {
+	if r.DryRun && r.Finished() {
+		return r.Readers()
+	}
+	return r.Sent + r.Failed + r.Skipped
+}
+
+// Readers is how many readers the run goes through.
+func (r runView) Readers() int {
+	if r.DryRun && r.Finished() {
+		return r.Total + r.Skipped
+	}
+	return r.Total
+}
 
 // Finished: the run will not change any more.
 func (r runView) Finished() bool { return r.State == herald.RunDone || r.State == herald.RunFailed }
@@ -68,20 +82,17 @@ type dashData struct {
 	// readers who chose none (they get every post).
 	Topics     []topicCount
 	Everything int
-	// Next are the next scheduled sends: one per frequency, or with local
-	// time one per slot.
-	Next      []nextSend
-	LocalTime bool
-	NextBox   box
-	Chart     *chart
-	ChartBox  box
-	Runs      []runView
-	RunsBox   box
-	Feeds     []feedHealth
-	FeedsBox  box
-	Statuses  []string
-	Freqs     []string
-	Warnings  []string
+	Chart      *chart
+	ChartBox   box
+	Runs       []runView
+	RunsBox    box
+	Feeds      []feedHealth
+	FeedsBox   box
+	Statuses   []string
+	Freqs      []string
+	Warnings   []string
+	Schedule   *timetable
+	SchedBox   box
 }
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -92,21 +103,17 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		d.Stats = &statsView{st}
 		d.Topics, d.Everything = u.topicCounts(st)
 	}
-	if tt, err := u.api.Schedule(ctx(r)); err != nil {
-		d.NextBox = boxFor(err)
-	} else {
-		d.Next, d.LocalTime = u.nextSends(tt), tt.LocalTime
-	}
 	if c, err := u.growthChart(r); err != nil {
 		d.ChartBox = boxFor(err)
 	} else {
 		d.Chart = c
 	}
-	if l, err := u.api.ListRuns(ctx(r), 5, ""); err != nil {
+	if l, err := u.api.ListRuns(ctx(r), api.RunQuery{Limit: 5, SkipEmpty: true}); err != nil {
 		d.RunsBox = boxFor(err)
 	} else {
 		d.Runs = runViews(l.Runs)
 	}
+	d.Schedule, d.SchedBox = u.timetable(r)
 	if feeds, err := u.api.Feeds(ctx(r)); err != nil {
 		d.FeedsBox = boxFor(err)
 	} else {
@@ -141,36 +148,6 @@ func (u *UI) topicCounts(st *herald.Stats) ([]topicCount, int) {
 	return out, max(0, st.Subscribers.ByStatus[herald.StatusConfirmed]-st.Subscribers.WithTopics)
 }
 
-// nextSend is one scheduled send on the dashboard, its time in
-// digest.timezone.
-type nextSend struct {
-	Frequency string
-	When      string
-	Zones     []string
-	Readers   int
-}
-
-func (u *UI) nextSends(tt *herald.Timetable) []nextSend {
-	var out []nextSend
-	for _, sc := range tt.Schedules {
-		switch {
-		case sc.Cron == "" || sc.Next == nil:
-		case tt.LocalTime && len(sc.Slots) > 0:
-			for _, sl := range sc.Slots {
-				out = append(out, nextSend{Frequency: string(sc.Frequency), When: u.when(sl.At), Zones: sl.Zones, Readers: sl.Readers})
-			}
-		default:
-			out = append(out, nextSend{Frequency: string(sc.Frequency), When: u.when(*sc.Next), Readers: -1})
-		}
-	}
-	return out
-}
-
-// when is a time in digest.timezone.
-func (u *UI) when(t time.Time) string {
-	return t.In(u.opt.Location).Format("Mon 2 Jan 15:04 MST")
-}
-
 // ---- subscribers
 
 type addForm struct {
@@ -181,6 +158,7 @@ type addForm struct {
 
 type subsData struct {
 	Back        string // this page, to come back to after an erase
+	Total       int    // subscribers with the status asked (or all); -1: unknown
 	Q, Status   string
 	After       string
 	Subscribers []*herald.Subscriber
@@ -200,8 +178,14 @@ func (u *UI) subscribersPage(w http.ResponseWriter, r *http.Request) {
 
 func (u *UI) showSubscribers(w http.ResponseWriter, r *http.Request, status int, add addForm) {
 	in := r.URL.Query()
-	d := subsData{Back: r.URL.RequestURI(), Q: strings.TrimSpace(in.Get("q")), Status: in.Get("status"), After: in.Get("after"), Statuses: statuses, Freqs: frequencies, Add: add}
-	l, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.Status(d.Status), Q: d.Q, Limit: subsPageSize, After: d.After})
+	d := subsData{Back: r.URL.RequestURI(), Total: -1, Q: strings.TrimSpace(in.Get("q")), Status: in.Get("status"), After: in.Get("after"), Statuses: statuses, Freqs: frequencies, Add: add}
+	if st, err := u.api.Stats(ctx(r)); err == nil {
+		d.Total = st.Subscribers.Total
+		if d.Status != "" {
+			d.Total = st.Subscribers.ByStatus[herald.Status(d.Status)]
+		}
+	}
+	l, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.Status(d.Status), Q: d.Q, Limit: subsPageSize, After: d.After, Newest: true})
 	if err != nil {
 		d.Box = boxFor(err)
 	} else {
@@ -436,12 +420,15 @@ func (u *UI) sendPost(w http.ResponseWriter, r *http.Request) {
 // ---- runs
 
 type runsData struct {
-	Runs    []runView
-	Box     box
-	Before  string
-	NextURL string
-	Freqs   []string
-	Error   string
+	Runs     []runView
+	Box      box
+	Before   string
+	NextURL  string
+	Freqs    []string
+	Error    string
+	All      bool // runs that mailed nobody are shown too
+	Schedule *timetable
+	SchedBox box
 }
 
 func (u *UI) runsPage(w http.ResponseWriter, r *http.Request) {
@@ -449,23 +436,32 @@ func (u *UI) runsPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (u *UI) showRuns(w http.ResponseWriter, r *http.Request, status int, msg string) {
-	before := r.URL.Query().Get("before")
-	d := runsData{Before: before, Freqs: frequencies, Error: msg}
-	if l, err := u.api.ListRuns(ctx(r), 50, before); err != nil {
+	q := r.URL.Query()
+	before := q.Get("before")
+	d := runsData{Before: before, Freqs: frequencies, Error: msg, All: q.Get("all") == "1"}
+	if l, err := u.api.ListRuns(ctx(r), api.RunQuery{Limit: 50, Before: before, SkipEmpty: !d.All}); err != nil {
 		d.Box = boxFor(err)
 	} else {
 		d.Runs = runViews(l.Runs)
 		if l.Next != "" && l.Next != before {
-			d.NextURL = "/admin/runs?before=" + url.QueryEscape(l.Next)
+			nq := url.Values{"before": {l.Next}}
+			if d.All {
+				nq.Set("all", "1")
+			}
+			d.NextURL = "/admin/runs?" + nq.Encode()
 		}
 	}
+	d.Schedule, d.SchedBox = u.timetable(r)
 	u.render(w, r, status, "runs", &view{Title: "Runs", Active: "runs", Data: d})
 }
 
+// startRun is "Send": the first press starts a dry run, and its page
+// shows how many readers would get mail and which posts (see runPage);
+// only the second press there (confirm=yes) starts the real run.
 func (u *UI) startRun(w http.ResponseWriter, r *http.Request) {
 	freq := r.PostForm.Get("frequency")
-	dry := r.PostForm.Get("dry_run") != ""
-	out, err := u.api.StartRun(ctx(r), api.RunRequest{Frequency: freq, DryRun: dry})
+	sendNow := r.PostForm.Get("confirm") == "yes"
+	out, err := u.api.StartRun(ctx(r), api.RunRequest{Frequency: freq, DryRun: !sendNow})
 	if err != nil {
 		status := api.StatusOf(err)
 		if status < 400 || status >= 500 {
@@ -475,12 +471,19 @@ func (u *UI) startRun(w http.ResponseWriter, r *http.Request) {
 		u.showRuns(w, r, status, "Could not start a "+freq+" run: "+userMessage(err))
 		return
 	}
-	u.log.Info("adminui: run started", "id", out.ID, "frequency", freq, "dry_run", dry)
-	kind := "run"
-	if dry {
-		kind = "dry run"
+	u.log.Info("adminui: run started", "id", out.ID, "frequency", freq, "dry_run", !sendNow)
+	if !sendNow {
+		u.redirectFlash(w, r, fmt.Sprintf("/admin/runs/%d?send=1", out.ID), "", false)
+		return
 	}
-	u.redirectFlash(w, r, fmt.Sprintf("/admin/runs/%d", out.ID), fmt.Sprintf("Started a %s %s.", freq, kind), false)
+	u.redirectFlash(w, r, fmt.Sprintf("/admin/runs/%d", out.ID), fmt.Sprintf("Started a %s run.", freq), false)
+}
+
+// runPageData is a run's page: the run, and whether it is the dry run
+// of a "Send" waiting for its second press.
+type runPageData struct {
+	runView
+	Confirm bool
 }
 
 func (u *UI) runPage(w http.ResponseWriter, r *http.Request) {
@@ -515,7 +518,12 @@ func (u *UI) runPage(w http.ResponseWriter, r *http.Request) {
 		u.failErr(w, r, err)
 		return
 	}
-	u.render(w, r, http.StatusOK, "run", &view{Title: fmt.Sprintf("Run %d", id), Active: "runs", Data: runView{rn}})
+	title := fmt.Sprintf("Run %d", id)
+	d := runPageData{runView: runView{rn}, Confirm: rn.DryRun && r.URL.Query().Get("send") == "1"}
+	if d.Confirm {
+		title = "Send " + string(rn.Frequency) + " now?"
+	}
+	u.render(w, r, http.StatusOK, "run", &view{Title: title, Active: "runs", Data: d})
 }
 
 // ---- preview
@@ -526,7 +534,7 @@ type previewData struct {
 	Readers  []*herald.Subscriber
 	// Topics are the previewed reader's: the test digest is theirs too.
 	Topics []string
-	Paused string // when the previewed reader's pause ends, if paused
+	Paused *time.Time // when the previewed reader's pause ends, if paused
 }
 
 func (u *UI) previewPage(w http.ResponseWriter, r *http.Request) {
@@ -535,9 +543,7 @@ func (u *UI) previewPage(w http.ResponseWriter, r *http.Request) {
 		d.FrameURL = "/admin/preview/frame?email=" + url.QueryEscape(d.Email)
 		if sub, err := u.api.Subscriber(ctx(r), d.Email); err == nil {
 			d.Topics = sub.Topics
-			if sub.PausedUntil != nil {
-				d.Paused = u.when(*sub.PausedUntil)
-			}
+			d.Paused = sub.PausedUntil
 		}
 	}
 	if l, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.StatusConfirmed, Limit: 200}); err == nil {

@@ -22,50 +22,42 @@ type pageSet struct {
 	pages map[string]*template.Template
 }
 
-var funcs = template.FuncMap{
-	"datetime": func(t any) string {
+// funcs are the templates' helpers; times are shown in loc
+// (digest.timezone), with the zone's name, so the owner reads them as
+// the schedules do.
+func funcs(loc *time.Location) template.FuncMap {
+	when := func(t any, layout string) string {
 		switch v := t.(type) {
 		case time.Time:
-			if v.IsZero() {
-				return "—"
+			if !v.IsZero() {
+				return v.In(loc).Format(layout)
 			}
-			return v.UTC().Format("2006-01-02 15:04 UTC")
 		case *time.Time:
-			if v == nil || v.IsZero() {
-				return "—"
+			if v != nil && !v.IsZero() {
+				return v.In(loc).Format(layout)
 			}
-			return v.UTC().Format("2006-01-02 15:04 UTC")
 		}
 		return "—"
-	},
-	"date": func(t any) string {
-		switch v := t.(type) {
-		case time.Time:
-			if v.IsZero() {
-				return "—"
+	}
+	return template.FuncMap{
+		"datetime": func(t any) string { return when(t, "2 Jan 2006 15:04 MST") },
+		"date":     func(t any) string { return when(t, "2 Jan 2006") },
+		// isotime is for <time datetime>: the instant, in UTC.
+		"isotime": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+		"num":     func(n int) string { return thousands(int64(n)) },
+		"int":     func(n int64) int { return int(n) },
+		"title": func(v any) string { // a string, or a herald.Frequency, Status...
+			s := fmt.Sprint(v)
+			if s == "" {
+				return s
 			}
-			return v.UTC().Format("2 Jan 2006")
-		case *time.Time:
-			if v == nil || v.IsZero() {
-				return "—"
-			}
-			return v.UTC().Format("2 Jan 2006")
-		}
-		return "—"
-	},
-	"num": func(n int) string { return thousands(int64(n)) },
-	"int": func(n int64) int { return int(n) },
-	"title": func(v any) string { // a string, or a herald.Frequency, Status...
-		s := fmt.Sprint(v)
-		if s == "" {
-			return s
-		}
-		return strings.ToUpper(s[:1]) + s[1:]
-	},
-	"pathesc":  url.PathEscape,
-	"queryesc": url.QueryEscape,
-	"add":      func(a, b int) int { return a + b },
-	"join":     strings.Join,
+			return strings.ToUpper(s[:1]) + s[1:]
+		},
+		"pathesc":  url.PathEscape,
+		"queryesc": url.QueryEscape,
+		"add":      func(a, b int) int { return a + b },
+		"join":     strings.Join,
+	}
 }
 
 func thousands(n int64) string {
@@ -86,7 +78,7 @@ func thousands(n int64) string {
 }
 
 // loadPages parses every page with the shared layout, once, at New.
-func loadPages() (*pageSet, error) {
+func loadPages(loc *time.Location) (*pageSet, error) {
 	layout, err := files.ReadFile("templates/layout.html")
 	if err != nil {
 		return nil, fmt.Errorf("adminui: %w", err)
@@ -105,7 +97,7 @@ func loadPages() (*pageSet, error) {
 		if err != nil {
 			return nil, fmt.Errorf("adminui: %w", err)
 		}
-		t, err := template.New("layout").Funcs(funcs).Parse(string(layout))
+		t, err := template.New("layout").Funcs(funcs(loc)).Parse(string(layout))
 		if err == nil {
 			_, err = t.New(name).Parse(string(body))
 		}

@@ -53,8 +53,13 @@ type Options struct {
 	// Topics are the topics readers may choose (digest.topics), for the
 	// dashboard's readers per topic and the subscriber forms.
 	Topics []string
-	// Location is digest.timezone, the zone the UI shows schedule times in.
+	// Location is digest.timezone: every time is shown in it (default UTC).
 	Location *time.Location
+	// BaseURL is server.base_url, for the form snippet to paste into the
+	// blog; SiteURL is site.url, the blog (the one origin allowed to post
+	// JSON).
+	BaseURL string
+	SiteURL string
 }
 
 // Session and throttle settings.
@@ -102,10 +107,11 @@ func New(opts Options) (*UI, error) {
 	if opts.Location == nil {
 		opts.Location = time.UTC
 	}
+	opts.BaseURL = strings.TrimRight(opts.BaseURL, "/")
 	if opts.API == nil && opts.Token != "" {
 		return nil, fmt.Errorf("adminui: Options.API is required")
 	}
-	pages, err := loadPages()
+	pages, err := loadPages(opts.Location)
 	if err != nil {
 		return nil, err
 	}
@@ -145,6 +151,11 @@ func (u *UI) routes() {
 	m.Handle("POST /admin/subscribers/erase", u.post(u.eraseSubscriber))
 	m.Handle("POST /admin/subscribers/import", u.authed(u.importCSV)) // multipart: checks CSRF itself
 	m.Handle("GET /admin/subscribers.csv", u.get(u.exportCSV))
+	m.Handle("GET /admin/subscribers/{email}", u.get(u.subscriberPage))
+	m.Handle("POST /admin/subscribers/{email}", u.post(u.updateSubscriber))
+	m.Handle("POST /admin/subscribers/{email}/resend", u.post(u.resendConfirmation))
+	m.Handle("POST /admin/subscribers/{email}/reactivate", u.post(u.reactivate))
+	m.Handle("POST /admin/subscribers/{email}/pause", u.post(u.pauseSubscriber))
 	m.Handle("GET /admin/posts", u.get(u.postsPage))
 	m.Handle("POST /admin/posts/{id}/send", u.post(u.sendPost))
 	m.Handle("GET /admin/runs", u.get(u.runsPage))
@@ -153,6 +164,7 @@ func (u *UI) routes() {
 	m.Handle("GET /admin/preview", u.get(u.previewPage))
 	m.Handle("GET /admin/preview/frame", u.get(u.previewFrame))
 	m.Handle("POST /admin/preview/test", u.post(u.sendTest))
+	m.Handle("GET /admin/form", u.get(u.formPage))
 	m.Handle("/admin/", u.authed(u.notFound))
 	u.mux = m
 }

@@ -129,6 +129,8 @@ type SubscriberQuery struct {
 	Q      string
 	Limit  int
 	After  string // the Next of the previous page
+	// Newest lists the newest first (order=newest).
+	Newest bool
 }
 
 // ListSubscribers reads a page of subscribers.
@@ -145,6 +147,9 @@ func (c *Client) ListSubscribers(ctx context.Context, q SubscriberQuery) (*Subsc
 	}
 	if q.After != "" {
 		v.Set("after", q.After)
+	}
+	if q.Newest {
+		v.Set("order", "newest")
 	}
 	var out SubscriberList
 	return &out, c.call(ctx, http.MethodGet, "/api/v1/subscribers?"+v.Encode(), nil, &out)
@@ -167,6 +172,12 @@ func (c *Client) UpdateSubscriber(ctx context.Context, email string, p herald.Su
 func (c *Client) AddSubscriber(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error) {
 	var out herald.Subscriber
 	return &out, c.call(ctx, http.MethodPost, "/api/v1/subscribers", r, &out)
+}
+
+// ResendConfirmation sends a pending reader the confirmation again.
+func (c *Client) ResendConfirmation(ctx context.Context, email string) (*herald.Subscriber, error) {
+	var out herald.Subscriber
+	return &out, c.call(ctx, http.MethodPost, "/api/v1/subscribers/"+url.PathEscape(email)+"/resend", nil, &out)
 }
 
 // DeleteSubscriber erases one and their history.
@@ -268,11 +279,29 @@ func (c *Client) Run(ctx context.Context, id uint64) (*herald.Run, error) {
 	return &out, c.call(ctx, http.MethodGet, "/api/v1/runs/"+strconv.FormatUint(id, 10), nil, &out)
 }
 
-// ListRuns reads a page of runs, newest first; before is the Next of the
-// previous page.
-func (c *Client) ListRuns(ctx context.Context, limit int, before string) (*RunList, error) {
+// RunQuery selects a page of GET /api/v1/runs.
+type RunQuery struct {
+	Limit  int
+	Before string // the Next of the previous page
+	// SkipEmpty leaves out the runs that ended mailing nobody (dry runs,
+	// runs with nothing new for anyone).
+	SkipEmpty bool
+}
+
+// ListRuns reads a page of runs, newest first.
+func (c *Client) ListRuns(ctx context.Context, q RunQuery) (*RunList, error) {
+	path := "/api/v1/runs?" + page(q.Limit, "before", q.Before)
+	if q.SkipEmpty {
+		path += "&skip_empty=true"
+	}
 	var out RunList
-	return &out, c.call(ctx, http.MethodGet, "/api/v1/runs?"+page(limit, "before", before), nil, &out)
+	return &out, c.call(ctx, http.MethodGet, path, nil, &out)
+}
+
+// Schedule reads when runs start by themselves.
+func (c *Client) Schedule(ctx context.Context) (*herald.Timetable, error) {
+	var out herald.Timetable
+	return &out, c.call(ctx, http.MethodGet, "/api/v1/schedule", nil, &out)
 }
 
 // Preview is the HTML digest the reader would get if a run started now;
@@ -293,12 +322,6 @@ func (c *Client) Preview(ctx context.Context, email string) (html string, ok boo
 // SendTest queues a test digest to any address.
 func (c *Client) SendTest(ctx context.Context, to string, topics ...string) error {
 	return c.call(ctx, http.MethodPost, "/api/v1/test-email", TestEmailRequest{To: to, Topics: topics}, nil)
-}
-
-// Schedule reads when runs start by themselves.
-func (c *Client) Schedule(ctx context.Context) (*herald.Timetable, error) {
-	var out herald.Timetable
-	return &out, c.call(ctx, http.MethodGet, "/api/v1/schedule", nil, &out)
 }
 
 // Bounce reports a bounce or a complaint.

@@ -96,12 +96,12 @@ func TestClientAgainstTheAPI(t *testing.T) {
 	// The daily run, and the instant run the new post woke (nobody reads
 	// instantly), a page each.
 	testenv.Eventually(t, time.Minute, "the instant run", func() bool {
-		runs, err := c.ListRuns(ctx, 10, "")
+		runs, err := c.ListRuns(ctx, api.RunQuery{Limit: 10})
 		return err == nil && len(runs.Runs) == 2 && runs.Runs[0].FinishedAt != nil && runs.Runs[1].FinishedAt != nil
 	})
-	if runs, err := c.ListRuns(ctx, 1, ""); err != nil || len(runs.Runs) != 1 || runs.Next == "" {
+	if runs, err := c.ListRuns(ctx, api.RunQuery{Limit: 1}); err != nil || len(runs.Runs) != 1 || runs.Next == "" {
 		t.Fatalf("runs: %+v %v", runs, err)
-	} else if older, err := c.ListRuns(ctx, 1, runs.Next); err != nil || len(older.Runs) != 1 || older.Runs[0].ID >= runs.Runs[0].ID {
+	} else if older, err := c.ListRuns(ctx, api.RunQuery{Limit: 1, Before: runs.Next}); err != nil || len(older.Runs) != 1 || older.Runs[0].ID >= runs.Runs[0].ID {
 		t.Fatalf("older runs: %+v %v", older, err)
 	}
 	if posts, err := c.ListPosts(ctx, 10, ""); err != nil || len(posts.Posts) != 1 || len(posts.Posts[0].Runs) != 1 || posts.Posts[0].Runs[0] != started.ID {

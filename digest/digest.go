@@ -116,6 +116,8 @@ type Service struct {
 	queue map[herald.Frequency][]*herald.Run
 	// zones caches loaded time zones by name.
 	zones sync.Map
+	// schedules are the daily and weekly cron schedules, parsed once.
+	schedules []schedule
 }
 
 // launchRequest hands a run to Run's loop; ack is closed once it is
@@ -165,9 +167,14 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 		opt.Enqueued = func() {}
 	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
+	schedules, err := parseSchedules(opt)
+	if err != nil {
+		return nil, err
+	}
 	domain := from.Address[strings.LastIndexByte(from.Address, '@')+1:]
 	return &Service{
-		store: store, tr: tr, links: links, opt: opt,
+		schedules: schedules,
+		store:     store, tr: tr, links: links, opt: opt,
 		render:   NewRenderer(tpl, opt.SiteName, opt.SiteURL, opt.MaxPosts),
 		log:      opt.Logger.With("component", "digest"),
 		from:     from,
@@ -350,14 +357,50 @@ func (s *Service) RunByID(ctx context.Context, id uint64) (*herald.Run, error) {
 	return s.store.Run(ctx, id)
 }
 
-// ListRuns returns up to limit runs with ID < before (0: the newest),
-// newest first.
-func (s *Service) ListRuns(ctx context.Context, limit int, before uint64) ([]*herald.Run, error) {
-	runs, err := s.store.ListRuns(ctx, limit, before)
-	if err != nil {
-		return nil, fmt.Errorf("digest: %w", err)
+// maxRunsScanned bounds how many runs one page of a filtered list reads:
+// a page that found too few says where it stopped, and the next goes on.
+const maxRunsScanned = 5000
+
+// ListRuns returns a page of runs, newest first, and the Before of the
+// next page (0: none). With f.SkipEmpty the runs that ended mailing
+// nobody (dry runs, runs with nothing new for anyone) are left out.
+func (s *Service) ListRuns(ctx context.Context, f herald.RunFilter) ([]*herald.Run, uint64, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 50
 	}
-	return runs, nil
+	limit = min(limit, 1000)
+	var out []*herald.Run
+	before, scanned := f.Before, 0
+	for {
+		page := limit
+		if f.SkipEmpty {
+			page = 200
+		}
+		runs, err := s.store.ListRuns(ctx, page, before)
+		if err != nil {
+			return nil, 0, fmt.Errorf("digest: %w", err)
+		}
+		for i, r := range runs {
+			if f.SkipEmpty && r.Empty() {
+				continue
+			}
+			out = append(out, r)
+			if len(out) == limit {
+				if i == len(runs)-1 && len(runs) < page {
+					return out, 0, nil // the last run there is
+				}
+				return out, r.ID, nil
+			}
+		}
+		if len(runs) < page {
+			return out, 0, nil
+		}
+		before = runs[len(runs)-1].ID
+		if scanned += len(runs); scanned >= maxRunsScanned {
+			return out, before, nil
+		}
+	}
 }
 
 // Wait blocks until every run this process is executing has ended.
@@ -559,6 +602,10 @@ func (s *Service) compose(b *body, sub *herald.Subscriber, msgID string, now tim
 	})
 	if err == nil {
 		*buf = m.Raw
+		m.Kind = herald.KindDigest
+		if b.r.Frequency == herald.Instant {
+			m.Kind = herald.KindInstant
+		}
 	}
 	return m, err
 }

@@ -407,6 +407,10 @@ func TestInterruptedRunResumes(t *testing.T) {
 	if final.State != herald.RunDone || final.Sent != n {
 		t.Fatalf("resumed run %+v", final)
 	}
+	// What the run carried is on record from the first process on.
+	if len(mid.Posts) != 2 || len(final.Posts) != 2 || final.Posts[0].Title != "Post number 1" || len(final.Subjects) != 1 || final.Subjects[0] != "Test Blog: 2 new posts" {
+		t.Fatalf("posts and subjects: cut %+v %v, final %+v %v", mid.Posts, mid.Subjects, final.Posts, final.Subjects)
+	}
 	got := byRecipient(f.smtp.Messages())
 	if len(got) != n {
 		t.Fatalf("%d readers got mail, want %d", len(got), n)
@@ -437,6 +441,10 @@ func TestDryRunSendsNothing(t *testing.T) {
 	r := f.waitRun(run.ID)
 	if !r.DryRun || r.Total != 2 || r.Sent != 0 || f.smtp.Count() != 0 {
 		t.Fatalf("dry run %+v, smtp %d", r, f.smtp.Count())
+	}
+	// It says what would go, under which subject.
+	if len(r.Posts) != 1 || r.Posts[0].Title != "Post number 1" || r.Posts[0].URL != "https://blog.example.org/p/1" || len(r.Subjects) != 1 || r.Subjects[0] != "Post number 1" {
+		t.Fatalf("dry run's posts %+v subjects %v", r.Posts, r.Subjects)
 	}
 	// The real run afterwards still has everything to send.
 	if r := f.runAndWait(f.dig, herald.Daily); r.Sent != 2 {

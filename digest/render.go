@@ -44,6 +44,8 @@ type Rendered struct {
 	Text    string
 	// Posts is how many new posts there were (shown or linked).
 	Posts int
+	// Frequency is the frequency it was rendered for.
+	Frequency herald.Frequency
 }
 
 type postView struct {
@@ -84,12 +86,7 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 			SummaryText: strings.TrimSpace(html2text.HTML2TextWithOptions(p.Summary, html2text.WithUnixLineBreaks())),
 		})
 	}
-	subject := fmt.Sprintf("%s: %d new posts", r.siteName, len(posts))
-	if len(posts) == 1 {
-		// Feed titles are collapsed already; a line break from elsewhere
-		// must not make the email unsendable (Compose refuses it).
-		subject = strings.Join(strings.Fields(posts[0].Title), " ")
-	}
+	subject := r.Subject(posts)
 	moreURL := r.siteURL
 	if moreURL == "" && len(posts) > 0 {
 		moreURL = posts[0].URL
@@ -118,7 +115,18 @@ func (r *Renderer) Render(posts []*herald.Post, freq herald.Frequency, archive b
 	if err != nil {
 		return nil, fmt.Errorf("digest: inline css: %w", err)
 	}
-	return &Rendered{Subject: subject, HTML: inlined, Text: text, Posts: len(posts)}, nil
+	return &Rendered{Subject: subject, HTML: inlined, Text: text, Posts: len(posts), Frequency: freq}, nil
+}
+
+// Subject is the subject line of the email carrying posts: the post's
+// title for one, a count for more.
+func (r *Renderer) Subject(posts []*herald.Post) string {
+	if len(posts) == 1 {
+		// Feed titles are collapsed already; a line break from elsewhere
+		// must not make the email unsendable (Compose refuses it).
+		return strings.Join(strings.Fields(posts[0].Title), " ")
+	}
+	return fmt.Sprintf("%s: %d new posts", r.siteName, len(posts))
 }
 
 // For returns the bodies with one reader's links in them.

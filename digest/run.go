@@ -62,6 +62,7 @@ type execution struct {
 	skipped atomic.Int64 // readers with nothing new: no email, nothing recorded
 	planned atomic.Int64 // dry runs: readers who would get mail
 	rec     *recorder
+	carried carried
 }
 
 // execute sends run id to every reader it owes mail, then marks it done.
@@ -88,7 +89,7 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 	}
 	e := &execution{s: s, run: run, ctx: ctx, plan: s.plan(run),
 		cands: map[uint64]*Candidates{}, bodies: map[setID]*body{}, byKey: map[string]*body{}, single: map[uint64]*body{}}
-	e.rec = newRecorder(s, run.ID)
+	e.rec = newRecorder(s, run.ID, &e.carried)
 	err = e.pass()
 	if err == nil {
 		err = e.retries()
@@ -108,7 +109,9 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		s.log.Error("run failed", "run", id, "err", err)
 	}
 	end := s.opt.Now().UTC()
+	posts, subjects, _ := e.carried.take()
 	run, uerr := s.store.UpdateRun(context.WithoutCancel(ctx), id, func(r *herald.Run) error {
+		mergeCarried(r, posts, subjects)
 		r.State = final
 		r.FinishedAt = &end
 		r.Error = msg
@@ -224,6 +227,7 @@ loop:
 			}
 			if e.run.DryRun {
 				e.planned.Add(1)
+				e.wouldCarry(sel.Posts)
 				continue
 			}
 			batch = append(batch, &job{sub: sub, sel: sel, gen: gen})
@@ -239,6 +243,18 @@ loop:
 	close(jobs)
 	wg.Wait()
 	return scanErr
+}
+
+// wouldCarry notes what a dry run would send a reader with posts: one
+// email with them all, or, for instant readers, one email per post.
+func (e *execution) wouldCarry(posts []*herald.Post) {
+	if e.run.Frequency != herald.Instant {
+		e.carried.add(posts, e.s.render.Subject(posts))
+		return
+	}
+	for _, p := range posts {
+		e.carried.add([]*herald.Post{p}, e.s.render.Subject([]*herald.Post{p}))
+	}
 }
 
 // deliverers is how many readers are worked on at once: twice the
@@ -407,6 +423,9 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 		return
 	}
 	err = e.send(msg)
+	if err == nil {
+		e.carried.add(j.sel.Posts, r.r.Subject)
+	}
 	e.outcome(j, err, herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: j.sel.Cursor, Slot: j.sel.Slot, EndPause: j.sel.EndPause}, herald.KindDigest)
 }
 
@@ -433,6 +452,9 @@ func (e *execution) deliverSingles(j *job, buf *[]byte) {
 			// The last one takes the reader past the posts after it they
 			// did not want, too.
 			d.Cursor, d.Slot, d.EndPause = j.sel.Cursor, j.sel.Slot, j.sel.EndPause
+		}
+		if err == nil {
+			e.carried.add([]*herald.Post{p}, r.r.Subject)
 		}
 		if err != nil {
 			rest := &job{sub: j.sub, sel: j.sel, attempts: j.attempts}
@@ -560,10 +582,13 @@ type recorder struct {
 	mu       sync.Mutex
 	firstErr error
 	retries  int
+	// carried is the run's record of posts and subjects, merged into the
+	// stored run with each batch of outcomes when it grew.
+	carried *carried
 }
 
-func newRecorder(s *Service, runID uint64) *recorder {
-	r := &recorder{s: s, runID: runID, in: make(chan herald.Delivery, 4096), done: make(chan struct{})}
+func newRecorder(s *Service, runID uint64, c *carried) *recorder {
+	r := &recorder{s: s, runID: runID, carried: c, in: make(chan herald.Delivery, 4096), done: make(chan struct{})}
 	go r.loop()
 	return r
 }
@@ -619,9 +644,15 @@ func (r *recorder) loop() {
 			}
 			time.Sleep(time.Duration(attempt+1) * 100 * time.Millisecond)
 		}
-		if retries > 0 {
-			if _, err := r.s.store.UpdateRun(ctx, r.runID, func(run *herald.Run) error { run.Retries += retries; return nil }); err != nil {
-				r.fail(fmt.Errorf("digest: count retries: %w", err))
+		posts, subjects, grew := r.carried.take()
+		if retries > 0 || grew {
+			_, err := r.s.store.UpdateRun(ctx, r.runID, func(run *herald.Run) error {
+				run.Retries += retries
+				mergeCarried(run, posts, subjects)
+				return nil
+			})
+			if err != nil {
+				r.fail(fmt.Errorf("digest: record retries and posts: %w", err))
 			}
 		}
 		batch = batch[:0]

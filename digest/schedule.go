@@ -80,13 +80,15 @@ type scheduler struct {
 
 func lastKey(f herald.Frequency) string { return "schedule:" + string(f) + ":last" }
 
-// newScheduler makes the cron schedules; their runs start under ctx (Run's).
-func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
-	sc := &scheduler{s: s}
+// parseSchedules reads the daily and weekly cron expressions ("" = no
+// schedule), once, at New: the scheduler fires them and Timetable reads
+// their next times from the same values.
+func parseSchedules(opt Options) ([]schedule, error) {
+	var out []schedule
 	for _, it := range []struct {
 		f    herald.Frequency
 		expr string
-	}{{herald.Daily, s.opt.Daily}, {herald.Weekly, s.opt.Weekly}} {
+	}{{herald.Daily, opt.Daily}, {herald.Weekly, opt.Weekly}} {
 		if it.expr == "" {
 			continue
 		}
@@ -94,8 +96,14 @@ func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
 		if err != nil {
 			return nil, fmt.Errorf("digest: schedule %s %q: %w", it.f, it.expr, err)
 		}
-		sc.items = append(sc.items, schedule{freq: it.f, expr: it.expr, sch: sch})
+		out = append(out, schedule{freq: it.f, expr: it.expr, sch: sch})
 	}
+	return out, nil
+}
+
+// newScheduler makes the cron schedules; their runs start under ctx (Run's).
+func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
+	sc := &scheduler{s: s, items: s.schedules}
 	// robfig/cron recovers no panics and allows overlap unless told.
 	logger := cronLogger{s}
 	sc.cron = cron.New(

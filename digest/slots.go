@@ -208,59 +208,69 @@ const maxSlots = 50
 // schedule lists its slots: one per time it comes due in zones with
 // readers, soonest first.
 func (s *Service) Timetable(ctx context.Context) (*herald.Timetable, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	now := s.opt.Now()
 	tt := &herald.Timetable{Timezone: s.opt.Location.String(), LocalTime: s.opt.LocalTime}
-	exprs := map[herald.Frequency]string{herald.Daily: s.opt.Daily, herald.Weekly: s.opt.Weekly}
 	for _, f := range herald.Frequencies {
-		sc := herald.Schedule{Frequency: f, Cron: exprs[f]}
-		if sc.Cron == "" {
-			tt.Schedules = append(tt.Schedules, sc)
-			continue
-		}
-		sch, err := ParseSchedule(sc.Cron)
-		if err != nil {
-			return nil, fmt.Errorf("digest: schedule %s %q: %w", f, sc.Cron, err)
-		}
-		if !s.opt.LocalTime {
-			if next := sch.Next(now.In(s.opt.Location)); !next.IsZero() {
-				sc.Next = &next
-			}
-			tt.Schedules = append(tt.Schedules, sc)
-			continue
-		}
-		zs, err := s.zonesOf(ctx, f)
-		if err != nil {
-			return nil, err
-		}
-		byAt := map[time.Time]*herald.Slot{}
-		for _, z := range zs {
-			at := sch.Next(now.In(z.loc))
-			if at.IsZero() {
+		sc := herald.Schedule{Frequency: f}
+		for _, it := range s.schedules {
+			if it.freq != f {
 				continue
 			}
-			at = at.UTC()
-			sl := byAt[at]
-			if sl == nil {
-				sl = &herald.Slot{At: at}
-				byAt[at] = sl
+			sc.Cron = it.expr
+			if err := s.timetable(ctx, it, now, &sc); err != nil {
+				return nil, err
 			}
-			sl.Zones = append(sl.Zones, z.name)
-			sl.Readers += z.readers
-		}
-		for _, sl := range byAt {
-			sc.Slots = append(sc.Slots, *sl)
-		}
-		sort.Slice(sc.Slots, func(i, j int) bool { return sc.Slots[i].At.Before(sc.Slots[j].At) })
-		if len(sc.Slots) > maxSlots {
-			sc.Slots = sc.Slots[:maxSlots]
-		}
-		if len(sc.Slots) > 0 {
-			next := sc.Slots[0].At.In(s.opt.Location)
-			sc.Next = &next
-		} else if next := sch.Next(now.In(s.opt.Location)); !next.IsZero() {
-			sc.Next = &next // no reader yet: the site's zone's time
 		}
 		tt.Schedules = append(tt.Schedules, sc)
 	}
 	return tt, nil
+}
+
+// timetable fills in sc's next time, and with local time its slots.
+func (s *Service) timetable(ctx context.Context, it schedule, now time.Time, sc *herald.Schedule) error {
+	site := func() {
+		if next := it.sch.Next(now.In(s.opt.Location)); !next.IsZero() {
+			sc.Next = &next
+		}
+	}
+	if !s.opt.LocalTime {
+		site()
+		return nil
+	}
+	zs, err := s.zonesOf(ctx, it.freq)
+	if err != nil {
+		return err
+	}
+	byAt := map[time.Time]*herald.Slot{}
+	for _, z := range zs {
+		at := it.sch.Next(now.In(z.loc))
+		if at.IsZero() {
+			continue
+		}
+		at = at.UTC()
+		sl := byAt[at]
+		if sl == nil {
+			sl = &herald.Slot{At: at}
+			byAt[at] = sl
+		}
+		sl.Zones = append(sl.Zones, z.name)
+		sl.Readers += z.readers
+	}
+	for _, sl := range byAt {
+		sc.Slots = append(sc.Slots, *sl)
+	}
+	sort.Slice(sc.Slots, func(i, j int) bool { return sc.Slots[i].At.Before(sc.Slots[j].At) })
+	if len(sc.Slots) > maxSlots {
+		sc.Slots = sc.Slots[:maxSlots]
+	}
+	if len(sc.Slots) > 0 {
+		next := sc.Slots[0].At.In(s.opt.Location)
+		sc.Next = &next
+	} else {
+		site() // no reader yet: the site's zone's time
+	}
+	return nil
 }

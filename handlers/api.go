@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"net/http"
@@ -53,6 +54,14 @@ func emailVar(r *http.Request) string {
 func (s *Server) apiListSubscribers(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	f := herald.SubscriberFilter{Query: q.Get("q"), Status: herald.Status(q.Get("status"))}
+	switch q.Get("order") {
+	case "", "oldest":
+	case "newest":
+		f.Newest = true
+	default:
+		s.jsonError(w, r, herald.Errorf(herald.EINVALID, "order must be oldest or newest").WithField("order"))
+		return
+	}
 	limit, after, err := pageArgs(r, 0, "after")
 	if err != nil {
 		s.jsonError(w, r, err)
@@ -132,3 +141,23 @@ func (s *Server) apiUpdateSubscriber(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, sub)
 }
+
+// apiResendConfirmation: POST /api/v1/subscribers/{email}/resend.
+func (s *Server) apiResendConfirmation(w http.ResponseWriter, r *http.Request) {
+	sub, err := s.deps.Subscriptions.ResendConfirmation(r.Context(), emailVar(r))
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, sub)
+}
+
+type adminUIKey struct{}
+
+// AdminUI marks ctx as an API call the admin web UI makes for a page
+// (package adminui), so what it starts is labelled "admin". Only code in
+// this process can set it: no request from outside carries it.
+func AdminUI(ctx context.Context) context.Context { return context.WithValue(ctx, adminUIKey{}, true) }
+
+// FromAdminUI says whether ctx was marked by AdminUI.
+func FromAdminUI(ctx context.Context) bool { b, _ := ctx.Value(adminUIKey{}).(bool); return b }

@@ -91,9 +91,18 @@ func (s *Server) archiveShow(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	bar := `<div style="max-width:600px;margin:0 auto;padding:14px 12px 0;font:14px/1.5 -apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#5f6368;">` +
-		`<a href="/archive" style="color:#1f5fbf;">← All digests from ` + html.EscapeString(s.opt.SiteName) + `</a> · ` +
-		`<a href="/archive.xml" style="color:#1f5fbf;">RSS</a> · <a href="/" style="color:#1f5fbf;">Subscribe</a></div>`
+	posts := strconv.Itoa(e.Posts) + " posts"
+	if e.Posts == 1 {
+		posts = "1 post"
+	}
+	// The copy is the email as sent; the page around it says what it is:
+	// a heading (the subject) and the date, under a bar back to the list.
+	bar := `<header style="max-width:600px;margin:0 auto;padding:14px 12px 0;font:14px/1.5 -apple-system,'Segoe UI',Roboto,Arial,sans-serif;color:#5f6368;">` +
+		`<p style="margin:0 0 10px;"><a href="/archive" style="color:#1f5fbf;">← All digests from ` + html.EscapeString(s.opt.SiteName) + `</a> · ` +
+		`<a href="/archive.xml" style="color:#1f5fbf;">RSS</a> · <a href="/" style="color:#1f5fbf;">Subscribe</a></p>` +
+		`<h1 style="margin:0;font-size:24px;line-height:1.3;color:#1d1d1f;">` + html.EscapeString(e.Subject) + `</h1>` +
+		`<p style="margin:4px 0 0;"><time datetime="` + e.Date.UTC().Format(time.RFC3339) + `">` + e.Date.UTC().Format("2 January 2006") + `</time> · ` +
+		html.EscapeString(titleCase(string(e.Frequency))) + ` digest · ` + posts + `</p></header>`
 	page := insertAfterBody(e.HTML, bar)
 	h := w.Header()
 	h.Set("Content-Security-Policy", "default-src 'none'; style-src 'unsafe-inline'; img-src https: http: data:; frame-ancestors 'none'; base-uri 'none'; form-action 'none'")
@@ -188,4 +197,12 @@ func (s *Server) archiveFeed(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodHead {
 		_, _ = w.Write([]byte(out))
 	}
+}
+
+// titleCase capitalises the first letter: "daily" → "Daily".
+func titleCase(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
 }

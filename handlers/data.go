@@ -49,7 +49,7 @@ type SubscriberData struct {
 
 var dataKept = []string{
 	"The subscriber record above: your address, the name you gave, your status and how often you hear from us, when you signed up, confirmed, unsubscribed or last changed anything, and how the subscription came in (form, api or import).",
-	"When confirmation emails were sent to you (the last few, to limit how many an address can get), and how many emails in a row could not be delivered to you.",
+	"When confirmation and link emails were sent to you (the last few, to limit how many an address can get), and how many emails in a row could not be delivered to you.",
 	"Which posts and digest run you already got (last_post_delivered, last_digest_run), so that no post reaches you twice.",
 	"The topics you chose (none: every post), your time zone (empty: the site's), when your last pause began and ends, and the local date and time of the last digest sent at your morning (last_local_time_digest, written as if in UTC), so that each morning reaches you once.",
 	"Emails waiting to be sent to you are kept until they go out or expire; herald keeps no copy of the emails it has sent, and does not track opens or clicks.",

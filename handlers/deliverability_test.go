@@ -142,6 +142,10 @@ func TestArchiveRoutes(t *testing.T) {
 	if i, j := strings.Index(r.Body, `<body style="margin:0">`), strings.Index(r.Body, "All digests"); i < 0 || j < i {
 		t.Errorf("the bar is not inside the body:\n%s", r.Body)
 	}
+	// The page says what it is: the subject as its heading, and the date.
+	if !strings.Contains(r.Body, `>Digest &lt;7&gt; &amp; co</h1>`) || !strings.Contains(r.Body, `<time datetime="2026-03-08T07:00:00Z">8 March 2026</time> · Daily digest · 1 post`) {
+		t.Errorf("/archive/7 has no heading or date:\n%s", r.Body)
+	}
 	for _, p := range []string{"/archive/99", "/archive/abc", "/archive/0", "/archive/-3"} {
 		if r := e.do(http.MethodGet, p, "", ""); r.Status != http.StatusNotFound {
 			t.Errorf("%s: %d", p, r.Status)

@@ -20,9 +20,9 @@ func (s *Server) registerDigest(v1 *mux.Router) {
 	v1.HandleFunc("/runs", s.apiStartRun).Methods(http.MethodPost)
 	v1.HandleFunc("/runs", s.apiListRuns).Methods(http.MethodGet)
 	v1.HandleFunc("/runs/{id}", s.apiGetRun).Methods(http.MethodGet)
+	v1.HandleFunc("/schedule", s.apiSchedule).Methods(http.MethodGet)
 	v1.HandleFunc("/preview", s.apiPreview).Methods(http.MethodGet)
 	v1.HandleFunc("/test-email", s.apiTestEmail).Methods(http.MethodPost)
-	v1.HandleFunc("/schedule", s.apiSchedule).Methods(http.MethodGet)
 }
 
 // apiSchedule: GET /api/v1/schedule, when runs start by themselves.
@@ -147,7 +147,11 @@ func (s *Server) apiStartRun(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	run, err := s.deps.Digests.StartRun(r.Context(), f, herald.TriggerAPI, in.DryRun)
+	trigger := herald.TriggerAPI
+	if FromAdminUI(r.Context()) {
+		trigger = herald.TriggerAdmin
+	}
+	run, err := s.deps.Digests.StartRun(r.Context(), f, trigger, in.DryRun)
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -162,7 +166,12 @@ func (s *Server) apiListRuns(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	runs, err := s.deps.Digests.ListRuns(r.Context(), limit, before)
+	skip, err := boolArg(r, "skip_empty")
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	runs, next, err := s.deps.Digests.ListRuns(r.Context(), herald.RunFilter{Limit: limit, Before: before, SkipEmpty: skip})
 	if err != nil {
 		s.jsonError(w, r, err)
 		return
@@ -170,11 +179,20 @@ func (s *Server) apiListRuns(w http.ResponseWriter, r *http.Request) {
 	if runs == nil {
 		runs = []*herald.Run{}
 	}
-	next := ""
-	if len(runs) == limit {
-		next = strconv.FormatUint(runs[len(runs)-1].ID, 10)
+	writeJSON(w, http.StatusOK, api.RunList{Runs: runs, Next: nextString(next)})
+}
+
+// boolArg reads a true/false query parameter (absent: false).
+func boolArg(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
 	}
-	writeJSON(w, http.StatusOK, api.RunList{Runs: runs, Next: next})
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, herald.Errorf(herald.EINVALID, "%s must be true or false", name).WithField(name)
+	}
+	return b, nil
 }
 
 func (s *Server) apiGetRun(w http.ResponseWriter, r *http.Request) {

@@ -99,15 +99,21 @@ func TestSubscribeFlowOverHTTPAndSMTP(t *testing.T) {
 	if st := e.status("reader@example.org"); st != herald.StatusPending {
 		t.Fatalf("GET /confirm changed the status to %s", st)
 	}
+	// The POST confirms and sends the browser on (a reload asks nothing).
 	c := e.form("/confirm", url.Values{"token": {tokenOf(t, link)}})
-	if c.Status != http.StatusOK || !strings.Contains(c.Body, "You're subscribed") && !strings.Contains(c.Body, "You&#39;re subscribed") {
-		t.Fatalf("POST /confirm: %d\n%s", c.Status, c.Body)
+	if c.Status != http.StatusSeeOther || !strings.HasPrefix(c.Location(), "/subscribed?token=") {
+		t.Fatalf("POST /confirm: %d %q\n%s", c.Status, c.Location(), c.Body)
 	}
 	if st := e.status("reader@example.org"); st != herald.StatusConfirmed {
 		t.Fatalf("after confirm: %s", st)
 	}
+	for range 2 {
+		if g := e.do(http.MethodGet, c.Location(), "", ""); g.Status != http.StatusOK || !strings.Contains(g.Body, "You're subscribed") || !strings.Contains(g.Body, "/preferences?token=") {
+			t.Fatalf("the confirmed page: %d\n%s", g.Status, g.Body)
+		}
+	}
 	// Idempotent.
-	if c2 := e.form("/confirm", url.Values{"token": {tokenOf(t, link)}}); c2.Status != http.StatusOK {
+	if c2 := e.form("/confirm", url.Values{"token": {tokenOf(t, link)}}); c2.Status != http.StatusSeeOther {
 		t.Fatalf("second POST /confirm: %d", c2.Status)
 	}
 	// The welcome email carries the one-click headers.
@@ -149,7 +155,7 @@ func TestSubscribeFlowOverHTTPAndSMTP(t *testing.T) {
 		t.Fatalf("the first sign-up's link still works: %d", c.Status)
 	}
 	p3 := testmail.MustParse(t, msgs[2].Data)
-	if c := e.form("/confirm", url.Values{"token": {tokenOf(t, p3.Link("/confirm?token="))}}); c.Status != http.StatusOK {
+	if c := e.form("/confirm", url.Values{"token": {tokenOf(t, p3.Link("/confirm?token="))}}); c.Status != http.StatusSeeOther {
 		t.Fatalf("new link: %d", c.Status)
 	}
 }
@@ -176,8 +182,8 @@ func TestPreferencesPage(t *testing.T) {
 	if r := e.form("/preferences", url.Values{"token": {tok}, "frequency": {"hourly"}}); r.Status != http.StatusUnprocessableEntity {
 		t.Fatalf("bad frequency: %d", r.Status)
 	}
-	if r := e.form("/preferences", url.Values{"token": {tok}, "action": {"unsubscribe"}}); r.Status != http.StatusOK {
-		t.Fatalf("unsubscribe from preferences: %d", r.Status)
+	if r := e.form("/preferences", url.Values{"token": {tok}, "action": {"unsubscribe"}}); r.Status != http.StatusSeeOther || r.Location() != "/preferences?done=left&token="+url.QueryEscape(tok) {
+		t.Fatalf("unsubscribe from preferences: %d %q", r.Status, r.Location())
 	}
 	if st := e.status("pref@example.org"); st != herald.StatusUnsubscribed {
 		t.Fatalf("status %s", st)
@@ -344,8 +350,14 @@ func TestBadTokensChangeNothing(t *testing.T) {
 				t.Fatalf("%s %s: no way to subscribe again", tc.method, tc.path)
 			}
 		}
-		if tok != good {
-			if r := e.do("GET", "/preferences?token="+url.QueryEscape(tok), "", ""); r.Status != http.StatusBadRequest {
+		switch r := e.do("GET", "/preferences?token="+url.QueryEscape(tok), "", ""); {
+		case tok == "":
+			// No token: the way to get one by email.
+			if r.Status != http.StatusOK || !strings.Contains(r.Body, `action="/preferences/link"`) {
+				t.Fatalf("preferences without a token: %d\n%s", r.Status, r.Body)
+			}
+		case tok != good:
+			if r.Status != http.StatusBadRequest || !strings.Contains(r.Body, `href="/preferences"`) {
 				t.Fatalf("preferences with %q: %d", tok, r.Status)
 			}
 		}

@@ -137,7 +137,11 @@ func (s *Server) checkEmail(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
+// sendLink is the one way a reader gets a lost link: "Resend" on the
+// check-email page, and "email me my link" on the preferences page. The
+// answer is the same whoever owns the address (the service picks the
+// email), so it is a redirect to a page that says "if".
+func (s *Server) sendLink(w http.ResponseWriter, r *http.Request, page, done string, data map[string]any) {
 	vals, err := parseForm(w, r)
 	if err != nil {
 		s.error(w, r, err)
@@ -147,29 +151,52 @@ func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many requests from your network. Please try again later.", RetryAfter: retry})
 		return
 	}
-	if err := s.deps.Subscriptions.Resend(r.Context(), vals.Get("email")); err != nil {
+	if err := s.deps.Subscriptions.SendLink(r.Context(), vals.Get("email")); err != nil {
 		if herald.ErrorCode(err) == herald.EINVALID {
-			s.page(w, r, http.StatusUnprocessableEntity, "check-email", map[string]any{
-				"Title": "Check your email", "Action": "/subscribe/resend",
-			})
+			data["Error"], data["Email"] = herald.ErrorMessage(err), vals.Get("email")
+			s.page(w, r, http.StatusUnprocessableEntity, page, data)
 			return
 		}
 		s.error(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/subscribe/check-email?resent=1", http.StatusSeeOther)
+	http.Redirect(w, r, done, http.StatusSeeOther)
 }
 
-// tokenError answers a bad link: 400 and a way to start again.
+func (s *Server) resend(w http.ResponseWriter, r *http.Request) {
+	s.sendLink(w, r, "check-email", "/subscribe/check-email?resent=1", map[string]any{
+		"Title": "Check your email", "Action": "/subscribe/resend",
+	})
+}
+
+// linkPage is "email me my link": /preferences without a token, and
+// /preferences/link, where the form lands.
+func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) {
+	s.page(w, r, http.StatusOK, "link", map[string]any{
+		"Title": "Get your link", "Action": "/preferences/link", "Sent": r.URL.Query().Get("sent") == "1",
+	})
+}
+
+func (s *Server) link(w http.ResponseWriter, r *http.Request) {
+	s.sendLink(w, r, "link", "/preferences/link?sent=1", map[string]any{
+		"Title": "Get your link", "Action": "/preferences/link",
+	})
+}
+
+// tokenError answers a bad link: 400 and the ways on from there.
 func (s *Server) tokenError(w http.ResponseWriter, r *http.Request, err error) {
 	if herald.ErrorCode(err) != herald.EINVALID {
 		s.error(w, r, err)
 		return
 	}
 	s.page(w, r, http.StatusBadRequest, "error", map[string]any{
-		"Title": "Link not valid", "Heading": "This link doesn't work", "Error": herald.ErrorMessage(err), "SubscribeURL": "/",
+		"Title": "Link not valid", "Heading": "This link doesn't work", "Error": herald.ErrorMessage(err),
+		"Links": []pageLink{{"/", "Subscribe again"}, {"/preferences", "Email me the link to my subscription"}},
 	})
 }
+
+// pageLink is a way on from an error page; the first is the main one.
+type pageLink struct{ URL, Label string }
 
 // confirmPage changes nothing: mail scanners follow links. Its script
 // posts the token back at once; the button does it without script.
@@ -196,6 +223,7 @@ func formAndToken(w http.ResponseWriter, r *http.Request) (url.Values, string, e
 	return vals, tok, nil
 }
 
+// confirm confirms, then sends the browser on to a page it may reload.
 func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 	_, tok, err := formAndToken(w, r)
 	if err != nil {
@@ -207,10 +235,45 @@ func (s *Server) confirm(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
+	tok = s.deps.Subscriptions.ManageToken(sub.ID)
+	if navigation(r) {
+		http.Redirect(w, r, "/subscribed?token="+url.QueryEscape(tok), http.StatusSeeOther)
+		return
+	}
+	s.confirmed(w, r, sub, tok)
+}
+
+// navigation reports whether r is a browser's own navigation (a person
+// pressed the button), which gets post/redirect/get so that a reload does not
+// post again. Scripts and other programs get the answer page itself with 200,
+// as these routes have always answered.
+func navigation(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Mode") == "navigate"
+}
+
+// confirmed is the "you're subscribed" page; tok is the reader's
+// preferences token.
+func (s *Server) confirmed(w http.ResponseWriter, r *http.Request, sub *herald.Subscriber, tok string) {
 	s.page(w, r, http.StatusOK, "confirmed", map[string]any{
 		"Title": "Subscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
-		"PrefsURL": "/preferences?token=" + s.deps.Subscriptions.ManageToken(sub.ID),
+		"PrefsURL": "/preferences?token=" + url.QueryEscape(tok),
 	})
+}
+
+// subscribedPage is where a confirmation lands: "you're subscribed" while
+// that is so, the preferences page once it is not.
+func (s *Server) subscribedPage(w http.ResponseWriter, r *http.Request) {
+	tok := r.URL.Query().Get("token")
+	sub, err := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
+	if err != nil {
+		s.tokenError(w, r, err)
+		return
+	}
+	if sub.Status != herald.StatusConfirmed {
+		http.Redirect(w, r, "/preferences?token="+url.QueryEscape(tok), http.StatusSeeOther)
+		return
+	}
+	s.confirmed(w, r, sub, tok)
 }
 
 func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
@@ -221,7 +284,7 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if sub.Status == herald.StatusUnsubscribed {
-		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+		s.unsubscribed(w, r, sub)
 		return
 	}
 	s.page(w, r, http.StatusOK, "unsubscribe", map[string]any{
@@ -231,9 +294,20 @@ func (s *Server) unsubscribePage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// unsubscribed is the "you're unsubscribed" page, with the one press that
+// undoes it (the preferences form, with the reader's own token).
+func (s *Server) unsubscribed(w http.ResponseWriter, r *http.Request, sub *herald.Subscriber) {
+	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{
+		"Title": "Unsubscribed", "Email": sub.Email, "Frequency": string(sub.Frequency),
+		"Action": "/preferences", "Token": s.deps.Subscriptions.ManageToken(sub.ID),
+	})
+}
+
 // unsubscribe is also the RFC 8058 one-click target: a POST with
 // List-Unsubscribe=One-Click, no cookies, no redirect. The token may come in
-// the query (one-click) or the form.
+// the query (one-click) or the form. A person's press in a browser is sent
+// on to the unsubscribe page, which then says it is done (and may be
+// reloaded); any other POST gets that page at once, with 200.
 func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 	vals, err := parseForm(w, r)
 	if err != nil {
@@ -249,17 +323,42 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
+	if vals.Get("List-Unsubscribe") == "One-Click" || !navigation(r) {
+		s.unsubscribed(w, r, sub)
+		return
+	}
+	http.Redirect(w, r, "/unsubscribe?token="+url.QueryEscape(tok), http.StatusSeeOther)
 }
 
-// prefsPage renders the preferences page for sub, with the form as it
-// was sent (vals) when an error is shown.
+// prefsDone is what the preferences page says after the form sent the
+// browser back to it (the done parameter).
+func prefsDone(done string) string {
+	switch done {
+	case "saved":
+		return "Saved."
+	case "unchanged":
+		return "Nothing to save: those are your choices already."
+	case "back":
+		return "Welcome back: you're subscribed again."
+	case "left":
+		return "Done: you're unsubscribed."
+	case "paused":
+		return "Paused."
+	case "resumed":
+		return "Mail resumes now."
+	}
+	return ""
+}
+
+// prefsPage renders the preferences page for sub; after an error, with
+// the message and the form as it was sent (vals), to put right.
 func (s *Server) prefsPage(w http.ResponseWriter, r *http.Request, status int, sub *herald.Subscriber, tok string, vals url.Values, err error) {
 	now := s.opt.Now()
 	data := map[string]any{
 		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
-		"Frequency": string(sub.Frequency), "Token": tok, "Action": "/preferences",
-		"Saved":    r.URL.Query().Get("saved") == "1",
+		"Subscribed": sub.Status == herald.StatusConfirmed || sub.Status == herald.StatusPending,
+		"Frequency":  string(sub.Frequency), "Token": tok, "Action": "/preferences",
+		"Done":     prefsDone(r.URL.Query().Get("done")),
 		"Topics":   s.topicBoxes(sub.Topics),
 		"Timezone": sub.Timezone, "SiteZone": s.opt.Timezone, "LocalTime": s.opt.LocalTime,
 		"Confirmed":  sub.Status == herald.StatusConfirmed,
@@ -269,17 +368,9 @@ func (s *Server) prefsPage(w http.ResponseWriter, r *http.Request, status int, s
 		data["Paused"] = true
 		data["Resumes"] = s.localTime(*sub.PausedUntil, sub.Timezone)
 	}
-	switch r.URL.Query().Get("done") {
-	case "paused":
-		data["Notice"] = "Paused."
-	case "resumed":
-		data["Notice"] = "Mail resumes now."
-	}
 	if err != nil {
-		data["Error"], data["Field"] = herald.ErrorMessage(err), herald.ErrorField(err)
-		data["Saved"], data["Notice"] = false, nil
-		if vals != nil && vals.Get("action") == "save" {
-			// What the reader sent, to put right.
+		data["Error"], data["Field"], data["Done"] = herald.ErrorMessage(err), herald.ErrorField(err), ""
+		if vals != nil && (vals.Get("action") == "save" || vals.Get("action") == "") {
 			data["Frequency"], data["Topics"], data["Timezone"] = vals.Get("frequency"), s.topicBoxes(vals["topics"]), vals.Get("timezone")
 		}
 	}
@@ -303,6 +394,10 @@ func (s *Server) localTime(t time.Time, zone string) string {
 
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 	tok := r.URL.Query().Get("token")
+	if tok == "" {
+		s.linkPage(w, r)
+		return
+	}
 	sub, err := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
 	if err != nil {
 		s.tokenError(w, r, err)
@@ -320,42 +415,49 @@ func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
 	var done string
 	switch vals.Get("action") {
 	case "unsubscribe":
-		sub, err := s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok)
-		if err != nil {
-			s.tokenError(w, r, err)
-			return
-		}
-		s.page(w, r, http.StatusOK, "unsubscribed", map[string]any{"Title": "Unsubscribed", "Email": sub.Email, "SubscribeURL": "/"})
-		return
+		_, err = s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok)
+		done = "left"
+	case "resubscribe":
+		_, err = s.deps.Subscriptions.Resubscribe(r.Context(), tok, vals.Get("frequency"))
+		done = "back"
 	case "save", "":
-		_, err = s.deps.Subscriptions.SavePreferences(r.Context(), tok, herald.Preferences{
+		var changed bool
+		_, changed, err = s.deps.Subscriptions.SavePreferences(r.Context(), tok, herald.Preferences{
 			Frequency: vals.Get("frequency"), Topics: vals["topics"], Timezone: vals.Get("timezone"),
 		})
-		done = "saved=1"
+		done = "saved"
+		if !changed {
+			done = "unchanged"
+		}
 	case "pause":
 		n, _ := strconv.Atoi(vals.Get("weeks")) // not a number: 0, which Pause refuses
 		_, err = s.deps.Subscriptions.Pause(r.Context(), tok, n)
-		done = "done=paused"
+		done = "paused"
 	case "resume":
 		_, err = s.deps.Subscriptions.Resume(r.Context(), tok)
-		done = "done=resumed"
+		done = "resumed"
 	default:
 		s.error(w, r, herald.Errorf(herald.EINVALID, "unknown action %q", vals.Get("action")).WithField("action"))
 		return
 	}
 	if err != nil {
-		if f := herald.ErrorField(err); herald.ErrorCode(err) == herald.EINVALID && f != "token" {
-			// Bad input: the page again, with the message, nothing changed.
-			cur, err2 := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
-			if err2 != nil {
-				s.tokenError(w, r, err2)
-				return
-			}
-			s.prefsPage(w, r, http.StatusUnprocessableEntity, cur, tok, vals, err)
-			return
-		}
+		s.preferencesError(w, r, tok, vals, err)
+		return
+	}
+	http.Redirect(w, r, "/preferences?done="+done+"&token="+url.QueryEscape(tok), http.StatusSeeOther)
+}
+
+// preferencesError shows the preferences page again with what was wrong
+// with the choice, nothing changed; a bad token gets the bad-link page.
+func (s *Server) preferencesError(w http.ResponseWriter, r *http.Request, tok string, vals url.Values, err error) {
+	if f := herald.ErrorField(err); f == "" || f == "token" {
 		s.tokenError(w, r, err)
 		return
 	}
-	http.Redirect(w, r, "/preferences?"+done+"&token="+url.QueryEscape(tok), http.StatusSeeOther)
+	cur, err2 := s.deps.Subscriptions.ForPreferences(r.Context(), tok)
+	if err2 != nil {
+		s.tokenError(w, r, err2)
+		return
+	}
+	s.prefsPage(w, r, statusFor(herald.ErrorCode(err)), cur, tok, vals, err)
 }

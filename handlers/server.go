@@ -133,10 +133,13 @@ func New(opt Options, deps Deps) (*Server, error) {
 	r.HandleFunc("/subscribe/resend", s.resend).Methods(http.MethodPost)
 	r.HandleFunc("/confirm", s.confirmPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/confirm", s.confirm).Methods(http.MethodPost)
+	r.HandleFunc("/subscribed", s.subscribedPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/unsubscribe", s.unsubscribePage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/unsubscribe", s.unsubscribe).Methods(http.MethodPost)
 	r.HandleFunc("/preferences", s.preferencesPage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/preferences", s.preferences).Methods(http.MethodPost)
+	r.HandleFunc("/preferences/link", s.linkPage).Methods(http.MethodGet, http.MethodHead)
+	r.HandleFunc("/preferences/link", s.link).Methods(http.MethodPost)
 	r.HandleFunc("/healthz", s.healthz).Methods(http.MethodGet, http.MethodHead)
 
 	v1 := r.PathPrefix("/api/v1").Subrouter()
@@ -146,6 +149,7 @@ func New(opt Options, deps Deps) (*Server, error) {
 	v1.HandleFunc("/subscribers/{email}", s.apiGetSubscriber).Methods(http.MethodGet)
 	v1.HandleFunc("/subscribers/{email}", s.apiDeleteSubscriber).Methods(http.MethodDelete)
 	v1.HandleFunc("/subscribers/{email}", s.apiUpdateSubscriber).Methods(http.MethodPatch)
+	v1.HandleFunc("/subscribers/{email}/resend", s.apiResendConfirmation).Methods(http.MethodPost)
 	s.registerCSV(v1)
 	s.registerOps(r, v1)
 	s.registerDigest(v1)
@@ -387,7 +391,11 @@ func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, api.ErrorBody{Error: "no such page"})
 		return
 	}
-	s.page(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Heading": "Page not found", "Error": "There is nothing at this address.", "SubscribeURL": "/"})
+	links := []pageLink{{"/", "Subscribe by email"}}
+	if s.opt.SiteURL != "" {
+		links = append(links, pageLink{s.opt.SiteURL, "Go to " + s.opt.SiteName})
+	}
+	s.page(w, r, http.StatusNotFound, "error", map[string]any{"Title": "Not found", "Heading": "Page not found", "Error": "There is nothing at this address. Check the link, or start from one of these.", "Links": links})
 }
 
 // allowedMethods works out which methods the path answers to; gorilla/mux
@@ -417,15 +425,48 @@ func (s *Server) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusMethodNotAllowed, api.ErrorBody{Error: msg})
 		return
 	}
-	s.page(w, r, http.StatusMethodNotAllowed, "error", map[string]any{"Title": "Not allowed", "Error": msg})
+	s.page(w, r, http.StatusMethodNotAllowed, "error", map[string]any{"Title": "Not allowed", "Heading": "This page can't do that", "Error": msg})
 }
 
-// error answers a page request with the error page.
+// error answers a page request with the error page, headed by what kind
+// of trouble it is.
 func (s *Server) error(w http.ResponseWriter, r *http.Request, err error) {
 	s.logIfInternal(r, err)
 	setRetryAfter(w, err)
 	status := statusFor(herald.ErrorCode(err))
-	s.page(w, r, status, "error", map[string]any{"Title": "Error", "Error": herald.ErrorMessage(err)})
+	title, heading := "Error", "Something is not right"
+	switch status {
+	case http.StatusTooManyRequests:
+		title, heading = "Too many requests", "Slow down a little"
+	case http.StatusUnprocessableEntity:
+		title, heading = "Check what you entered", "Check what you entered"
+	case http.StatusRequestEntityTooLarge:
+		title, heading = "Too large", "That was too much at once"
+	case http.StatusServiceUnavailable:
+		title, heading = "Unavailable", "Not available right now"
+	case http.StatusInternalServerError:
+		title, heading = "Error", "Something went wrong on our side"
+	}
+	data := map[string]any{"Title": title, "Heading": heading, "Error": herald.ErrorMessage(err)}
+	var he *herald.Error
+	if errors.As(err, &he) && he.RetryAfter > 0 {
+		data["Wait"] = waitText(he.RetryAfter)
+	}
+	s.page(w, r, status, "error", data)
+}
+
+// waitText says how long to wait in words: "a minute", "5 minutes".
+func waitText(d time.Duration) string {
+	switch m := int((d + time.Minute - 1) / time.Minute); {
+	case d < time.Minute:
+		return "a few seconds"
+	case m == 1:
+		return "a minute"
+	case m < 120:
+		return strconv.Itoa(m) + " minutes"
+	default:
+		return strconv.Itoa((m+59)/60) + " hours"
+	}
 }
 
 type siteInfo struct{ Name, URL string }

@@ -3,6 +3,7 @@ package mailer
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"os"
@@ -14,7 +15,11 @@ import (
 )
 
 // FileTransport writes each message as an .eml file into a directory: the
-// default when no SMTP relay is configured, and handy in development.
+// default when no SMTP relay is configured, and handy in development. A
+// file is named by when, what and to whom (20261125T070000.123456789Z-
+// confirm-ann@example.org-….eml), and its text parts are written as 8bit
+// rather than quoted-printable, so `cat` shows a link as it is, not
+// broken by "=3D" and soft line breaks (see readable).
 type FileTransport struct {
 	dir string
 	now func() time.Time
@@ -44,8 +49,12 @@ func (t *FileTransport) Send(ctx context.Context, m *herald.Message) error {
 	if len(m.Raw) == 0 {
 		return &herald.SendError{Err: fmt.Errorf("mailer: empty message")}
 	}
-	name := t.now().UTC().Format("20060102T150405.000000000Z") + "-" + fileSafe(m.MessageID) + ".eml"
-	if err := writeAtomic(t.dir, name, m.Raw); err != nil {
+	kind := string(m.Kind)
+	if kind == "" {
+		kind = "email"
+	}
+	name := t.now().UTC().Format("20060102T150405.000000000Z") + "-" + kind + "-" + fileSafe(m.To) + "-" + shortID(m.MessageID) + ".eml"
+	if err := writeAtomic(t.dir, name, readable(m.Raw)); err != nil {
 		return &herald.SendError{Temporary: true, Err: fmt.Errorf("mailer: file transport: %w", err)}
 	}
 	return nil
@@ -85,7 +94,15 @@ func writeAtomic(dir, name string, data []byte) (err error) {
 	return nil
 }
 
-// fileSafe turns a Message-ID into a short file-name fragment.
+// shortID is a short fragment of a Message-ID that tells two files to
+// one address in the same instant apart.
+func shortID(id string) string {
+	sum := sha256.Sum256([]byte(id))
+	return hex.EncodeToString(sum[:4])
+}
+
+// fileSafe turns an address or a Message-ID into a short file-name
+// fragment.
 func fileSafe(id string) string {
 	id = strings.Trim(id, "<>")
 	var b strings.Builder

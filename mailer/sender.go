@@ -339,7 +339,7 @@ func (s *Sender) message(m *herald.OutboxMessage) (*herald.Message, error) {
 			return nil, err
 		}
 	}
-	return &herald.Message{From: from, To: m.To, MessageID: m.MessageID, Raw: m.Raw}, nil
+	return &herald.Message{Kind: m.Kind, From: from, To: m.To, MessageID: m.MessageID, Raw: m.Raw}, nil
 }
 
 func headerFrom(raw []byte) (string, error) {

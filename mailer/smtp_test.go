@@ -15,6 +15,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/internal/smtptest"
+	"github.com/herald-dev/herald/internal/testmail"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -488,6 +489,7 @@ func TestFileTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := testMessage(t, "a@example.com")
+	m.Kind = herald.KindConfirm
 	m2 := testMessage(t, "b@example.com")
 	for _, msg := range []*herald.Message{m, m2} {
 		if err := tr.Send(context.Background(), msg); err != nil {
@@ -498,17 +500,25 @@ func TestFileTransport(t *testing.T) {
 	if len(files) != 2 {
 		t.Fatalf("files %v", files)
 	}
+	// Named by what and to whom; the same message, readable.
 	found := 0
+	want := testmail.MustParse(t, m.Raw)
 	for name, data := range files {
 		if !strings.HasSuffix(name, ".eml") || strings.HasPrefix(name, ".") || strings.ContainsAny(name, "<>") {
 			t.Errorf("file name %q", name)
 		}
-		if bytes.Equal(data, m.Raw) && strings.Contains(name, strings.Trim(m.MessageID, "<>")) {
+		if strings.Contains(name, "-confirm-a@example.com-") {
 			found++
+			got := testmail.MustParse(t, data)
+			if got.Text != want.Text || got.HTML != want.HTML || got.Header.Get("Message-Id") != m.MessageID || got.Header.Get("Subject") != want.Header.Get("Subject") {
+				t.Errorf("the file's message differs from the one sent:\n%s", data)
+			}
+		} else if !strings.Contains(name, "-email-b@example.com-") {
+			t.Errorf("file name %q names no kind or recipient", name)
 		}
 	}
 	if found != 1 {
-		t.Errorf("message not found by content and id in %v", keys(files))
+		t.Errorf("message not found by kind and address in %v", keys(files))
 	}
 	if err := tr.Close(); err != nil {
 		t.Fatal(err)
@@ -517,6 +527,59 @@ func TestFileTransport(t *testing.T) {
 	cancel()
 	if err := tr.Send(ctx, m); herald.IsPermanent(err) || err == nil {
 		t.Errorf("cancelled ctx: %v", err)
+	}
+}
+
+// What `cat` shows of an .eml file: the link as it is, not broken by
+// quoted-printable ("=3D", soft line breaks), and accents as they are.
+func TestFileTransportWritesReadableText(t *testing.T) {
+	link := "https://news.example.org/confirm?token=" + strings.Repeat("AbC0123456", 12) + "&x=1"
+	e := sampleEmail()
+	e.Subject = "Confirm your subscription to Café Ünïcode"
+	e.Text = "Welcome to Café Ünïcode.\n\nConfirm by opening this link:\n\n" + link + "\n"
+	e.HTML = "<p>Welcome to Café Ünïcode.</p><p><a href=\"" + link + "\">Confirm</a> = yes</p>\n"
+	m, err := Compose(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Contains(m.Raw, []byte("=3D")) {
+		t.Fatal("the composed message is not quoted-printable: this test tests nothing")
+	}
+	dir := t.TempDir()
+	tr, _ := NewFileTransport(dir)
+	if err := tr.Send(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	for _, data := range readDir(t, dir) {
+		if !bytes.Contains(data, []byte("\r\n"+link+"\r\n")) || !bytes.Contains(data, []byte("Welcome to Café Ünïcode.")) {
+			t.Fatalf("the link or the accents are not as written:\n%s", data)
+		}
+		if bytes.Contains(data, []byte("quoted-printable")) || !bytes.Contains(data, []byte("Content-Transfer-Encoding: 8bit")) {
+			t.Fatalf("text parts not 8bit:\n%s", data)
+		}
+		got, want := testmail.MustParse(t, data), testmail.MustParse(t, m.Raw)
+		if got.Text != want.Text || got.HTML != want.HTML {
+			t.Fatalf("a mail client reads a different message:\n%q\n%q", got.Text, want.Text)
+		}
+	}
+	// A DKIM-signed message is written as signed.
+	signed := append([]byte("DKIM-Signature: v=1; a=rsa-sha256; d=example.org; s=x; b=abc\r\n"), m.Raw...)
+	if got := readable(signed); !bytes.Equal(got, signed) {
+		t.Fatal("a signed message was rewritten")
+	}
+	// A line too long for 8bit keeps its encoding; garbage stays garbage.
+	e.Text = strings.Repeat("x", 1200)
+	long, err := Compose(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := readable(long.Raw); !bytes.Equal(got, long.Raw) {
+		t.Fatal("a part with a 1200-byte line was rewritten as 8bit")
+	}
+	for _, junk := range []string{"", "no header", "Content-Type: multipart/alternative\r\n\r\nbody", "Content-Type: multipart/alternative; boundary=x\r\n\r\n--x\r\nbroken"} {
+		if got := readable([]byte(junk)); string(got) != junk {
+			t.Errorf("readable(%q) = %q", junk, got)
+		}
 	}
 }
 

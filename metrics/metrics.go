@@ -100,7 +100,7 @@ func New(opt Options) *Metrics {
 		m.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	}
 	// Series that should read 0 rather than be missing before the first event.
-	for _, k := range []herald.MessageKind{herald.KindConfirm, herald.KindWelcome, herald.KindTest, herald.KindDigest, herald.KindInstant} {
+	for _, k := range []herald.MessageKind{herald.KindConfirm, herald.KindWelcome, herald.KindLink, herald.KindTest, herald.KindDigest, herald.KindInstant} {
 		m.emailsSent.WithLabelValues(string(k))
 		m.emailsFailed.WithLabelValues(string(k))
 	}

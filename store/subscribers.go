@@ -368,8 +368,9 @@ func (db *DB) SubscriberByEmail(ctx context.Context, email string) (*herald.Subs
 // transaction over the whole bucket.
 const listChunk = 4096
 
-// ListSubscribers returns a page of subscribers matching f and the id to
-// pass as f.After for the next page (0 when there is none).
+// ListSubscribers returns a page of subscribers matching f, in id order
+// (newest first with f.Newest), and the id to pass as f.After for the
+// next page (0 when there is none).
 func (db *DB) ListSubscribers(ctx context.Context, f herald.SubscriberFilter) ([]*herald.Subscriber, uint64, error) {
 	limit := clampLimit(f.Limit, 100, 1000)
 	q := strings.ToLower(f.Query)
@@ -388,6 +389,11 @@ func (db *DB) ListSubscribers(ctx context.Context, f herald.SubscriberFilter) ([
 		err := db.bolt.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketSubs).Cursor()
 			k, v := seekAfter(c, after)
+			next := c.Next
+			if f.Newest {
+				k, v = seekBefore(c, after)
+				next = c.Prev
+			}
 			for n := 0; ; n++ {
 				if k == nil {
 					done = true
@@ -404,7 +410,11 @@ func (db *DB) ListSubscribers(ctx context.Context, f herald.SubscriberFilter) ([
 				if match(s) {
 					out = append(out, s)
 				}
-				k, v = c.Next()
+				if f.Newest && after == 1 {
+					done = true // ids start at 1: nothing is below it
+					return nil
+				}
+				k, v = next()
 			}
 		})
 		if err != nil {

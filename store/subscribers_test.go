@@ -480,10 +480,17 @@ func TestListSubscribers(t *testing.T) {
 		{"status and name", herald.SubscriberFilter{Status: herald.StatusPending, Query: "jones", Limit: 5}, func(i int) bool { return i%4 == 0 && i%3 == 1 }},
 		{"no match", herald.SubscriberFilter{Query: "nobody"}, func(int) bool { return false }},
 		{"after", herald.SubscriberFilter{After: 240, Limit: 3}, func(i int) bool { return i >= 240 }},
+		{"newest first", herald.SubscriberFilter{Newest: true, Limit: 7}, func(int) bool { return true }},
+		{"newest first, status and name", herald.SubscriberFilter{Newest: true, Status: herald.StatusPending, Query: "jones", Limit: 5}, func(i int) bool { return i%4 == 0 && i%3 == 1 }},
+		{"newest first after", herald.SubscriberFilter{Newest: true, After: 11, Limit: 3}, func(i int) bool { return i < 10 }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got, want := emails(all(tt.f)), want(tt.keep); !slices.Equal(got, want) {
+			want := want(tt.keep)
+			if tt.f.Newest {
+				slices.Reverse(want)
+			}
+			if got := emails(all(tt.f)); !slices.Equal(got, want) {
 				t.Errorf("got %d: %v\nwant %d: %v", len(got), got, len(want), want)
 			}
 		})
@@ -517,24 +524,30 @@ func TestListSubscribersAcrossChunks(t *testing.T) {
 		}
 		return &herald.Subscriber{Email: fmt.Sprintf("u%d@example.org", i), Status: st, Frequency: herald.Daily}
 	})
-	var got []uint64
-	f := herald.SubscriberFilter{Status: herald.StatusBounced, Limit: 2}
-	for {
-		page, next, err := db.ListSubscribers(ctx, f)
-		if err != nil {
-			t.Fatal(err)
+	pages := func(f herald.SubscriberFilter) []uint64 {
+		var got []uint64
+		for {
+			page, next, err := db.ListSubscribers(ctx, f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, s := range page {
+				got = append(got, s.ID-1)
+			}
+			if next == 0 {
+				return got
+			}
+			f.After = next
 		}
-		for _, s := range page {
-			got = append(got, s.ID-1)
-		}
-		if next == 0 {
-			break
-		}
-		f.After = next
 	}
 	want := []uint64{0, listChunk - 1, listChunk, 2*listChunk + 5, n - 1}
-	if !slices.Equal(got, want) {
+	if got := pages(herald.SubscriberFilter{Status: herald.StatusBounced, Limit: 2}); !slices.Equal(got, want) {
 		t.Fatalf("got %v, want %v", got, want)
+	}
+	// Newest first, the same across the chunks.
+	slices.Reverse(want)
+	if got := pages(herald.SubscriberFilter{Status: herald.StatusBounced, Limit: 2, Newest: true}); !slices.Equal(got, want) {
+		t.Fatalf("newest first: got %v, want %v", got, want)
 	}
 }
 

@@ -68,3 +68,31 @@ func (s *Service) DeleteSubscriber(ctx context.Context, email string) error {
 	}
 	return s.store.DeleteSubscriber(ctx, addr)
 }
+
+// ResendConfirmation queues the confirmation email again for a pending
+// reader, as their own second sign-up would: within the per-address limit
+// and the hourly cap, with their name and choice as they are. Unlike the
+// public pages it tells the admin what happened.
+func (s *Service) ResendConfirmation(ctx context.Context, email string) (*herald.Subscriber, error) {
+	addr, err := herald.NormalizeEmail(email)
+	if err != nil {
+		return nil, err
+	}
+	cur, err := s.store.SubscriberByEmail(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if cur.Status != herald.StatusPending {
+		return cur, herald.Errorf(herald.ECONFLICT, "%s is %s: only a pending reader is sent a confirmation", addr, cur.Status)
+	}
+	sub, queued, err := s.subscribe(ctx, herald.SubscribeRequest{Email: addr, Name: cur.Name, Frequency: string(cur.Frequency),
+		Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: cur.Source})
+	if err != nil {
+		return nil, err
+	}
+	if !queued {
+		return sub, &herald.Error{Code: herald.ERATELIMIT, RetryAfter: s.opt.PerAddressWindow,
+			Message: fmt.Sprintf("%s was sent %d confirmation emails lately, the most one address gets in %s; try again later", addr, s.opt.PerAddressN, humanDuration(s.opt.PerAddressWindow))}
+	}
+	return sub, nil
+}

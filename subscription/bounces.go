@@ -151,6 +151,8 @@ func (s *Service) Unwanted(ctx context.Context, m *herald.OutboxMessage) (drop b
 		return false, "" // can't tell; sending a confirmation late is the lesser harm
 	}
 	switch m.Kind {
+	case herald.KindLink:
+		// A lost link goes to whoever owns the address, subscribed or not.
 	case herald.KindConfirm:
 		if sub.Status != herald.StatusPending {
 			return true, "subscriber is " + string(sub.Status) + ", no confirmation needed"
@@ -164,11 +166,11 @@ func (s *Service) Unwanted(ctx context.Context, m *herald.OutboxMessage) (drop b
 }
 
 // MessageResult hears the outbox sender's outcomes (mailer.SenderOptions
-// OnResult): a permanent failure of a confirmation or welcome email is a
+// OnResult): a permanent failure of a confirmation, welcome or link email is a
 // hard bounce of its address, and a delivered one ends a run of bounces.
 // Test emails go to any address and count for nobody.
 func (s *Service) MessageResult(kind herald.MessageKind, to string, err error) {
-	if kind != herald.KindConfirm && kind != herald.KindWelcome {
+	if kind != herald.KindConfirm && kind != herald.KindWelcome && kind != herald.KindLink {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

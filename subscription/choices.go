@@ -44,50 +44,59 @@ func (s *Service) presentAll(subs []*herald.Subscriber) []*herald.Subscriber {
 }
 
 // byToken changes the reader a preferences token names; fn gets a copy
-// to change and says whether it changed anything.
-func (s *Service) byToken(ctx context.Context, token string, fn func(next *herald.Subscriber) (bool, error)) (*herald.Subscriber, error) {
+// to change and says whether it changed anything (changed: it did).
+func (s *Service) byToken(ctx context.Context, token string, fn func(next *herald.Subscriber) (bool, error)) (sub *herald.Subscriber, changed bool, err error) {
 	t, err := s.tokens.Verify(token, PurposeManage)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	now := s.opt.Now()
-	sub, err := s.store.MutateSubscriberByID(ctx, t.SubscriberID, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+	sub, err = s.store.MutateSubscriberByID(ctx, t.SubscriberID, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		changed = false
 		if cur.Status == "" {
-			return nil, nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+			return nil, nil, errGone()
 		}
 		next := *cur
-		changed, err := fn(&next)
-		if err != nil || !changed {
+		ch, err := fn(&next)
+		if err != nil || !ch {
 			return nil, nil, err
 		}
+		changed = true
 		next.UpdatedAt = now
 		return &next, nil, nil
 	})
 	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+		return nil, false, errGone()
 	} else if err != nil && herald.ErrorCode(err) == herald.EINTERNAL {
-		return nil, fmt.Errorf("subscription: preferences: %w", err)
+		return nil, false, fmt.Errorf("subscription: preferences: %w", err)
 	}
-	return sub, err
+	return sub, changed, err
 }
 
 // SavePreferences applies the preferences form: frequency, topics (none:
-// every post) and time zone ("": the site's). Everything is checked
-// before anything changes.
-func (s *Service) SavePreferences(ctx context.Context, token string, p herald.Preferences) (*herald.Subscriber, error) {
+// every post) and time zone ("": the site's); changed is false when the
+// reader had those already. Everything is checked before anything
+// changes. A reader who left is ECONFLICT: they subscribe again first
+// (Resubscribe), so a page never says "saved" about mail that will not
+// come.
+func (s *Service) SavePreferences(ctx context.Context, token string, p herald.Preferences) (*herald.Subscriber, bool, error) {
 	f, err := herald.ParseFrequency(strings.TrimSpace(p.Frequency))
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	topics, err := s.opt.Topics.Parse(p.Topics)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	zone, _, err := herald.ParseTimezone(p.Timezone)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	return s.byToken(ctx, token, func(next *herald.Subscriber) (bool, error) {
+		switch next.Status {
+		case herald.StatusUnsubscribed, herald.StatusBounced:
+			return false, herald.Errorf(herald.ECONFLICT, "You're not subscribed, so there is no frequency to change. Subscribe again to choose one.").WithField("frequency")
+		}
 		if next.Frequency == f && next.Timezone == zone && slices.Equal(next.Topics, topics) {
 			return false, nil
 		}
@@ -111,25 +120,27 @@ func (s *Service) Pause(ctx context.Context, token string, n int) (*herald.Subsc
 		return nil, err
 	}
 	now := s.opt.Now()
-	return s.byToken(ctx, token, func(next *herald.Subscriber) (bool, error) {
+	sub, _, err := s.byToken(ctx, token, func(next *herald.Subscriber) (bool, error) {
 		if next.Status != herald.StatusConfirmed {
 			return false, herald.Errorf(herald.EINVALID, "Only a confirmed subscription can be paused.").WithField("weeks")
 		}
 		next.Pause(now, now.Add(d))
 		return true, nil
 	})
+	return sub, err
 }
 
 // Resume ends a pause now; the posts that arrived during it stay unsent.
 func (s *Service) Resume(ctx context.Context, token string) (*herald.Subscriber, error) {
 	now := s.opt.Now()
-	return s.byToken(ctx, token, func(next *herald.Subscriber) (bool, error) {
+	sub, _, err := s.byToken(ctx, token, func(next *herald.Subscriber) (bool, error) {
 		if !next.Paused(now) {
 			return false, nil
 		}
 		next.Resume(now)
 		return true, nil
 	})
+	return sub, err
 }
 
 // samePause: both nil, or the same instant.

@@ -69,9 +69,9 @@ func TestPreferencesTopicsZonePause(t *testing.T) {
 	f := newFixture(t, withTopics(t, "Prisons", "Courts"))
 	sub := f.confirmed(t, "p@example.org")
 	tok := f.svc.ManageToken(sub.ID)
-	got, err := f.svc.SavePreferences(ctx, tok, herald.Preferences{Frequency: "weekly", Topics: []string{"courts"}, Timezone: "America/New_York"})
-	if err != nil {
-		t.Fatal(err)
+	got, changed, err := f.svc.SavePreferences(ctx, tok, herald.Preferences{Frequency: "weekly", Topics: []string{"courts"}, Timezone: "America/New_York"})
+	if err != nil || !changed {
+		t.Fatal(changed, err)
 	}
 	if got.Frequency != herald.Weekly || !slices.Equal(got.Topics, herald.TopicList{"Courts"}) || got.Timezone != "America/New_York" {
 		t.Fatalf("saved %+v", got)
@@ -82,7 +82,7 @@ func TestPreferencesTopicsZonePause(t *testing.T) {
 		{Frequency: "daily", Timezone: "America/Nowhere"},
 		{Frequency: "hourly"},
 	} {
-		if _, err := f.svc.SavePreferences(ctx, tok, p); herald.ErrorCode(err) != herald.EINVALID {
+		if _, _, err := f.svc.SavePreferences(ctx, tok, p); herald.ErrorCode(err) != herald.EINVALID {
 			t.Errorf("%+v: %v", p, err)
 		}
 	}
@@ -90,8 +90,12 @@ func TestPreferencesTopicsZonePause(t *testing.T) {
 		t.Errorf("bad input changed the reader: %+v", s)
 	}
 	// None ticked: every post; no zone: the site's.
-	if got, _ = f.svc.SavePreferences(ctx, tok, herald.Preferences{Frequency: "weekly"}); len(got.Topics) != 0 || got.Timezone != "" {
-		t.Errorf("cleared: %+v", got)
+	if got, changed, _ = f.svc.SavePreferences(ctx, tok, herald.Preferences{Frequency: "weekly"}); len(got.Topics) != 0 || got.Timezone != "" || !changed {
+		t.Errorf("cleared: %+v %v", got, changed)
+	}
+	// The same choices again: nothing to save.
+	if _, changed, err = f.svc.SavePreferences(ctx, tok, herald.Preferences{Frequency: "weekly"}); err != nil || changed {
+		t.Errorf("the same choices again: changed %v, %v", changed, err)
 	}
 
 	for _, n := range []int{0, 3, -1, 52} {

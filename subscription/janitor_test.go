@@ -44,7 +44,7 @@ func TestJanitorPurgesStaleSignUps(t *testing.T) {
 	if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "fresh@example.org"}); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.svc.Resend(ctx, "old0@example.org"); err != nil {
+	if err := f.svc.SendLink(ctx, "old0@example.org"); err != nil {
 		t.Fatal(err)
 	}
 	if n, err := j.Purge(ctx); err != nil || n != 0 {

@@ -60,9 +60,10 @@ type Service struct {
 	global *rate.Limiter
 
 	mu sync.Mutex
-	// confirmTpls are the confirmation emails by frequency, rendered and
-	// encoded once (see confirmTemplate).
-	confirmTpls map[herald.Frequency]*mailer.Template
+	// tpls are the emails rendered and encoded once, with slots for each
+	// reader's address and links: the confirmation by frequency, the link
+	// email by reason (see cached).
+	tpls map[string]*mailer.Template
 }
 
 // New returns a Service.
@@ -142,36 +143,49 @@ func (s *Service) Validate(r herald.SubscribeRequest) (Validated, error) {
 // Subscribe starts (or restarts) the opt-in for an address and returns when
 // the subscriber and its confirmation email are durable. The outcome looks
 // the same to the caller whether the address was new, pending or already
-// subscribed, so the answer reveals nothing.
+// subscribed, so the answer reveals nothing; a subscribed reader is sent
+// their preferences link instead (they may have lost it), within the
+// same per-address limit.
 func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error) {
+	sub, _, err := s.subscribe(ctx, r)
+	return sub, err
+}
+
+// subscribe is Subscribe, saying whether an email was queued.
+func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, bool, error) {
 	v, err := s.Validate(r)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	if r.Source == "" {
 		r.Source = "form"
 	}
 	// The global cap counts confirmation emails, not attempts: one is
 	// reserved here and given back below when none was queued (the
-	// address is confirmed already, or at its per-address limit), so a
-	// bot repeating one address can't use up everyone's sign-ups.
+	// address is at its per-address limit, or an import confirmed it), so
+	// a bot repeating one address can't use up everyone's sign-ups.
 	var reserved *globalToken
 	if !r.Confirmed {
 		var wait time.Duration
 		if reserved, wait = s.takeGlobal(); wait > 0 {
-			return nil, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: wait}
+			return nil, false, tooManySignUps(wait)
 		}
 	}
 	now := s.opt.Now()
 	// The confirmation email is rendered once per frequency (the address
 	// and the link are slots), not in the write transaction, which bbolt
 	// runs one at a time for every sign-up: in there only the address and
-	// the link (it carries the reader's id) are filled in.
+	// the link (it carries the reader's id) are filled in. The same goes
+	// for the preferences link a subscribed reader gets.
 	var draft *confirmDraft
+	var again *mailer.Template
 	if !r.Confirmed {
-		if draft, err = s.draftConfirm(v.Frequency); err != nil {
+		if draft, err = s.draftConfirm(v.Frequency); err == nil {
+			again, err = s.linkTemplate(linkAgain)
+		}
+		if err != nil {
 			s.giveBackGlobal(reserved)
-			return nil, err
+			return nil, false, err
 		}
 	}
 	var queued bool
@@ -188,7 +202,17 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			next.Status = herald.StatusPending
 			next.Nonce = NewNonce()
 		case herald.StatusConfirmed:
-			return nil, nil, nil // nothing to do, and nothing to tell
+			if r.Confirmed {
+				return nil, nil, nil // nothing to do, and nothing to tell
+			}
+			// Subscribed already: they may have lost their links. Their
+			// choices stay as they are; the link lets them change them.
+			msg, ok, err := s.linkMessage(again, &next, now)
+			queued = ok
+			if err != nil || !ok {
+				return nil, nil, err
+			}
+			return &next, []*herald.OutboxMessage{msg}, nil
 		case herald.StatusPending:
 			// The same person trying again (or a bot): refresh the choice,
 			// resend within the per-address limit.
@@ -214,8 +238,7 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			next.UnsubscribedAt = nil
 			return &next, nil, nil
 		}
-		next.ConfirmsSent = recent(cur.ConfirmsSent, now, s.opt.PerAddressWindow)
-		if s.opt.PerAddressN > 0 && len(next.ConfirmsSent) >= s.opt.PerAddressN {
+		if !s.underLimit(&next, cur, now) {
 			return &next, nil, nil // saved, but no more mail to this address for now
 		}
 		msg, err := s.confirmMessage(draft, &next, now)
@@ -230,12 +253,25 @@ func (s *Service) Subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		s.giveBackGlobal(reserved)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("subscription: subscribe: %w", err)
+		return nil, false, fmt.Errorf("subscription: subscribe: %w", err)
 	}
 	if queued {
 		s.opt.Enqueued()
 	}
-	return sub, nil
+	return sub, queued, nil
+}
+
+func tooManySignUps(wait time.Duration) error {
+	return &herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups right now. Please try again in a little while.", RetryAfter: wait}
+}
+
+// underLimit keeps next's recent emails (those within the per-address
+// window) and says whether one more may go to the address. Confirmations
+// and preferences links count together: both go to an address anyone
+// can type.
+func (s *Service) underLimit(next, cur *herald.Subscriber, now time.Time) bool {
+	next.ConfirmsSent = recent(cur.ConfirmsSent, now, s.opt.PerAddressWindow)
+	return s.opt.PerAddressN <= 0 || len(next.ConfirmsSent) < s.opt.PerAddressN
 }
 
 // recent keeps the times within window of now (all of them when window is 0
@@ -284,23 +320,62 @@ func (s *Service) giveBackGlobal(t *globalToken) {
 	}
 }
 
-// Resend sends the confirmation again to a pending address, within the
-// per-address limit. Unknown or confirmed addresses get nothing, and the
-// caller can't tell the difference.
-func (s *Service) Resend(ctx context.Context, email string) error {
+// SendLink sends the owner of an address the link they need: the
+// confirmation again to a pending address, the preferences link to a
+// reader who is subscribed, left or bounced (from their preferences page
+// they change their choices or come back), within the per-address limit.
+// Unknown addresses get nothing, and the caller can't tell the
+// difference.
+func (s *Service) SendLink(ctx context.Context, email string) error {
 	e, err := herald.NormalizeEmail(email)
 	if err != nil {
 		return err
 	}
 	cur, err := s.store.SubscriberByEmail(ctx, e)
-	if herald.ErrorCode(err) == herald.ENOTFOUND || (err == nil && cur.Status != herald.StatusPending) {
+	if herald.ErrorCode(err) == herald.ENOTFOUND {
 		return nil
 	} else if err != nil {
-		return fmt.Errorf("subscription: resend: %w", err)
+		return fmt.Errorf("subscription: send link: %w", err)
 	}
-	_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency),
-		Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: cur.Source})
-	return err
+	if cur.Status == herald.StatusPending {
+		_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency),
+			Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: cur.Source})
+		return err
+	}
+	reserved, wait := s.takeGlobal()
+	if wait > 0 {
+		return tooManySignUps(wait)
+	}
+	tpl, err := s.linkTemplate(linkAsked)
+	if err != nil {
+		s.giveBackGlobal(reserved)
+		return err
+	}
+	now := s.opt.Now()
+	var queued bool
+	_, err = s.store.MutateSubscriber(ctx, e, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		queued = false
+		if cur.Status == "" || cur.Status == herald.StatusPending {
+			return nil, nil, nil // erased, or signed up again, meanwhile
+		}
+		next := *cur
+		msg, ok, err := s.linkMessage(tpl, &next, now)
+		if err != nil || !ok {
+			return nil, nil, err
+		}
+		queued = true
+		return &next, []*herald.OutboxMessage{msg}, nil
+	})
+	if err != nil || !queued {
+		s.giveBackGlobal(reserved)
+	}
+	if err != nil {
+		return fmt.Errorf("subscription: send link: %w", err)
+	}
+	if queued {
+		s.opt.Enqueued()
+	}
+	return nil
 }
 
 // Confirm completes the opt-in for a confirm token. Confirming twice is fine.
@@ -374,7 +449,7 @@ func (s *Service) forToken(ctx context.Context, token string, p Purpose) (*heral
 	}
 	sub, err := s.store.SubscriberByID(ctx, t.SubscriberID)
 	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+		return nil, errGone()
 	} else if err != nil {
 		return nil, fmt.Errorf("subscription: %w", err)
 	}
@@ -408,7 +483,7 @@ func (s *Service) UnsubscribeID(ctx context.Context, id uint64) (*herald.Subscri
 	now := s.opt.Now()
 	sub, err := s.store.MutateSubscriberByID(ctx, id, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
 		if cur.Status == "" {
-			return nil, nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+			return nil, nil, errGone()
 		}
 		if cur.Status == herald.StatusUnsubscribed {
 			return nil, nil, nil
@@ -420,40 +495,58 @@ func (s *Service) UnsubscribeID(ctx context.Context, id uint64) (*herald.Subscri
 		return &next, nil, nil
 	})
 	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+		return nil, errGone()
 	} else if err != nil {
 		return nil, fmt.Errorf("subscription: unsubscribe: %w", err)
 	}
 	return sub, nil
 }
 
-// SetFrequency changes how often a reader hears from us (preferences token).
-func (s *Service) SetFrequency(ctx context.Context, token string, freq string) (*herald.Subscriber, error) {
+// errGone answers a link whose reader was erased.
+func errGone() error {
+	return herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+}
+
+// Resubscribe makes a reader who left (or bounced, or is pending) through
+// their preferences link subscribed again at once: the link went to the
+// address, so it proves the address, and no new opt-in is needed. Name
+// and choices are kept; freq, when not "", is the frequency chosen on the
+// way back. A subscribed reader is left as they are.
+func (s *Service) Resubscribe(ctx context.Context, token, freq string) (*herald.Subscriber, error) {
 	t, err := s.tokens.Verify(token, PurposeManage)
 	if err != nil {
 		return nil, err
 	}
-	f, err := herald.ParseFrequency(strings.TrimSpace(freq))
-	if err != nil {
-		return nil, err
+	var f herald.Frequency
+	if strings.TrimSpace(freq) != "" {
+		if f, err = herald.ParseFrequency(strings.TrimSpace(freq)); err != nil {
+			return nil, err
+		}
 	}
 	now := s.opt.Now()
 	sub, err := s.store.MutateSubscriberByID(ctx, t.SubscriberID, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
-		if cur.Status == "" {
-			return nil, nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
-		}
-		if cur.Frequency == f {
+		switch cur.Status {
+		case "":
+			return nil, nil, errGone()
+		case herald.StatusConfirmed:
 			return nil, nil, nil
 		}
 		next := *cur
-		next.Frequency = f
+		next.Status = herald.StatusConfirmed
+		next.ConfirmedAt = &now
+		next.UnsubscribedAt = nil
 		next.UpdatedAt = now
+		next.Bounces = 0
+		next.ConfirmsSent = nil
+		if f != "" {
+			next.Frequency = f
+		}
 		return &next, nil, nil
 	})
 	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return nil, herald.Errorf(herald.EINVALID, "This link belongs to a subscription that no longer exists.").WithField("token")
+		return nil, errGone()
 	} else if err != nil {
-		return nil, fmt.Errorf("subscription: preferences: %w", err)
+		return nil, fmt.Errorf("subscription: subscribe again: %w", err)
 	}
 	return sub, nil
 }
@@ -505,35 +598,19 @@ type confirmDraft struct {
 // address and the link as slots. In the HTML both go where html/template
 // escapes text, and Template.Compose escapes them the same way.
 func (s *Service) confirmTemplate(freq herald.Frequency) (*mailer.Template, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if t := s.confirmTpls[freq]; t != nil {
-		return t, nil
-	}
-	// Nothing the visitor typed but the address goes into this email: the
-	// name field is a favourite of subscription bombers.
-	data := map[string]any{
-		"Site":       site{s.opt.SiteName, s.opt.SiteURL},
-		"Subject":    "Confirm your subscription to " + s.opt.SiteName,
-		"Email":      confirmEmailSlot,
-		"Frequency":  string(freq),
-		"ConfirmURL": confirmURLSlot,
-		"Button":     map[string]string{"URL": confirmURLSlot, "Label": "Confirm subscription"},
-		"TTL":        humanDuration(s.opt.ConfirmTTL),
-	}
-	html, text, err := s.tpl.Email("confirm", data)
-	if err != nil {
-		return nil, fmt.Errorf("subscription: %w", err)
-	}
-	t, err := mailer.NewTemplate(&mailer.Email{From: s.opt.From, Subject: data["Subject"].(string), Text: text, HTML: html}, confirmEmailSlot, confirmURLSlot)
-	if err != nil {
-		return nil, fmt.Errorf("subscription: compose %s: %w", herald.KindConfirm, err)
-	}
-	if s.confirmTpls == nil {
-		s.confirmTpls = map[herald.Frequency]*mailer.Template{}
-	}
-	s.confirmTpls[freq] = t
-	return t, nil
+	return s.slotted("confirm:"+string(freq), "confirm", herald.KindConfirm, func() map[string]any {
+		// Nothing the visitor typed but the address goes into this email:
+		// the name field is a favourite of subscription bombers.
+		return map[string]any{
+			"Site":       site{s.opt.SiteName, s.opt.SiteURL},
+			"Subject":    "Confirm your subscription to " + s.opt.SiteName,
+			"Email":      confirmEmailSlot,
+			"Frequency":  string(freq),
+			"ConfirmURL": confirmURLSlot,
+			"Button":     map[string]string{"URL": confirmURLSlot, "Label": "Confirm subscription"},
+			"TTL":        humanDuration(s.opt.ConfirmTTL),
+		}
+	}, confirmEmailSlot, confirmURLSlot)
 }
 
 func (s *Service) draftConfirm(freq herald.Frequency) (*confirmDraft, error) {
@@ -560,11 +637,14 @@ func (s *Service) confirmMessage(d *confirmDraft, sub *herald.Subscriber, now ti
 func (s *Service) welcomeMessage(sub *herald.Subscriber, now time.Time) (*herald.OutboxMessage, error) {
 	unsub := s.UnsubscribeURL(sub.ID)
 	data := map[string]any{
-		"Site":           site{s.opt.SiteName, s.opt.SiteURL},
-		"Subject":        "Welcome to " + s.opt.SiteName,
-		"Email":          sub.Email,
-		"Frequency":      string(sub.Frequency),
-		"FromAddress":    s.from.Address,
+		"Site":        site{s.opt.SiteName, s.opt.SiteURL},
+		"Subject":     "Welcome to " + s.opt.SiteName,
+		"Email":       sub.Email,
+		"Frequency":   string(sub.Frequency),
+		"FromAddress": s.from.Address,
+		// Asking readers to add a local address nobody can reach to their
+		// contacts helps nobody (mail.from left at its default).
+		"AddToContacts":  !herald.LocalHost(s.from.Address[strings.LastIndexByte(s.from.Address, '@')+1:]),
 		"PrefsURL":       s.PreferencesURL(sub.ID),
 		"UnsubscribeURL": unsub,
 	}

@@ -135,22 +135,31 @@ func TestSubscribeConfirmUnsubscribe(t *testing.T) {
 	if welcomes != 1 {
 		t.Fatalf("%d welcome emails, want 1", welcomes)
 	}
-	// Already subscribed: same answer, no new mail, nothing changed.
+	// Already subscribed: same answer, nothing changed, and the reader is
+	// sent the link to their preferences (they may have lost it).
 	before := len(f.outbox(t))
 	again, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "Reader@EXAMPLE.org", Frequency: "instant"})
-	if err != nil || again.Status != herald.StatusConfirmed || again.Frequency != herald.Weekly || len(f.outbox(t)) != before {
-		t.Fatalf("re-subscribing a confirmed reader changed something: %+v %v (outbox %d→%d)", again, err, before, len(f.outbox(t)))
+	if err != nil || again.Status != herald.StatusConfirmed || again.Frequency != herald.Weekly || len(f.outbox(t)) != before+1 {
+		t.Fatalf("re-subscribing a confirmed reader: %+v %v (outbox %d→%d)", again, err, before, len(f.outbox(t)))
+	}
+	if m := f.outbox(t)[before]; m.Kind != herald.KindLink || m.SubscriberID != sub.ID {
+		t.Fatalf("re-subscribing queued %s", m.Kind)
+	} else if p := testmail.MustParse(t, m.Raw); p.Link("/preferences?token=") == "" || !strings.Contains(p.Text, "subscribed already") {
+		t.Fatalf("the link email lacks the preferences link:\n%s", p.Text)
 	}
 
 	// Preferences and unsubscribe.
 	manage := f.svc.ManageToken(sub.ID)
-	if s, err := f.svc.SetFrequency(ctx, manage, "instant"); err != nil || s.Frequency != herald.Instant {
-		t.Fatalf("set frequency: %+v %v", s, err)
+	if s, changed, err := f.svc.SavePreferences(ctx, manage, herald.Preferences{Frequency: "instant"}); err != nil || s.Frequency != herald.Instant || !changed {
+		t.Fatalf("set frequency: %+v %v %v", s, changed, err)
 	}
-	if _, err := f.svc.SetFrequency(ctx, manage, "hourly"); herald.ErrorField(err) != "frequency" {
+	if _, changed, err := f.svc.SavePreferences(ctx, manage, herald.Preferences{Frequency: "instant"}); err != nil || changed {
+		t.Fatalf("the same frequency again: changed %v, %v", changed, err)
+	}
+	if _, _, err := f.svc.SavePreferences(ctx, manage, herald.Preferences{Frequency: "hourly"}); herald.ErrorField(err) != "frequency" {
 		t.Fatalf("bad frequency: %v", err)
 	}
-	if _, err := f.svc.SetFrequency(ctx, f.svc.UnsubscribeToken(sub.ID), "daily"); err == nil {
+	if _, _, err := f.svc.SavePreferences(ctx, f.svc.UnsubscribeToken(sub.ID), herald.Preferences{Frequency: "daily"}); err == nil {
 		t.Fatal("an unsubscribe token changed preferences")
 	}
 	if _, err := f.svc.Unsubscribe(ctx, manage); err == nil {
@@ -218,14 +227,14 @@ func TestPerAddressLimit(t *testing.T) {
 		t.Fatalf("%d confirmation emails to one address, want 3", n)
 	}
 	f.clock.Add(24*time.Hour + time.Minute)
-	if err := f.svc.Resend(ctx, "victim@example.org"); err != nil {
+	if err := f.svc.SendLink(ctx, "victim@example.org"); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.outbox(t)); n != 4 {
 		t.Fatalf("after the window, resend queued %d in all, want 4", n)
 	}
 	// Resend to an unknown address sends nothing and says nothing.
-	if err := f.svc.Resend(ctx, "nobody@example.org"); err != nil {
+	if err := f.svc.SendLink(ctx, "nobody@example.org"); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(f.outbox(t)); n != 4 {

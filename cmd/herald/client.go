@@ -135,20 +135,20 @@ func explain(ctx context.Context, c *api.Client, err error) error {
 const subscribersUsage = `usage:
   herald subscribers export [--out FILE]
   herald subscribers import FILE [--confirmed] [--json]
-  herald subscribers set EMAIL [--name N] [--frequency F] [--topics "A;B"] [--timezone Z]
-                               [--pause-until TIME | --resume]`
+  herald subscribers update EMAIL [--name N] [--frequency F] [--topics "A;B"] [--timezone Z]
+                                  [--pause-until TIME | --resume]`
 
 func cmdSubscribers(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
-		return usageError{errors.New("want export, import or set\n" + subscribersUsage)}
+		return usageError{errors.New("want export, import or update\n" + subscribersUsage)}
 	}
 	switch args[0] {
 	case "export":
 		return cmdExport(ctx, args[1:], stdout, stderr, getenv)
 	case "import":
 		return cmdImport(ctx, args[1:], stdout, stderr, getenv)
-	case "set":
-		return cmdSet(ctx, args[1:], stdout, stderr, getenv)
+	case "update":
+		return cmdUpdate(ctx, args[1:], stdout, stderr, getenv)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, subscribersUsage)
 		return nil
@@ -251,13 +251,13 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	return nil
 }
 
-// cmdSet changes one reader through PATCH /api/v1/subscribers/{email}:
-// only the flags given change anything.
-func cmdSet(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("subscribers set", flag.ContinueOnError)
+// cmdUpdate changes one reader through PATCH /api/v1/subscribers/{email},
+// as the admin UI's subscriber page does: only the flags given change.
+func cmdUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("subscribers update", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cf := addClientFlags(fs, getenv)
-	name := fs.String("name", "", "the reader's name")
+	name := fs.String("name", "", "the reader's name (\"\" clears it)")
 	freq := fs.String("frequency", "", "instant, daily or weekly")
 	topics := fs.String("topics", "", `the reader's topics, separated by ";" ("": every post)`)
 	zone := fs.String("timezone", "", `an IANA time zone such as Europe/London ("": the site's)`)
@@ -322,7 +322,7 @@ func cmdSet(ctx context.Context, args []string, stdout, stderr io.Writer, getenv
 	if zoneShown == "" {
 		zoneShown = "the site's"
 	}
-	fmt.Fprintf(stdout, "%s: %s, %s; topics: %s; time zone: %s", sub.Email, sub.Status, sub.Frequency, topicsShown, zoneShown)
+	fmt.Fprintf(stdout, "%s: %s, %s, name %q; topics: %s; time zone: %s", sub.Email, sub.Status, sub.Frequency, sub.Name, topicsShown, zoneShown)
 	if sub.PausedUntil != nil {
 		fmt.Fprintf(stdout, "; paused until %s", sub.PausedUntil.UTC().Format(time.RFC3339))
 	}

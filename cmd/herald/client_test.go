@@ -122,6 +122,32 @@ func TestClientImportExport(t *testing.T) {
 	}
 }
 
+// herald subscribers update changes a reader through the same PATCH the
+// admin UI's subscriber page uses; only the flags given change.
+func TestClientUpdate(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	e.Confirmed("ann@example.org", herald.Weekly)
+	code, out, errs := e.cli("subscribers", "update", "ann@example.org", "--name", "Ann Other")
+	if code != 0 || out != "ann@example.org: confirmed, weekly, name \"Ann Other\"; topics: every post; time zone: the site's\n" {
+		t.Fatalf("update name: %d %q %s", code, out, errs)
+	}
+	if code, out, _ = e.cli("subscribers", "update", "--frequency", "instant", "ann@example.org"); code != 0 || !strings.Contains(out, "instant, name \"Ann Other\"") {
+		t.Fatalf("update frequency: %d %q", code, out)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "ann@example.org", "--frequency", "hourly"); code != 1 || !strings.Contains(errs, "unknown frequency") {
+		t.Fatalf("bad frequency: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "nobody@example.org", "--name", "X"); code != 1 || !strings.Contains(errs, "not found") {
+		t.Fatalf("unknown reader: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "ann@example.org"); code != 2 || !strings.Contains(errs, "nothing to change") {
+		t.Fatalf("no flags: %d %s", code, errs)
+	}
+	if s := e.Subscriber("ann@example.org"); s.Name != "Ann Other" || s.Frequency != herald.Instant {
+		t.Fatalf("reader %+v", s)
+	}
+}
+
 func TestClientBackup(t *testing.T) {
 	e := newCLIEnv(t, cliToken)
 	in := writeFile(t, "in.csv", "email\na@example.org\nb@example.org\n")
@@ -317,26 +343,26 @@ func TestClientConfigFile(t *testing.T) {
 	}
 }
 
-// herald subscribers set changes one reader through the API's PATCH.
-func TestClientSet(t *testing.T) {
+// herald subscribers update changes topics, time zone and pause too.
+func TestClientUpdateChoices(t *testing.T) {
 	e := newCLIEnv(t, cliToken)
 	e.Confirmed("set@example.org", herald.Daily)
 	until := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
-	code, out, errs := e.cli("subscribers", "set", "set@example.org", "--frequency", "weekly", "--timezone", "Asia/Kolkata", "--pause-until", until)
-	if code != 0 || !strings.Contains(out, "set@example.org: confirmed, weekly; topics: every post; time zone: Asia/Kolkata; paused until "+until) {
+	code, out, errs := e.cli("subscribers", "update", "set@example.org", "--frequency", "weekly", "--timezone", "Asia/Kolkata", "--pause-until", until)
+	if code != 0 || !strings.Contains(out, "set@example.org: confirmed, weekly, name \"\"; topics: every post; time zone: Asia/Kolkata; paused until "+until) {
 		t.Fatalf("set: %d\n%s\n%s", code, out, errs)
 	}
-	if code, out, _ = e.cli("subscribers", "set", "set@example.org", "--resume", "--timezone", ""); code != 0 || strings.Contains(out, "paused") || !strings.Contains(out, "the site's") {
+	if code, out, _ = e.cli("subscribers", "update", "set@example.org", "--resume", "--timezone", ""); code != 0 || strings.Contains(out, "paused") || !strings.Contains(out, "the site's") {
 		t.Fatalf("resume: %d %s", code, out)
 	}
 	// The server names the bad field; nothing changes.
-	if code, _, errs = e.cli("subscribers", "set", "set@example.org", "--timezone", "Mars/Base"); code != 1 || !strings.Contains(errs, "unknown time zone") {
+	if code, _, errs = e.cli("subscribers", "update", "set@example.org", "--timezone", "Mars/Base"); code != 1 || !strings.Contains(errs, "unknown time zone") {
 		t.Fatalf("a made-up zone: %d %s", code, errs)
 	}
-	if code, _, errs = e.cli("subscribers", "set", "set@example.org"); code != 2 || !strings.Contains(errs, "nothing to change") {
+	if code, _, errs = e.cli("subscribers", "update", "set@example.org"); code != 2 || !strings.Contains(errs, "nothing to change") {
 		t.Fatalf("no change: %d %s", code, errs)
 	}
-	if code, _, errs = e.cli("subscribers", "set", "set@example.org", "--pause-until", "soon"); code != 2 || !strings.Contains(errs, "RFC 3339") {
+	if code, _, errs = e.cli("subscribers", "update", "set@example.org", "--pause-until", "soon"); code != 2 || !strings.Contains(errs, "RFC 3339") {
 		t.Fatalf("a bad time: %d %s", code, errs)
 	}
 	if s := e.Subscriber("set@example.org"); s.Frequency != herald.Weekly || s.Timezone != "" || s.Paused(time.Now()) {

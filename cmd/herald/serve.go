@@ -238,7 +238,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 	ui, err := adminui.New(adminui.Options{
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
 		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log, Now: now,
-		Warnings: cfg.Warnings(), Topics: cfg.Topics().Names(), Location: cfg.Location(),
+		Warnings: cfg.Warnings(), Topics: cfg.Topics().Names(),
+		Location: cfg.Location(), BaseURL: cfg.Server.BaseURL, SiteURL: cfg.Site.URL,
 	})
 	if err != nil {
 		return nil, err

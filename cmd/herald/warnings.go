@@ -3,9 +3,10 @@ package main
 import (
 	"fmt"
 	"net/mail"
-	"net/netip"
 	"net/url"
 	"strings"
+
+	"github.com/herald-dev/herald"
 )
 
 // Warnings are settings that work but would hurt in production, each
@@ -16,7 +17,7 @@ func (c *Config) Warnings() []string {
 	add := func(format string, args ...any) { ws = append(ws, fmt.Sprintf(format, args...)) }
 	smtp := c.Mail.Transport == "smtp" || c.Mail.Transport == "ses" // mail leaves this machine
 	base, _ := url.Parse(c.Server.BaseURL)
-	if smtp && base != nil && localHost(base.Hostname()) {
+	if smtp && base != nil && herald.LocalHost(base.Hostname()) {
 		add("server.base_url %q points at this machine while mail goes out by SMTP: every link in every email (confirm, unsubscribe, preferences) will be dead for readers; set it to herald's public address", c.Server.BaseURL)
 	} else if smtp && base != nil && base.Scheme == "http" {
 		add("server.base_url %q is plain http while mail goes out by SMTP: readers' links are unencrypted; set server.tls = \"auto\" or put herald behind a TLS proxy", c.Server.BaseURL)
@@ -25,7 +26,7 @@ func (c *Config) Warnings() []string {
 	if a, err := mail.ParseAddress(c.Mail.From); err == nil {
 		fromDomain = strings.ToLower(a.Address[strings.LastIndexByte(a.Address, '@')+1:])
 	}
-	if smtp && localHost(strings.Trim(fromDomain, "[]")) {
+	if smtp && herald.LocalHost(strings.Trim(fromDomain, "[]")) {
 		add("mail.from %q is a local address while mail goes out by SMTP: receivers will reject it or file it as spam; use an address at your blog's domain", c.Mail.From)
 	}
 	if c.Mail.Transport == "file" {
@@ -39,7 +40,7 @@ func (c *Config) Warnings() []string {
 	}
 	if c.DKIM.Domain == "" {
 		add("dkim.domain is empty: mail is not DKIM-signed and is more likely to land in spam; run `herald dkim-keygen` and set [dkim]")
-	} else if fromDomain != "" && !localHost(fromDomain) { // a local from is warned about above
+	} else if fromDomain != "" && !herald.LocalHost(fromDomain) { // a local from is warned about above
 		d := strings.ToLower(c.DKIM.Domain)
 		if fromDomain != d && !strings.HasSuffix(fromDomain, "."+d) {
 			add("dkim.domain %q does not align with the domain of mail.from (%q): DMARC will not pass on DKIM", c.DKIM.Domain, fromDomain)
@@ -52,25 +53,4 @@ func (c *Config) Warnings() []string {
 		add("server.tls_domains is set but server.tls is %q: no certificates are requested", c.Server.TLS)
 	}
 	return ws
-}
-
-// localHost says whether a host name or address can only mean this
-// machine or a private network: nobody on the internet reaches it.
-func localHost(h string) bool {
-	h = strings.TrimSuffix(strings.ToLower(h), ".")
-	if h == "" {
-		return true
-	}
-	if ip, err := netip.ParseAddr(h); err == nil {
-		return ip.IsLoopback() || ip.IsPrivate() || ip.IsUnspecified() || ip.IsLinkLocalUnicast()
-	}
-	if !strings.Contains(h, ".") {
-		return true // "localhost", a bare machine name
-	}
-	for _, suffix := range []string{".localhost", ".localdomain", ".local", ".internal", ".lan", ".home.arpa", ".test", ".invalid"} {
-		if strings.HasSuffix(h, suffix) {
-			return true
-		}
-	}
-	return false
 }

@@ -300,10 +300,12 @@ func (a *App) Get(path string, header ...string) Resp {
 	return a.Do(http.MethodGet, path, "", nil, header...)
 }
 
-// Form posts a form.
+// Form posts a form as a browser does when a person presses its button
+// (Sec-Fetch-Mode: navigate, which gets post/redirect/get where herald
+// offers it).
 func (a *App) Form(path string, vals url.Values) Resp {
 	a.T.Helper()
-	return a.Do(http.MethodPost, path, "application/x-www-form-urlencoded", strings.NewReader(vals.Encode()))
+	return a.Do(http.MethodPost, path, "application/x-www-form-urlencoded", strings.NewReader(vals.Encode()), "Sec-Fetch-Mode", "navigate")
 }
 
 // Admin is Do with the admin token.

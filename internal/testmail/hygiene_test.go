@@ -71,6 +71,11 @@ func TestEveryEmailKindIsWellFormed(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.SMTP.WaitFor(t, 2, 10*time.Second)
+	// The link to the preferences, which a reader who lost it asks for.
+	if err := s.Subs.SendLink(ctx, "zoe@example.com"); err != nil {
+		t.Fatal(err)
+	}
+	s.SMTP.WaitFor(t, 3, 10*time.Second)
 	if _, err := s.Subs.Subscribe(ctx, herald.SubscribeRequest{Email: "ida@example.com", Name: "Ïda", Frequency: "instant", Confirmed: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -90,16 +95,17 @@ func TestEveryEmailKindIsWellFormed(t *testing.T) {
 	if err := s.Digest.SendTest(ctx, "admin@example.com", nil); err != nil {
 		t.Fatal(err)
 	}
-	msgs := s.SMTP.WaitFor(t, 7, 10*time.Second)
+	msgs := s.SMTP.WaitFor(t, 8, 10*time.Second)
 
 	want := map[string]string{ // subject → kind
-		"Confirm your subscription to " + siteName: "confirm",
-		"Welcome to " + siteName:                   "welcome",
-		siteName + ": 3 new posts":                 "digest",
-		"Première note":                            "instant",
-		"Grüße aus Köln":                           "instant",
-		longTitle:                                  "instant",
-		"[Test] " + siteName + ": 3 new posts":     "test",
+		"Confirm your subscription to " + siteName:             "confirm",
+		"Welcome to " + siteName:                               "welcome",
+		"Your link to manage your subscription to " + siteName: "link",
+		siteName + ": 3 new posts":                             "digest",
+		"Première note":                                        "instant",
+		"Grüße aus Köln":                                       "instant",
+		longTitle:                                              "instant",
+		"[Test] " + siteName + ": 3 new posts":                 "test",
 	}
 	seen := map[string]bool{}
 	for _, m := range msgs {
@@ -145,7 +151,7 @@ func TestEveryEmailKindIsWellFormed(t *testing.T) {
 			}
 		})
 	}
-	for _, k := range []string{"confirm", "welcome", "digest", "instant", "test"} {
+	for _, k := range []string{"confirm", "welcome", "link", "digest", "instant", "test"} {
 		if !seen[k] {
 			t.Errorf("no %s email was checked", k)
 		}

@@ -1,0 +1,68 @@
+package adminui
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/herald-dev/herald"
+)
+
+// formData is the page with the sign-up form to paste into the blog.
+type formData struct {
+	Action  string // base_url + "/subscribe"
+	Base    string
+	SiteURL string
+	Local   bool // base_url points at this machine: the form works only here
+	HTML    string
+	Script  string
+}
+
+// formSnippet is the form to paste into the blog: plain HTML that posts
+// to herald and works without script, with the honeypot field.
+func formSnippet(action string) string {
+	return `<form method="post" action="` + action + `">
+  <label for="herald-email">Email</label>
+  <input type="email" id="herald-email" name="email" required maxlength="254" autocomplete="email">
+  <label for="herald-name">Name (optional)</label>
+  <input type="text" id="herald-name" name="name" maxlength="100" autocomplete="name">
+  <label for="herald-frequency">How often</label>
+  <select id="herald-frequency" name="frequency">
+    <option value="instant">Every post</option>
+    <option value="daily" selected>Daily digest</option>
+    <option value="weekly">Weekly digest</option>
+  </select>
+  <!-- people never see this field; bots fill it and get nothing -->
+  <input type="text" name="website" tabindex="-1" autocomplete="off"
+         style="position:absolute;left:-9999px" aria-hidden="true">
+  <button type="submit">Subscribe</button>
+</form>`
+}
+
+// scriptSnippet posts the same form as JSON, to stay on the blog's page.
+func scriptSnippet(action string) string {
+	return `const res = await fetch("` + action + `", {
+  method: "POST",
+  headers: {"Content-Type": "application/json"},
+  body: JSON.stringify({email, name, frequency: "weekly"}),
+});
+// 202 {"status":"pending"}            → "Check your inbox to confirm."
+// 422 {"error":"…","field":"email"}  → show the message by that field
+// 429 with Retry-After                → "Too many sign-ups, try later."`
+}
+
+func (u *UI) formPage(w http.ResponseWriter, r *http.Request) {
+	base := u.opt.BaseURL
+	if base == "" {
+		base = "http://" + r.Host
+	}
+	action := base + "/subscribe"
+	d := formData{Action: action, Base: base, SiteURL: u.opt.SiteURL, HTML: formSnippet(action), Script: scriptSnippet(action), Local: localBase(base)}
+	u.render(w, r, http.StatusOK, "form", &view{Title: "Form for your blog", Active: "form", Data: d})
+}
+
+// localBase says whether base_url names this machine: a form pasted into
+// a public blog could not reach it.
+func localBase(base string) bool {
+	u, err := url.Parse(base)
+	return err != nil || herald.LocalHost(u.Hostname())
+}
