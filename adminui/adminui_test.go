@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"regexp"
 	"strconv"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -957,5 +958,77 @@ func TestDashboardFeedPushAndSkipped(t *testing.T) {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("dashboard lacks %q", want)
 		}
+	}
+}
+
+// A subscriber's page shows and changes topics and time zone through the
+// PATCH, and pauses and resumes the reader; a bad zone is shown again
+// with the message, and changes nothing.
+func TestSubscriberPageTopicsZonePause(t *testing.T) {
+	e := newEnv(t, envOpts{topics: []string{"Prisons", "Courts"}})
+	e.clock.Add(time.Since(e.clock.Now())) // the pause is counted from the server's now
+	if r := e.api(http.MethodPost, "/api/v1/subscribers", `{"email":"zoe@example.org","frequency":"daily","confirmed":true,"topics":["courts"],"timezone":"Asia/Kolkata"}`); r.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", r.status, r.body)
+	}
+	b := e.browser()
+	b.login()
+	page := "/admin/subscribers/zoe@example.org"
+	r := b.get(page)
+	for _, want := range []string{`id="sub-topics">Courts</dd>`, `id="sub-timezone">Asia/Kolkata</dd>`,
+		`value="Courts" checked>`, `value="Prisons"> Prisons`, `id="sub-tz" name="timezone" value="Asia/Kolkata"`, `name="weeks" value="2"`} {
+		if !strings.Contains(r.body, want) {
+			t.Fatalf("the page lacks %q:\n%s", want, r.body)
+		}
+	}
+	get := func() *herald.Subscriber {
+		s, err := e.db.SubscriberByEmail(context.Background(), "zoe@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	r = b.form(page, url.Values{"name": {"Zoe"}, "frequency": {"weekly"}, "topics": {"Prisons"}, "timezone": {"America/New_York"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("save: %d %s", r.status, r.body)
+	}
+	if s := get(); s.Frequency != herald.Weekly || !slices.Equal(s.Topics, herald.TopicList{"Prisons"}) || s.Timezone != "America/New_York" {
+		t.Fatalf("after the save: %+v", s)
+	}
+	// A made-up zone: 422, the form as sent, nothing changed.
+	r = b.form(page, url.Values{"name": {"Zoe"}, "frequency": {"daily"}, "topics": {"Courts"}, "timezone": {"Mars/Olympus"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="edit-error"`) || !strings.Contains(r.body, `value="Mars/Olympus"`) || !strings.Contains(r.body, `value="Courts" checked>`) {
+		t.Fatalf("a bad zone: %d\n%s", r.status, r.body)
+	}
+	if s := get(); s.Frequency != herald.Weekly || s.Timezone != "America/New_York" {
+		t.Fatalf("a refused save changed the reader: %+v", s)
+	}
+	// None ticked: every post; no zone: the site's.
+	if r = b.form(page, url.Values{"name": {"Zoe"}, "frequency": {"weekly"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("clear: %d %s", r.status, r.body)
+	}
+	if s := get(); len(s.Topics) != 0 || s.Timezone != "" {
+		t.Fatalf("cleared: %+v", s)
+	}
+
+	if r = b.form(page+"/pause", url.Values{"weeks": {"3"}}); r.status != http.StatusSeeOther || get().PausedUntil != nil {
+		t.Fatalf("a pause not offered: %d %+v", r.status, get())
+	}
+	before := time.Now()
+	if r = b.form(page+"/pause", url.Values{"weeks": {"2"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("pause: %d %s", r.status, r.body)
+	}
+	s := get()
+	if !s.Paused(time.Now()) || s.PausedUntil.Before(before.Add(14*24*time.Hour-time.Minute)) || s.PausedUntil.After(time.Now().Add(14*24*time.Hour+time.Minute)) {
+		t.Fatalf("paused until %v, want two weeks ahead", s.PausedUntil)
+	}
+	r = b.get(page)
+	if !strings.Contains(r.body, "is paused until") || !strings.Contains(r.body, `id="sub-paused"`) || !strings.Contains(r.body, `id="resume"`) {
+		t.Fatalf("the paused reader's page:\n%s", r.body)
+	}
+	if r = b.form(page+"/pause", url.Values{}); r.status != http.StatusSeeOther || get().Paused(time.Now()) {
+		t.Fatalf("resume: %d %+v", r.status, get())
+	}
+	if r = b.get(page); !strings.Contains(r.body, "resumes now") || strings.Contains(r.body, `id="sub-paused"`) {
+		t.Fatalf("after resuming:\n%s", r.body)
 	}
 }

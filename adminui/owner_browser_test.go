@@ -68,7 +68,7 @@ func TestBrowserOwnerQuestions(t *testing.T) {
 	}
 	do(t, ctx, chromedp.Click(chromedp.CSS(`#subscribers a[href="/admin/subscribers/ann@example.org"]`)), chromedp.WaitVisible(chromedp.ID("sub-name")))
 	ann, _ := e.db.SubscriberByEmail(context.Background(), "ann@example.org")
-	if got := text(t, ctx, "#sub-details dd:nth-of-type(3)"); got != ann.CreatedAt.In(kolkata).Format("2 Jan 2006 15:04 MST") {
+	if got := text(t, ctx, "#sub-created"); got != ann.CreatedAt.In(kolkata).Format("2 Jan 2006 15:04 MST") {
 		t.Fatalf("signed up shown as %q, want it in Asia/Kolkata", got)
 	}
 	check(t, ctx, "a subscriber's page", true)
