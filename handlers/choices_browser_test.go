@@ -41,6 +41,12 @@ func TestBrowserTopicsZoneAndPause(t *testing.T) {
 	err := chromedp.Do(ctx,
 		chromedp.Navigate(e.URL+"/"),
 		chromedp.WaitVisible(chromedp.ID("email")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	browsertest.Axe(t, ctx, "the subscribe form with topics")
+	err = chromedp.Do(ctx,
 		chromedp.SendKeys(chromedp.ID("email"), "chrome@example.org"),
 		chromedp.Click(chromedp.CSS(`input[name="topics"][value="Courts"]`)),
 		chromedp.Click(chromedp.CSS(`input[name="topics"][value="Policing"]`)),
@@ -77,6 +83,27 @@ func TestBrowserTopicsZoneAndPause(t *testing.T) {
 	if v, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("timezone"))); err != nil || (v != "Asia/Kolkata" && v != "Asia/Calcutta") {
 		t.Fatalf("the device's zone button set %q (%v)", v, err)
 	}
+	// A made-up zone: the page again, saying what is wrong, with the
+	// choices as sent; nothing changes.
+	err = chromedp.Do(ctx,
+		chromedp.SetValue(chromedp.ID("timezone"), "Mars/Olympus"),
+		chromedp.Click(chromedp.CSS(`button[value="save"]`)),
+		chromedp.WaitVisible(chromedp.ID("form-error")),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	textOf(t, ctx, "#form-error", "Mars/Olympus")
+	if v, err := chromedp.Run(ctx, chromedp.Value(chromedp.ID("timezone"))); err != nil || v != "Mars/Olympus" {
+		t.Fatalf("the zone field after the error: %q (%v)", v, err)
+	}
+	if on, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`document.querySelector('input[name="topics"][value="Prisons"]').checked && !document.querySelector('input[name="topics"][value="Policing"]').checked`)); err != nil || !on {
+		t.Fatalf("the topics ticked after the error were not the ones sent (%v)", err)
+	}
+	browsertest.Axe(t, ctx, "the preferences page with a bad time zone")
+	if s := e.sub("chrome@example.org"); !slices.Equal(s.Topics, herald.TopicList{"Courts", "Policing"}) || s.Timezone != "Asia/Kolkata" {
+		t.Fatalf("a refused save changed the reader: %v %q", s.Topics, s.Timezone)
+	}
 	err = chromedp.Do(ctx,
 		chromedp.SetValue(chromedp.ID("timezone"), "America/New_York"),
 		chromedp.Click(chromedp.CSS(`button[value="save"]`)),
@@ -90,6 +117,7 @@ func TestBrowserTopicsZoneAndPause(t *testing.T) {
 	if !slices.Equal(s.Topics, herald.TopicList{"Prisons", "Courts"}) || s.Timezone != "America/New_York" {
 		t.Fatalf("saved topics %v, zone %q", s.Topics, s.Timezone)
 	}
+	browsertest.Axe(t, ctx, "the preferences page with topics and a time zone")
 	browsertest.Screenshot(t, ctx, "preferences.png")
 
 	// Pause for two weeks, then resume.
@@ -107,6 +135,7 @@ func TestBrowserTopicsZoneAndPause(t *testing.T) {
 		t.Fatalf("paused until %v; the page says %q", s.PausedUntil, resumes)
 	}
 	textOf(t, ctx, "#paused", "not sent afterwards")
+	browsertest.Axe(t, ctx, "the preferences page while paused")
 	browsertest.Screenshot(t, ctx, "preferences-paused.png")
 	err = chromedp.Do(ctx,
 		chromedp.Click(chromedp.ID("resume")),
