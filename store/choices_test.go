@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -146,5 +149,80 @@ func TestRecordDeliveriesSlotAndPause(t *testing.T) {
 		if got := s.PausedAt.IsZero(); got != reached {
 			t.Errorf("reader %d: PausedAt %v (reached: %v)", i, s.PausedAt, reached)
 		}
+	}
+}
+
+// TestMigrateSchema5 opens testdata/schema5.db, written by herald before
+// readers' choices (subscriber records of version 1, no topic or zone
+// counts): every reader reads as before with no choices, the counts start
+// empty, and a reader's first choices are counted.
+func TestMigrateSchema5(t *testing.T) {
+	ctx := context.Background()
+	src, err := os.ReadFile("testdata/schema5.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "herald.db")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := Verify(ctx, path); err != nil || info.Schema != 5 {
+		t.Fatalf("Verify before the migration = %+v, %v", info, err)
+	}
+	db := openTest(t, path, nil)
+	for email, want := range map[string]struct {
+		status herald.Status
+		freq   herald.Frequency
+		cursor uint64
+	}{
+		"ann@example.org": {herald.StatusConfirmed, herald.Daily, 2},
+		"bob@example.org": {herald.StatusConfirmed, herald.Weekly, 3},
+		"cy@example.org":  {herald.StatusConfirmed, herald.Daily, 1},
+		"dee@example.org": {herald.StatusPending, herald.Daily, 0},
+		"eve@example.org": {herald.StatusUnsubscribed, herald.Instant, 3},
+	} {
+		s, err := db.SubscriberByEmail(ctx, email)
+		if err != nil || s.Status != want.status || s.Frequency != want.freq || s.Cursor != want.cursor || s.Name != "R "+email[:3] {
+			t.Fatalf("%s = %+v, %v; want %+v", email, s, err, want)
+		}
+		if len(s.Topics) != 0 || s.Timezone != "" || s.PausedUntil != nil || !s.PausedAt.IsZero() || !s.LastSlot.IsZero() {
+			t.Fatalf("%s has choices after the migration: %+v", email, s)
+		}
+	}
+	if ps, _, err := db.ListPosts(ctx, 10, 0); err != nil || len(ps) != 3 || !slices.Equal(ps[0].Categories, []string{"Courts"}) {
+		t.Fatalf("posts after the migration: %v %v", ps, err)
+	}
+	if n, err := db.CountRuns(ctx); err != nil || n != 1 {
+		t.Fatalf("runs after the migration: %d %v", n, err)
+	}
+	topics, anyTopic, err := db.CountTopics(ctx)
+	if err != nil || len(topics) != 0 || anyTopic != 0 {
+		t.Fatalf("topic counts of an old database: %v %d %v", topics, anyTopic, err)
+	}
+	if zones, err := db.CountZones(ctx, herald.Daily); err != nil || len(zones) != 0 {
+		t.Fatalf("zone counts of an old database: %v %v", zones, err)
+	}
+	// An old reader's first choices are saved in the new record and counted.
+	if _, err := db.MutateSubscriber(ctx, "ann@example.org", func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		next := *cur
+		next.Topics, next.Timezone = herald.TopicList{"Courts"}, "Asia/Kolkata"
+		return &next, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if topics, anyTopic, _ = db.CountTopics(ctx); topics["Courts"] != 1 || anyTopic != 1 {
+		t.Fatalf("topic counts after a choice: %v %d", topics, anyTopic)
+	}
+	if zones, _ := db.CountZones(ctx, herald.Daily); !maps.Equal(zones, map[string]int{"Asia/Kolkata": 1}) {
+		t.Fatalf("zone counts after a choice: %v", zones)
+	}
+	if s, _ := db.SubscriberByEmail(ctx, "ann@example.org"); s.Cursor != 2 || s.Timezone != "Asia/Kolkata" {
+		t.Fatalf("ann after her choice: %+v", s)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if info, err := Verify(ctx, path); err != nil || info.Schema != SchemaVersion() {
+		t.Fatalf("Verify after the migration = %+v, %v", info, err)
 	}
 }
