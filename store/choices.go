@@ -9,7 +9,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Counts of readers' choices (schema 6), kept in the transaction of every
+// Counts of readers' choices (schema 7), kept in the transaction of every
 // subscriber write, as the counts by status and frequency are: the
 // dashboard shows readers per topic, and the local-time schedules ask
 // which time zones have readers, without walking a million records.

@@ -140,7 +140,10 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
-	// 5 → 6: readers' choices (topics, time zone, pause) in subscriber
+	// 5 → 6: no change here; the number belongs to another store change
+	// merged alongside this one, which takes this place.
+	func(tx *bolt.Tx) error { return nil },
+	// 6 → 7: readers' choices (topics, time zone, pause) in subscriber
 	// records of version 2 (subcodec.go), and their counts. No reader
 	// has chosen anything yet, so the counts start empty.
 	func(tx *bolt.Tx) error {

@@ -30,7 +30,7 @@ import (
 //	optional times: one byte, 0 = nil, 1 = a time follows
 //	ConfirmsSent: uvarint count, then the times
 //
-// Version 2 (schema 6) adds, after Source, the reader's choices:
+// Version 2 (schema 7) adds, after Source, the reader's choices:
 //
 //	Topics: uvarint count, then the strings
 //	Timezone: a string

@@ -112,7 +112,7 @@ func TestSubCodecRoundTrip(t *testing.T) {
 	}
 }
 
-// Records of version 1 (schemas 3 to 5) read the same, with no choices.
+// Records of version 1 (schemas 3 to 6) read the same, with no choices.
 func TestSubCodecReadsV1(t *testing.T) {
 	s := fullSubscriber(t)
 	s.Topics, s.Timezone, s.PausedUntil, s.PausedAt, s.LastSlot = nil, "", nil, time.Time{}, time.Time{}

@@ -35,7 +35,7 @@ type subRecord struct {
 	LastRunID      uint64           `json:"last_run_id,omitempty"`
 	Bounces        int              `json:"bounces,omitempty"`
 	Source         string           `json:"source,omitempty"`
-	// No JSON record has these (schema 6 added them to the binary form);
+	// No JSON record has these (schema 7 added them to the binary form);
 	// they are here because the two types have the same fields.
 	Topics      herald.TopicList `json:"topics,omitempty"`
 	Timezone    string           `json:"timezone,omitempty"`
