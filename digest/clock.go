@@ -3,8 +3,9 @@ package digest
 import "time"
 
 // Clock is the time the schedules keep. herald runs on the real one; the
-// whole-process tests run it on one that goes faster (cmd/herald, built
-// with the heraldtest tag), to see a week of mornings in a minute.
+// schedule tests, and the whole-process ones (cmd/herald built with the
+// heraldtest tag), run it on one they move by hand, to see a week of
+// mornings, DST changes included, in seconds.
 type Clock interface {
 	Now() time.Time
 	// Until is how long, on the real clock, until t comes on this one.
@@ -16,20 +17,22 @@ type realClock struct{}
 func (realClock) Now() time.Time                  { return time.Now() }
 func (realClock) Until(t time.Time) time.Duration { return time.Until(t) }
 
-// SpeedClock is a clock that began at Start when the real one read Real,
-// and goes Speed times as fast. Two processes given the same values keep
-// the same time, so a test can stop herald and start it again on it.
-type SpeedClock struct {
-	Start, Real time.Time
-	Speed       float64
+// SteppedClock is a clock that stands still until moved: Read says what
+// time it is (a test sets it, in memory or in a file). It may move at any
+// moment, so a schedule waiting for a time still to come looks again every
+// Poll of real time; the schedules run only what is due by then.
+type SteppedClock struct {
+	Read func() time.Time
+	Poll time.Duration
 }
 
 // Now is the clock's time.
-func (c SpeedClock) Now() time.Time {
-	return c.Start.Add(time.Duration(float64(time.Since(c.Real)) * c.Speed))
-}
+func (c SteppedClock) Now() time.Time { return c.Read() }
 
-// Until is how long, on the real clock, until the clock reads t.
-func (c SpeedClock) Until(t time.Time) time.Duration {
-	return time.Duration(float64(t.Sub(c.Now())) / c.Speed)
+// Until is 0 for a time that has come, else Poll.
+func (c SteppedClock) Until(t time.Time) time.Duration {
+	if !t.After(c.Read()) {
+		return 0
+	}
+	return c.Poll
 }

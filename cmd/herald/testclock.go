@@ -4,47 +4,57 @@ package main
 
 import (
 	"fmt"
-	"strconv"
+	"os"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/herald-dev/herald/digest"
 )
 
 // testClock reads HERALD_TEST_CLOCK, which only this test build of herald
-// honours (the whole-process tests build it with -tags heraldtest):
+// honours (the whole-process tests build it with -tags heraldtest): the
+// path of a file holding an RFC 3339 time,
 //
-//	HERALD_TEST_CLOCK="start=2006-10-28T00:00:00Z real=2026-12-01T10:00:00.5Z speed=3600"
+//	HERALD_TEST_CLOCK=/tmp/t/clock    (the file: 2006-10-28T05:00:00Z)
 //
-// herald then keeps a clock that read start when the real one read real,
-// and goes speed times as fast: a week of mornings in a few minutes, DST
-// changes included. A restarted herald given the same value keeps the
-// same time. Unset: the real clock.
+// herald's clock then reads that time, and stands still until the test
+// writes another (atomically: a new file renamed over it). A week of
+// mornings, DST changes included, passes as fast as herald sends them,
+// and a restarted herald keeps the same time. Unset: the real clock.
 func testClock(getenv func(string) string) (digest.Clock, error) {
-	v := getenv("HERALD_TEST_CLOCK")
-	if v == "" {
+	path := getenv("HERALD_TEST_CLOCK")
+	if path == "" {
 		return nil, nil
 	}
-	var c digest.SpeedClock
-	for _, f := range strings.Fields(v) {
-		k, val, _ := strings.Cut(f, "=")
-		var err error
-		switch k {
-		case "start":
-			c.Start, err = time.Parse(time.RFC3339Nano, val)
-		case "real":
-			c.Real, err = time.Parse(time.RFC3339Nano, val)
-		case "speed":
-			c.Speed, err = strconv.ParseFloat(val, 64)
-		default:
-			err = fmt.Errorf("unknown field %q", k)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("HERALD_TEST_CLOCK %q: %w (want start=RFC3339 real=RFC3339 speed=N)", v, err)
-		}
+	f := &fileClock{path: path}
+	if _, err := f.read(); err != nil {
+		return nil, fmt.Errorf("HERALD_TEST_CLOCK: %w (want the path of a file holding an RFC 3339 time)", err)
 	}
-	if c.Start.IsZero() || c.Real.IsZero() || c.Speed <= 0 {
-		return nil, fmt.Errorf("HERALD_TEST_CLOCK %q: want start=RFC3339 real=RFC3339 speed=N (N > 0)", v)
+	return digest.SteppedClock{Read: f.Now, Poll: 20 * time.Millisecond}, nil
+}
+
+// fileClock is the time in a file; while the file cannot be read (being
+// replaced), the last time read.
+type fileClock struct {
+	path string
+	mu   sync.Mutex
+	last time.Time
+}
+
+func (f *fileClock) read() (time.Time, error) {
+	b, err := os.ReadFile(f.path)
+	if err != nil {
+		return time.Time{}, err
 	}
-	return c, nil
+	return time.Parse(time.RFC3339Nano, strings.TrimSpace(string(b)))
+}
+
+func (f *fileClock) Now() time.Time {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if t, err := f.read(); err == nil && !t.Before(f.last) {
+		f.last = t
+	}
+	return f.last
 }

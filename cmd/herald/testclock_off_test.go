@@ -14,7 +14,7 @@ func TestTestClockOnlyInTestBuilds(t *testing.T) {
 		t.Fatalf("no HERALD_TEST_CLOCK: %v %v", c, err)
 	}
 	var stdout, stderr bytes.Buffer
-	env := map[string]string{"HERALD_TEST_CLOCK": "start=2006-10-28T00:00:00Z real=2026-01-01T00:00:00Z speed=60"}
+	env := map[string]string{"HERALD_TEST_CLOCK": "/tmp/clock"}
 	err := cmdServe(t.Context(), nil, &stdout, &stderr, func(k string) string { return env[k] })
 	if err == nil || !strings.Contains(err.Error(), "test builds") {
 		t.Fatalf("serve with HERALD_TEST_CLOCK: %v", err)
