@@ -462,6 +462,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sched.start()
 	s.wg.Go(func() { s.instantLoop(ctx) })
+	s.log.Info("schedules started", "local_time", s.opt.LocalTime)
 	if s.opt.Ready != nil {
 		s.opt.Ready()
 	}

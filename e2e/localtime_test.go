@@ -3,11 +3,13 @@ package e2e
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,31 +20,66 @@ import (
 )
 
 // Local time (digest.local_time) on a test clock: herald's test build
-// keeps HERALD_TEST_CLOCK, a clock that starts at a chosen time and goes
-// faster than the real one, so days of mornings, DST changes included,
-// pass in seconds. The test keeps the same clock to know what time it is
-// for herald.
-type fastClock struct {
-	start, real time.Time
-	speed       float64
+// reads its time from the file HERALD_TEST_CLOCK names, and the clock
+// stands still until the test writes another time. The test moves it past
+// each morning in turn and waits for that morning's run: days of
+// mornings, DST changes included, pass as fast as herald sends them, and
+// nothing depends on how fast this machine is.
+type fileClock struct {
+	t    *testing.T
+	path string
+	now  time.Time
 }
 
-func newFastClock(start time.Time, speed float64) fastClock {
-	return fastClock{start: start, real: time.Now(), speed: speed}
+func newFileClock(t *testing.T, start time.Time) *fileClock {
+	c := &fileClock{t: t, path: filepath.Join(t.TempDir(), "clock")}
+	c.set(start)
+	return c
 }
 
-func (c fastClock) env() string {
-	return fmt.Sprintf("HERALD_TEST_CLOCK=start=%s real=%s speed=%g", c.start.Format(time.RFC3339Nano), c.real.Format(time.RFC3339Nano), c.speed)
+func (c *fileClock) env() string { return "HERALD_TEST_CLOCK=" + c.path }
+
+// set moves herald's clock to at (a new file renamed over the old one, so
+// herald never reads half a time).
+func (c *fileClock) set(at time.Time) {
+	c.t.Helper()
+	tmp := c.path + ".new"
+	if err := os.WriteFile(tmp, []byte(at.UTC().Format(time.RFC3339Nano)), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, c.path); err != nil {
+		c.t.Fatal(err)
+	}
+	c.now = at
 }
 
-func (c fastClock) now() time.Time {
-	return c.start.Add(time.Duration(float64(time.Since(c.real)) * c.speed))
-}
-
-// waitClock waits until herald's clock has passed t.
-func (c fastClock) waitClock(t *testing.T, until time.Time) {
+// waitSchedules waits until herald's schedules run (its first look at the
+// time is done: a slot due before that is one missed while it was down).
+func waitSchedules(t *testing.T, p *proc, n int) {
 	t.Helper()
-	testenv.Eventually(t, 5*time.Minute, "the test clock to reach "+until.String(), func() bool { return c.now().After(until) })
+	testenv.Eventually(t, time.Minute, "herald's schedules to start", func() bool {
+		return strings.Count(p.Output(), "schedules started") >= n
+	})
+}
+
+// waitSlots waits until herald has created n local-time runs (or more)
+// and every daily run is done.
+func (in *instance) waitSlots(n int, what string) []*herald.Run {
+	in.t.Helper()
+	var runs []*herald.Run
+	testenv.Eventually(in.t, 2*time.Minute, what, func() bool {
+		runs = in.dailyRuns()
+		if len(runs) < n {
+			return false
+		}
+		for _, r := range runs {
+			if r.State != herald.RunDone {
+				return false
+			}
+		}
+		return true
+	})
+	return runs
 }
 
 func localTimeConfig(smtpPort int) string {
@@ -105,65 +142,61 @@ func postsOf(m smtptest.Message) []int {
 // Readers in London, New York, Kolkata and Auckland each get their daily
 // digest at 07:00 their time, over two days across 29 October 2006, when
 // both London and New York went back an hour: London's 07:00 is 06:00 UTC
-// on the 28th and 07:00 UTC on the 29th, New York's 11:00 and 12:00. Each
-// post reaches each reader once. Herald's clock goes 7200 times as fast.
+// on the 28th and 07:00 UTC on the 29th, New York's 11:00 and 12:00. A
+// post arrives every hour; each reaches each reader once. The test moves
+// herald's clock an hour at a time and waits for the mornings it passed.
 func TestLocalTimeMorningsAcrossDST(t *testing.T) {
-	heraldBinary(t) // built before the clock starts
 	sm := smtptest.Start(t)
-	clock := newFastClock(time.Date(2006, 10, 27, 11, 30, 0, 0, time.UTC), 7200)
+	start := time.Date(2006, 10, 27, 17, 0, 0, 0, time.UTC)
+	clock := newFileClock(t, start)
 	in := newInstance(t, localTimeConfig(sm.Port()), clock.env())
-	p := in.start()
 	zones := map[string]string{
 		"london@example.org":   "Europe/London",
 		"newyork@example.org":  "America/New_York",
 		"kolkata@example.org":  "Asia/Kolkata",
 		"auckland@example.org": "Pacific/Auckland",
 	}
+	p := in.start()
+	waitSchedules(t, p, 1)
 	for e, z := range zones {
 		in.addReadersIn(z, e)
 	}
-	if now := clock.now(); !now.Before(time.Date(2006, 10, 27, 17, 0, 0, 0, time.UTC)) {
-		t.Fatalf("herald took until %v to start: the first morning (Auckland's, 18:00 UTC) is too close", now)
+	// The mornings, in UTC: the test's own count of them, to know what
+	// to wait for at each hour (what herald did is checked below).
+	mornings := []time.Time{
+		time.Date(2006, 10, 27, 18, 0, 0, 0, time.UTC), // Auckland, 28th
+		time.Date(2006, 10, 28, 1, 30, 0, 0, time.UTC), // Kolkata
+		time.Date(2006, 10, 28, 6, 0, 0, 0, time.UTC),  // London, BST
+		time.Date(2006, 10, 28, 11, 0, 0, 0, time.UTC), // New York, EDT
+		time.Date(2006, 10, 28, 18, 0, 0, 0, time.UTC), // Auckland, 29th
+		time.Date(2006, 10, 29, 1, 30, 0, 0, time.UTC), // Kolkata
+		time.Date(2006, 10, 29, 7, 0, 0, 0, time.UTC),  // London, GMT
+		time.Date(2006, 10, 29, 12, 0, 0, 0, time.UTC), // New York, EST
 	}
-	// A post every fake hour or so, until the end.
 	end := time.Date(2006, 10, 29, 13, 0, 0, 0, time.UTC)
-	var wg sync.WaitGroup
 	published := 0
-	wg.Go(func() {
-		for n := 1; clock.now().Before(end.Add(-30 * time.Minute)); n++ {
-			r := in.api("POST", "/api/v1/posts", fmt.Sprintf(`{"guid":"p%d","url":"https://blog.example.org/%d/","title":"Post %d"}`, n, n, n))
-			if r.Status != 201 {
-				t.Errorf("post %d: %d %s", n, r.Status, r.Body)
-				return
-			}
-			published = n
-			time.Sleep(500 * time.Millisecond)
-		}
-	})
-	wg.Wait()
-	clock.waitClock(t, end)
-	testenv.Eventually(t, time.Minute, "every run to finish", func() bool {
-		for _, r := range in.dailyRuns() {
-			if r.State != herald.RunDone {
-				return false
+	for at := start.Add(time.Hour); !at.After(end); at = at.Add(time.Hour) {
+		published++
+		in.addPost(fmt.Sprintf("p%d", published), fmt.Sprintf("Post %d", published))
+		clock.set(at)
+		due := 0
+		for _, m := range mornings {
+			if !m.After(at) {
+				due++
 			}
 		}
-		return true
-	})
-	// The mornings after end are not this test's: the runs of end's
-	// mornings are done, herald stops (and later ones are left out).
-	var runs []*herald.Run
-	for _, r := range in.dailyRuns() {
-		if r.Slot == nil || !r.Slot.After(end) {
-			runs = append(runs, r)
-		}
+		in.waitSlots(due, fmt.Sprintf("the %d mornings up to %v", due, at))
 	}
+	runs := in.dailyRuns()
 	ids := map[string]uint64{}
 	for e := range zones {
 		ids[e] = in.idOf(e)
 	}
 	p.stop()
 	settled(t, sm)
+	if len(runs) != len(mornings) {
+		t.Errorf("%d local-time runs, want one per morning (%d)", len(runs), len(mornings))
+	}
 
 	// Which run and reader each email is: its Message-ID is derived from
 	// the two.
@@ -181,13 +214,14 @@ func TestLocalTimeMorningsAcrossDST(t *testing.T) {
 			t.Errorf("run %d is not a local-time slot run: %+v", r.ID, r)
 		}
 	}
-	mornings := map[string][]string{}
+	gotAt := map[string][]string{}
 	got := map[string]map[int]int{}
 	for _, m := range sm.Messages() {
 		to := m.To[0]
 		k, ok := owner[headerValue(m.Data, "Message-Id")]
 		if !ok {
-			continue // a run after end (herald was stopping)
+			t.Errorf("an email to %s from no daily run (Message-ID %s)", to, headerValue(m.Data, "Message-Id"))
+			continue
 		}
 		if k.sub != ids[to] {
 			t.Fatalf("an email to %s is from a run to someone else (Message-ID %s)", to, headerValue(m.Data, "Message-Id"))
@@ -197,7 +231,7 @@ func TestLocalTimeMorningsAcrossDST(t *testing.T) {
 			t.Errorf("run %d (zones %v) mailed %s in %s", r.ID, r.Zones, to, zones[to])
 		}
 		loc, _ := time.LoadLocation(zones[to])
-		mornings[to] = append(mornings[to], r.Slot.In(loc).Format("2006-01-02 15:04 MST")+" = "+r.Slot.UTC().Format("15:04Z"))
+		gotAt[to] = append(gotAt[to], r.Slot.In(loc).Format("2006-01-02 15:04 MST")+" = "+r.Slot.UTC().Format("15:04Z"))
 		if got[to] == nil {
 			got[to] = map[int]int{}
 		}
@@ -212,22 +246,23 @@ func TestLocalTimeMorningsAcrossDST(t *testing.T) {
 		"newyork@example.org":  {"2006-10-28 07:00 EDT = 11:00Z", "2006-10-29 07:00 EST = 12:00Z"},
 	}
 	for e, w := range want {
-		slices.Sort(mornings[e])
-		if !slices.Equal(mornings[e], w) {
-			t.Errorf("%s got digests at\n  %v\nwant\n  %v", e, mornings[e], w)
+		slices.Sort(gotAt[e])
+		if !slices.Equal(gotAt[e], w) {
+			t.Errorf("%s got digests at\n  %v\nwant\n  %v", e, gotAt[e], w)
 		}
 	}
-	// Each post once: every post up to the last morning's run, none twice.
+	// Each post once: every post that arrived before the reader's last
+	// morning (post n arrived in the hour before start+n hours), none
+	// twice, none after.
+	lastMorning := map[string]time.Time{
+		"auckland@example.org": mornings[4], "kolkata@example.org": mornings[5],
+		"london@example.org": mornings[6], "newyork@example.org": mornings[7],
+	}
 	for e := range zones {
-		var last uint64
-		for _, r := range runs {
-			if slices.Contains(r.Zones, zones[e]) {
-				last = max(last, r.Cutoff)
-			}
-		}
+		last := int(math.Ceil(lastMorning[e].Sub(start).Hours()))
 		for n := 1; n <= published; n++ {
 			wantN := 0
-			if uint64(n) <= last { // posts are numbered in arrival order
+			if n <= last {
 				wantN = 1
 			}
 			if got[e][n] != wantN {
@@ -247,13 +282,13 @@ func TestLocalTimeMorningsAcrossDST(t *testing.T) {
 // the slot's run resumes, and every reader of it gets their digest once
 // (a resend keeps its Message-ID); the slot that came due while herald was
 // down runs once, at the start; readers whose morning has not come get
-// nothing. Herald's clock goes 300 times as fast.
+// nothing.
 func TestLocalTimeSlotSurvivesSIGKILL(t *testing.T) {
-	heraldBinary(t)
 	sm := smtptest.Start(t)
-	clock := newFastClock(time.Date(2025, 6, 2, 0, 35, 0, 0, time.UTC), 300)
+	clock := newFileClock(t, time.Date(2025, 6, 2, 0, 35, 0, 0, time.UTC))
 	in := newInstance(t, localTimeConfig(sm.Port()), clock.env())
 	p := in.start()
+	waitSchedules(t, p, 1)
 	readers := func(prefix string, n int) []string {
 		out := make([]string, n)
 		for i := range out {
@@ -268,10 +303,8 @@ func TestLocalTimeSlotSurvivesSIGKILL(t *testing.T) {
 	in.addReadersIn("Asia/Kathmandu", nepal...)
 	in.addReadersIn("Europe/London", london...)
 	in.addPost("kill-1", "Post 1")
-	if now := clock.now(); !now.Before(time.Date(2025, 6, 2, 0, 58, 0, 0, time.UTC)) {
-		t.Fatalf("herald took until %v to be ready: Dhaka's morning (01:00 UTC) is too close", now)
-	}
 	sm.SetDelay(15 * time.Millisecond)
+	clock.set(time.Date(2025, 6, 2, 1, 5, 0, 0, time.UTC)) // Dhaka's morning
 	killAt := len(dhaka) / 3
 	testenv.Eventually(t, 2*time.Minute, fmt.Sprintf("%d emails of Dhaka's morning", killAt), func() bool { return sm.Count() >= killAt })
 	p.kill()
@@ -281,22 +314,14 @@ func TestLocalTimeSlotSurvivesSIGKILL(t *testing.T) {
 		t.Fatalf("the run was over (%d emails) before the kill", atKill)
 	}
 	// Down past Kathmandu's morning.
-	clock.waitClock(t, time.Date(2025, 6, 2, 1, 20, 0, 0, time.UTC))
+	clock.set(time.Date(2025, 6, 2, 1, 20, 0, 0, time.UTC))
 	sm.SetDelay(0)
 	p = in.start()
-	testenv.Eventually(t, 2*time.Minute, "both mornings to be sent", func() bool {
-		runs := in.dailyRuns()
-		if len(runs) != 2 {
-			return false
-		}
-		for _, r := range runs {
-			if r.State != herald.RunDone {
-				return false
-			}
-		}
-		return true
-	})
-	runs := in.dailyRuns()
+	waitSchedules(t, p, 1)
+	runs := in.waitSlots(2, "both mornings to be sent")
+	if len(runs) != 2 {
+		t.Fatalf("%d daily runs, want Dhaka's and Kathmandu's: %+v", len(runs), runs)
+	}
 	a, b := runs[0], runs[1]
 	p.stop() // every email it sent is in: it closed its connections
 	settled(t, sm)
