@@ -210,6 +210,28 @@ func ParseTimezone(name string) (string, *time.Location, error) {
 	return name, loc, nil
 }
 
+// TopicChoice is one offered topic on a form: a checkbox, ticked when
+// the reader chose it.
+type TopicChoice struct {
+	Name    string
+	Checked bool
+}
+
+// TopicChoices are the offered topics in order, those in chosen ticked
+// (case and surrounding spaces aside), for the forms that show them.
+func TopicChoices(offered, chosen []string) []TopicChoice {
+	out := make([]TopicChoice, len(offered))
+	for i, t := range offered {
+		out[i].Name = t
+		for _, c := range chosen {
+			if strings.EqualFold(strings.TrimSpace(c), t) {
+				out[i].Checked = true
+			}
+		}
+	}
+	return out
+}
+
 // PauseWeeks are the pause lengths a reader may choose, in weeks.
 var PauseWeeks = []int{1, 2, 4}
 

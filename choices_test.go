@@ -172,3 +172,15 @@ func TestPauseAndResume(t *testing.T) {
 		t.Errorf("a fresh pause starts at %v", s.PausedAt)
 	}
 }
+
+// The forms tick the offered topics a reader chose, whatever the case.
+func TestTopicChoices(t *testing.T) {
+	got := TopicChoices([]string{"Prisons", "Courts", "Policing"}, []string{" courts", "POLICING", "Sport"})
+	want := []TopicChoice{{"Prisons", false}, {"Courts", true}, {"Policing", true}}
+	if !slices.Equal(got, want) {
+		t.Fatalf("%v, want %v", got, want)
+	}
+	if got := TopicChoices(nil, []string{"Courts"}); len(got) != 0 {
+		t.Fatalf("no topics offered: %v", got)
+	}
+}

@@ -23,25 +23,10 @@ type subscriberData struct {
 	URL             string
 	Error           string
 	Name, Frequency string
-	Topics          []topicBox // the offered topics, the reader's ticked
+	Topics          []herald.TopicChoice // the offered topics, the reader's ticked
 	Timezone        string
 	SiteZone        string
 	PauseWeeks      []int
-}
-
-// topicBox is one offered topic on the edit form.
-type topicBox struct {
-	Name    string
-	Checked bool
-}
-
-// topicBoxes are the offered topics, those in chosen ticked (any case).
-func (u *UI) topicBoxes(chosen []string) []topicBox {
-	out := make([]topicBox, len(u.opt.Topics))
-	for i, t := range u.opt.Topics {
-		out[i] = topicBox{Name: t, Checked: slices.ContainsFunc(chosen, func(c string) bool { return strings.EqualFold(c, t) })}
-	}
-	return out
 }
 
 // subscriberURL is the page of the reader with the address.
@@ -67,7 +52,7 @@ func (u *UI) showSubscriber(w http.ResponseWriter, r *http.Request, status int, 
 		return
 	}
 	d := subscriberData{Sub: sub, Freqs: frequencies, URL: subscriberURL(sub.Email), Error: errMsg, Name: sub.Name, Frequency: string(sub.Frequency),
-		Topics: u.topicBoxes(sub.Topics), Timezone: sub.Timezone, SiteZone: u.opt.Location.String(), PauseWeeks: herald.PauseWeeks}
+		Topics: herald.TopicChoices(u.opt.Topics, sub.Topics), Timezone: sub.Timezone, SiteZone: u.opt.Location.String(), PauseWeeks: herald.PauseWeeks}
 	if form != nil {
 		d.Name, d.Frequency, d.Topics, d.Timezone = form.Name, form.Frequency, form.Topics, form.Timezone
 	}
@@ -93,7 +78,7 @@ func (u *UI) updateSubscriber(w http.ResponseWriter, r *http.Request) {
 		if status < 400 || status >= 500 {
 			status = http.StatusBadGateway
 		}
-		u.showSubscriber(w, r, status, userMessage(err), &subscriberData{Name: name, Frequency: freq, Topics: u.topicBoxes(topics), Timezone: zone})
+		u.showSubscriber(w, r, status, userMessage(err), &subscriberData{Name: name, Frequency: freq, Topics: herald.TopicChoices(u.opt.Topics, topics), Timezone: zone})
 		return
 	}
 	u.chart.drop()

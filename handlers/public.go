@@ -20,24 +20,9 @@ func (s *Server) subscribePage(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// topicBox is one topic's checkbox.
-type topicBox struct {
-	Name    string
-	Checked bool
-}
-
-// topicBoxes are the offered topics, those in chosen ticked (any case).
-func (s *Server) topicBoxes(chosen []string) []topicBox {
-	out := make([]topicBox, len(s.opt.Topics))
-	for i, t := range s.opt.Topics {
-		out[i].Name = t
-		for _, c := range chosen {
-			if strings.EqualFold(strings.TrimSpace(c), t) {
-				out[i].Checked = true
-			}
-		}
-	}
-	return out
+// topicBoxes are the offered topics, those in chosen ticked.
+func (s *Server) topicBoxes(chosen []string) []herald.TopicChoice {
+	return herald.TopicChoices(s.opt.Topics, chosen)
 }
 
 // subscribe answers the same whether the address is new, pending or
