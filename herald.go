@@ -371,6 +371,48 @@ type OutboxMessage struct {
 	NextAttempt  time.Time   `json:"next_attempt"`
 	ExpiresAt    time.Time   `json:"expires_at"`
 	LastError    string      `json:"last_error,omitempty"`
+	// Hold, when set, keeps the message out of the sender's way until
+	// the budget of confirmation emails releases it (see Hold).
+	Hold Hold `json:"hold,omitempty"`
+}
+
+// Budgeted says whether emails of the kind spend the budget of
+// confirmation emails (security.confirmations_per_hour): those that go
+// to an address anyone can type into a form.
+func (k MessageKind) Budgeted() bool { return k == KindConfirm || k == KindLink }
+
+// Hold is why a queued confirmation is not due yet: it waits for the
+// budget of confirmation emails (security.confirmations_per_hour). Held
+// messages are durable in the outbox but out of the sender's queue, so
+// nothing else waits behind them; the budget releases them a lane at a
+// time (HoldBudget before HoldUnsolved), oldest first within a lane.
+type Hold uint8
+
+const (
+	// HoldNone: due at NextAttempt, like any message.
+	HoldNone Hold = iota
+	// HoldBudget: the hourly budget was spent when the reader signed up.
+	HoldBudget
+	// HoldUnsolved: the sign-up was asked for the challenge (a flood, or
+	// security.challenge = "always") and did not solve it, as a browser
+	// without script can't; it goes after every HoldBudget one.
+	HoldUnsolved
+)
+
+// Holds are the lanes, in the order they are released.
+var Holds = []Hold{HoldBudget, HoldUnsolved}
+
+// String names the lane in stats and metrics.
+func (h Hold) String() string {
+	switch h {
+	case HoldNone:
+		return "none"
+	case HoldBudget:
+		return "budget"
+	case HoldUnsolved:
+		return "challenge_unsolved"
+	}
+	return fmt.Sprintf("hold(%d)", uint8(h))
 }
 
 // Message is one email ready for a transport.

@@ -27,6 +27,10 @@ type SubscribeRequest struct {
 	Source string `json:"-"`
 	// Confirmed skips the opt-in (admin migrations only).
 	Confirmed bool `json:"confirmed"`
+	// Solved: the visitor solved the sign-up challenge (the handlers
+	// verified it). A public sign-up ("form") asked for one and without
+	// it has its confirmation wait behind the solved ones.
+	Solved bool `json:"-"`
 }
 
 // SubscriptionService holds the subscription rules: the double opt-in and
@@ -40,7 +44,9 @@ type SubscriptionService interface {
 	// SendLink sends the owner of an address the link they need: the
 	// confirmation again to a pending address, the preferences link to
 	// any other known one, within the per-address limit; nothing to an
-	// unknown address, and the caller can't tell which it was.
+	// unknown address, and the caller can't tell which it was. It is
+	// the public pages' button: a confirmation it sends is a sign-up
+	// without a challenge solution (see Subscribe's Solved).
 	SendLink(ctx context.Context, email string) error
 	// CheckConfirmToken checks a confirm link without changing anything
 	// (GET pages change nothing: mail scanners follow links).
@@ -312,11 +318,62 @@ type Stats struct {
 	Posts       int             `json:"posts"`
 	Runs        int             `json:"runs"`
 	Emails      EmailStats      `json:"emails"`
-	// Outbox is how many messages wait in the outbox.
+	// Outbox is how many messages wait in the outbox (the held
+	// confirmations among them).
 	Outbox int `json:"outbox"`
 	// Routes: sent, failed, deferred and set-aside per relay or provider
 	// since the process started (none with the file transport).
 	Routes []RouteStats `json:"routes,omitempty"`
+	// Confirmations is the budget of confirmation emails and what waits
+	// for it.
+	Confirmations ConfirmationStats `json:"confirmations"`
+}
+
+// ConfirmationStats: the budget of confirmation emails
+// (security.confirmations_per_hour), the confirmations waiting for it and
+// why, and the sign-up challenge.
+type ConfirmationStats struct {
+	// Waiting counts the held confirmations; WaitingByReason splits them
+	// by lane (Hold.String(): "budget", "challenge_unsolved"), every lane
+	// present.
+	Waiting         int            `json:"waiting"`
+	WaitingByReason map[string]int `json:"waiting_by_reason"`
+	// Reason says in words why they wait ("" when none do).
+	Reason string `json:"reason,omitempty"`
+	// PerHour is the cap (0: none); Available how many confirmations it
+	// would let go now.
+	PerHour   int `json:"per_hour"`
+	Available int `json:"available"`
+	// NextRelease is when the budget frees the next one, while some wait.
+	NextRelease *time.Time `json:"next_release,omitempty"`
+	// Challenge is security.challenge (off, auto, always), and
+	// ChallengeActive whether sign-ups are asked to solve it now.
+	Challenge       string `json:"challenge"`
+	ChallengeActive bool   `json:"challenge_active"`
+}
+
+// Challenge is a proof of work for a sign-up: find a decimal Solution
+// such that SHA-256(Challenge + ":" + Solution) starts with Difficulty
+// zero bits. The challenge is signed by herald and expires; a solution
+// counts once.
+type Challenge struct {
+	Challenge  string    `json:"challenge"`
+	Difficulty int       `json:"difficulty"`
+	ExpiresAt  time.Time `json:"expires_at"`
+}
+
+// ChallengeService issues and checks sign-up challenges.
+type ChallengeService interface {
+	// Required says whether sign-ups are asked to solve one now
+	// (security.challenge, and under "auto" whether confirmations wait
+	// for the budget).
+	Required() bool
+	// Issue returns a fresh challenge.
+	Issue() Challenge
+	// Verify checks a solution: EINVALID saying why when it does not
+	// count (malformed, forged, expired, too little work, used already).
+	// A solution that counts is spent.
+	Verify(challenge, solution string) error
 }
 
 // SubscriberStats counts subscribers. Every status and frequency is

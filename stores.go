@@ -73,6 +73,18 @@ type OutboxStore interface {
 	OutboxDepth(ctx context.Context) (int, error)
 }
 
+// HoldStore keeps the confirmations that wait for the budget: messages
+// enqueued with a Hold, kept in the outbox (so they survive restarts and
+// go with their reader when erased) but not due until released.
+type HoldStore interface {
+	// HeldCounts counts held messages by lane (every lane present).
+	HeldCounts(ctx context.Context) (map[Hold]int, error)
+	// ReleaseHeld makes up to n held messages due at now, in one
+	// transaction: lane by lane (HoldBudget first) up to and including
+	// lane upto, oldest first within a lane. It returns how many.
+	ReleaseHeld(ctx context.Context, n int, upto Hold, now time.Time) (int, error)
+}
+
 // PostStore keeps posts and feed state.
 type PostStore interface {
 	// UpsertPost saves p. A post with the same identity (Feed, GUID; the
@@ -137,6 +149,14 @@ const (
 	// scrape reads one key instead of walking a bucket.
 	CounterOutbox = "outbox"
 	CounterRuns   = "runs"
+	// CounterHeldPrefix + Hold.String() counts the outbox messages held
+	// in that lane (a part of CounterOutbox).
+	CounterHeldPrefix = "held_"
+	// CounterConfirmsQueued counts, for the life of the database, the
+	// emails of a Budgeted kind that entered the send queue (queued due,
+	// or released from a hold): what the budget spent, durable with the
+	// spending.
+	CounterConfirmsQueued = "confirms_queued"
 )
 
 // CounterStore keeps durable counters. RecordDeliveries, MessageSent and

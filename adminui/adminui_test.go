@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/herald-dev/herald/handlers"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -91,9 +92,12 @@ func TestLoginWrongThenRight(t *testing.T) {
 	}
 }
 
-func mustAddr(s string) netip.Addr { return parseAddr(s) }
+func mustAddr(s string) netip.Prefix { return parseAddr(s) }
 
-func parseAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
+// parseAddr is the visitor the address counts as (an IPv6 /64).
+func parseAddr(s string) netip.Prefix {
+	return handlers.VisitorOf(netip.MustParseAddr(s), handlers.DefaultIPv6Prefix)
+}
 
 func TestSecureCookie(t *testing.T) {
 	e := newEnv(t, envOpts{secure: true})
@@ -204,6 +208,22 @@ func TestThrottleBehindAProxyKeysOnTheClient(t *testing.T) {
 	admin := e.browser()
 	admin.forwardedFor = "198.51.100.20"
 	admin.login() // fails the test unless it logs in at once
+
+	// An IPv6 guesser rotating through its /64 is one visitor: slowed
+	// down all the same; the next /64 is not.
+	rotator := e.browser()
+	rotator.get("/admin/login")
+	for i := 0; i <= freeFailures; i++ {
+		rotator.forwardedFor = fmt.Sprintf("2001:db8:5:6:%x::1", i+1)
+		rotator.form("/admin/login", url.Values{"token": {"guess"}})
+	}
+	rotator.forwardedFor = "2001:db8:5:6:ffff:ffff:ffff:1"
+	if r := rotator.form("/admin/login", url.Values{"token": {testToken}}); r.status != http.StatusTooManyRequests {
+		t.Fatalf("a rotated address of the guessing /64 with the right token: %d", r.status)
+	}
+	admin6 := e.browser()
+	admin6.forwardedFor = "2001:db8:5:7::1"
+	admin6.login()
 }
 
 func TestThrottleDelays(t *testing.T) {
@@ -856,6 +876,31 @@ func TestDashboardDelivery(t *testing.T) {
 	}
 	if r := row(aside); !strings.Contains(r, "set aside") || !strings.Contains(r, "until ") || !strings.Contains(r, `<td class="num">3</td>`) {
 		t.Errorf("the refusing relay's row (3 deferred, set aside): %s", r)
+	}
+}
+
+// TestDashboardShowsWaitingConfirmations: past the hourly budget the
+// dashboard says how many confirmations wait, why, and that the challenge
+// is on.
+func TestDashboardShowsWaitingConfirmations(t *testing.T) {
+	e := newEnv(t, envOpts{budget: 1})
+	b := e.browser()
+	b.login()
+	if r := b.get("/admin/"); strings.Contains(r.body, `id="confirmations-waiting"`) {
+		t.Fatal("the dashboard shows waiting confirmations before any")
+	}
+	for i := range 3 {
+		res, err := http.Post(e.srv.URL+"/subscribe", "application/x-www-form-urlencoded", strings.NewReader(url.Values{"email": {fmt.Sprintf("r%d@example.org", i)}}.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+	}
+	r := b.get("/admin/")
+	for _, want := range []string{`id="confirmations-waiting"`, "2 confirmation emails waiting", "security.confirmations_per_hour (1 an hour)", "did not solve the sign-up challenge", `security.challenge = "auto"`} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("dashboard lacks %q", want)
+		}
 	}
 }
 

@@ -63,6 +63,11 @@ type envOpts struct {
 	secure  bool
 	// trustedProxies is server.trusted_proxies.
 	trustedProxies []netip.Prefix
+	// budget is security.confirmations_per_hour (0: none); challenge is
+	// security.challenge (empty: auto), solved at difficulty bits.
+	budget     int
+	challenge  string
+	difficulty int
 	// location is digest.timezone, for the UI and the schedules; daily is
 	// digest.daily.
 	location      *time.Location
@@ -82,9 +87,13 @@ func newEnv(t *testing.T, o envOpts) *env {
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	var ui *UI
 	app := testenv.New(t, testenv.Options{
-		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays, Topics: o.topics,
+		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays, Topics: o.topics, ChallengeDifficulty: o.difficulty,
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
+			so.GlobalPerHour = o.budget
+			if o.challenge != "" {
+				so.Challenge = o.challenge
+			}
 		},
 		Digest: func(do *digest.Options) {
 			do.MaxPosts = 20

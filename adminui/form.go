@@ -39,12 +39,23 @@ func formSnippet(action string) string {
 }
 
 // scriptSnippet posts the same form as JSON, to stay on the blog's page.
-func scriptSnippet(action string) string {
-	return `const res = await fetch("` + action + `", {
+// Under a flood herald answers JSON with a challenge to solve (429 and
+// "challenge"), so the snippet solves it with herald's own solver and
+// posts again: without that a blog's readers would be turned away.
+func scriptSnippet(base, action string) string {
+	return `<script src="` + base + `/subscribe/challenge.js"></script>
+
+const post = (body) => fetch("` + action + `", {
   method: "POST",
   headers: {"Content-Type": "application/json"},
-  body: JSON.stringify({email, name, frequency: "weekly"}),
+  body: JSON.stringify(body),
 });
+const body = {email, name, frequency: "weekly"};
+let res = await post(body);
+if (res.status === 429) {
+  const c = (await res.json()).challenge; // under a flood: solve, post again
+  if (c) res = await post({...body, challenge: c.challenge, solution: await heraldSolve(c.challenge, c.difficulty)});
+}
 // 202 {"status":"pending"}            → "Check your inbox to confirm."
 // 422 {"error":"…","field":"email"}  → show the message by that field
 // 429 with Retry-After                → "Too many sign-ups, try later."`
@@ -56,7 +67,7 @@ func (u *UI) formPage(w http.ResponseWriter, r *http.Request) {
 		base = "http://" + r.Host
 	}
 	action := base + "/subscribe"
-	d := formData{Action: action, Base: base, SiteURL: u.opt.SiteURL, HTML: formSnippet(action), Script: scriptSnippet(action), Local: localBase(base)}
+	d := formData{Action: action, Base: base, SiteURL: u.opt.SiteURL, HTML: formSnippet(action), Script: scriptSnippet(base, action), Local: localBase(base)}
 	u.render(w, r, http.StatusOK, "form", &view{Title: "Form for your blog", Active: "form", Data: d})
 }
 

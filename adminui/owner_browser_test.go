@@ -5,15 +5,18 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/emulation"
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/internal/browsertest"
+	"github.com/herald-dev/herald/subscription"
 )
 
 // TestBrowserOwnerQuestions walks what an owner does with one reader, and
@@ -153,4 +156,48 @@ func TestBrowserOwnerQuestions(t *testing.T) {
 	off := newEnv(t, envOpts{noToken: true})
 	do(t, ctx, chromedp.Navigate(off.srv.URL+"/admin/"), chromedp.WaitVisible(chromedp.CSS("h1")))
 	browsertest.Axe(t, ctx, "the disabled admin UI")
+}
+
+// TestBrowserScriptSnippetSolvesTheChallenge: the form page's script
+// snippet, run in Chromium, still subscribes a reader while herald asks
+// JSON sign-ups for the challenge (security.challenge = "always"): it
+// loads herald's solver, meets the 429 with the challenge, solves it and
+// posts again. Without that step a blog's readers would be turned away
+// under a flood. The snippet runs on a page of herald's origin with its
+// CSP bypassed (a blog's page is another origin, which herald's CORS
+// allows for site.url only).
+func TestBrowserScriptSnippetSolvesTheChallenge(t *testing.T) {
+	ctx := browserCtx(t)
+	e := newEnv(t, envOpts{budget: 100, challenge: subscription.ChallengeAlways, difficulty: 10})
+	base := e.srv.URL
+	snippet := scriptSnippet(base, base+"/subscribe")
+	tag, code, ok := strings.Cut(snippet, "\n\n")
+	src := regexp.MustCompile(`<script src="([^"]+)"></script>`).FindStringSubmatch(tag)
+	if !ok || src == nil {
+		t.Fatalf("the snippet does not load herald's solver first:\n%s", snippet)
+	}
+	if _, err := chromedp.Call(ctx, page.SetBypassCSP, page.SetBypassCSPParams{Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	do(t, ctx, chromedp.Navigate(base+"/healthz"))
+	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](fmt.Sprintf(`(async () => {
+		await new Promise((ok, fail) => {
+			const s = document.createElement("script");
+			s.src = %q; s.onload = ok; s.onerror = fail;
+			document.head.appendChild(s);
+		});
+		const email = "embed@example.org", name = "Embed Reader";
+		%s
+		return res.status;
+	})()`, src[1], code), chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("running the snippet: %v", err)
+	}
+	if status != http.StatusAccepted {
+		t.Fatalf("the snippet's sign-up under the challenge: %d", status)
+	}
+	s, err := e.db.SubscriberByEmail(context.Background(), "embed@example.org")
+	if err != nil || s.Status != herald.StatusPending || s.Name != "Embed Reader" {
+		t.Fatalf("the reader from the snippet: %+v %v", s, err)
+	}
 }

@@ -128,7 +128,7 @@ func (s *sessions) takeFlash(sess *session) *flash {
 type loginThrottle struct {
 	mu  sync.Mutex
 	now func() time.Time
-	m   map[netip.Addr]*failures
+	m   map[netip.Prefix]*failures
 }
 
 type failures struct {
@@ -146,23 +146,14 @@ const (
 )
 
 func newLoginThrottle(now func() time.Time) *loginThrottle {
-	return &loginThrottle{now: now, m: map[netip.Addr]*failures{}}
-}
-
-// key groups IPv6 clients by /64, which one user usually holds whole.
-func throttleKey(a netip.Addr) netip.Addr {
-	if a.Is6() && !a.Is4In6() {
-		p, _ := a.Prefix(64)
-		return p.Addr()
-	}
-	return a
+	return &loginThrottle{now: now, m: map[netip.Prefix]*failures{}}
 }
 
 // wait says how long the client must still wait before trying again.
-func (l *loginThrottle) wait(a netip.Addr) time.Duration {
+func (l *loginThrottle) wait(v netip.Prefix) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	f := l.m[throttleKey(a)]
+	f := l.m[v]
 	if f == nil {
 		return 0
 	}
@@ -173,11 +164,11 @@ func (l *loginThrottle) wait(a netip.Addr) time.Duration {
 }
 
 // fail records a failed login and returns the wait it imposes.
-func (l *loginThrottle) fail(a netip.Addr) time.Duration {
+func (l *loginThrottle) fail(v netip.Prefix) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
-	k := throttleKey(a)
+	k := v
 	f := l.m[k]
 	if f == nil {
 		if len(l.m) >= maxThrottled {
@@ -188,7 +179,7 @@ func (l *loginThrottle) fail(a netip.Addr) time.Duration {
 			}
 		}
 		if len(l.m) >= maxThrottled {
-			k = netip.Addr{} // full: strangers share one counter
+			k = netip.Prefix{} // full: strangers share one counter
 			f = l.m[k]
 		}
 		if f == nil {
@@ -211,10 +202,10 @@ func (l *loginThrottle) fail(a netip.Addr) time.Duration {
 	return d
 }
 
-func (l *loginThrottle) reset(a netip.Addr) {
+func (l *loginThrottle) reset(v netip.Prefix) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	delete(l.m, throttleKey(a))
+	delete(l.m, v)
 }
 
 func (u *UI) tokenMatches(tok string) bool {
@@ -345,7 +336,7 @@ func (u *UI) showLogin(w http.ResponseWriter, r *http.Request, status int, next,
 }
 
 func (u *UI) login(w http.ResponseWriter, r *http.Request) {
-	ip := u.opt.ClientIP(r)
+	ip, visitor := u.opt.ClientIP(r), u.opt.Visitor(r)
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		u.showLogin(w, r, http.StatusBadRequest, "/admin/", "That form could not be read.")
@@ -357,13 +348,13 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.showLogin(w, r, http.StatusForbidden, next, "This form has expired. Please try again.")
 		return
 	}
-	if d := u.throttle.wait(ip); d > 0 {
+	if d := u.throttle.wait(visitor); d > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(int(d.Round(time.Second)/time.Second)+1))
 		u.showLogin(w, r, http.StatusTooManyRequests, next, fmt.Sprintf("Too many failed attempts. Wait %s before trying again.", roundUp(d)))
 		return
 	}
 	if !u.tokenMatches(r.PostForm.Get("token")) {
-		d := u.throttle.fail(ip)
+		d := u.throttle.fail(visitor)
 		u.log.Warn("adminui: failed login", "ip", ip.String())
 		msg := "That is not the admin token."
 		if d > 0 {
@@ -373,7 +364,7 @@ func (u *UI) login(w http.ResponseWriter, r *http.Request) {
 		u.showLogin(w, r, http.StatusUnauthorized, next, msg)
 		return
 	}
-	u.throttle.reset(ip)
+	u.throttle.reset(visitor)
 	sess, err := u.sessions.create()
 	if err != nil {
 		u.log.Error("adminui: session", "err", err)

@@ -39,11 +39,15 @@ type Options struct {
 	Secure bool
 	Logger *slog.Logger
 	Now    func() time.Time
-	// ClientIP names the client of a request for the login throttle.
-	// Optional: the default is handlers.ClientIP, the client the server's
-	// middleware worked out (server.trusted_proxies honoured), right when
-	// the UI is mounted on a handlers.Server.
+	// ClientIP names the client of a request in the log. Optional: the
+	// default is handlers.ClientIP, the client the server's middleware
+	// worked out (server.trusted_proxies honoured), right when the UI is
+	// mounted on a handlers.Server.
 	ClientIP func(r *http.Request) netip.Addr
+	// Visitor is who the login throttle counts a request against.
+	// Optional: the default is handlers.Visitor (an IPv6 visitor is its
+	// security.ipv6_prefix), the same as every other per-visitor limit.
+	Visitor func(r *http.Request) netip.Prefix
 	// Nonce returns the request's CSP nonce. Optional: the default is
 	// handlers.Nonce, right when the UI is mounted on a handlers.Server.
 	Nonce func(r *http.Request) string
@@ -100,6 +104,9 @@ func New(opts Options) (*UI, error) {
 	}
 	if opts.ClientIP == nil {
 		opts.ClientIP = handlers.ClientIP
+	}
+	if opts.Visitor == nil {
+		opts.Visitor = handlers.Visitor
 	}
 	if opts.SiteName == "" {
 		opts.SiteName = "herald"

@@ -13,6 +13,15 @@ type ErrorBody struct {
 	Field string `json:"field,omitempty"`
 }
 
+// ChallengeAsked is the 429 of a JSON POST /subscribe while sign-ups
+// must solve the challenge: why (a bad solution says what was wrong
+// with it), and a fresh challenge to solve and send back as "challenge"
+// and "solution".
+type ChallengeAsked struct {
+	ErrorBody
+	Challenge herald.Challenge `json:"challenge"`
+}
+
 // SubscriberList is GET /api/v1/subscribers.
 type SubscriberList struct {
 	Subscribers []*herald.Subscriber `json:"subscribers"`

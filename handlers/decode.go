@@ -109,8 +109,12 @@ type SubscribeInput struct {
 	// Topics: the form sends one field per ticked box.
 	Topics []string `json:"topics"`
 	// Timezone is filled in by the form's script from the browser.
-	Timezone string `json:"timezone"`
-	Website  string `json:"website"` // the honeypot
+	Timezone  string `json:"timezone"`
+	Website   string `json:"website"` // the honeypot
+	// Challenge and Solution answer the sign-up challenge (see
+	// herald.Challenge), when one was asked.
+	Challenge string `json:"challenge"`
+	Solution  string `json:"solution"`
 }
 
 // DecodeSubscribe reads a subscribe request from either encoding. Exported
@@ -133,6 +137,7 @@ func DecodeSubscribe(contentType string, body []byte) (SubscribeInput, error) {
 	}
 	in.Email, in.Name, in.Frequency, in.Website = vals.Get("email"), vals.Get("name"), vals.Get("frequency"), vals.Get("website")
 	in.Topics, in.Timezone = vals["topics"], vals.Get("timezone")
+	in.Challenge, in.Solution = vals.Get("challenge"), vals.Get("solution")
 	if err := singleValued(vals); err != nil {
 		return in, err
 	}

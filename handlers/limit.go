@@ -1,13 +1,26 @@
 package handlers
 
 import (
+	"net/http"
 	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/herald-dev/herald"
 )
 
-// limiter is a token bucket per key (client IP), with idle keys dropped so
+// perVisitor takes one request from the visitor's allowance
+// (security.subscribe_per_ip, counted per Visitor: an IPv6 /64 is one);
+// past it, an ERATELIMIT error with msg and when to come back.
+func (s *Server) perVisitor(r *http.Request, msg string) error {
+	if ok, retry := s.ipLim.allow(Visitor(r).String()); !ok {
+		return &herald.Error{Code: herald.ERATELIMIT, Message: msg, RetryAfter: retry}
+	}
+	return nil
+}
+
+// limiter is a token bucket per key (a visitor), with idle keys dropped so
 // a flood of addresses can't grow it without bound.
 type limiter struct {
 	r     Rate

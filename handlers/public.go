@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/api"
+	"github.com/herald-dev/herald/templates"
 )
 
 func (s *Server) subscribePage(w http.ResponseWriter, r *http.Request) {
@@ -16,13 +19,66 @@ func (s *Server) subscribePage(w http.ResponseWriter, r *http.Request) {
 		freq = string(s.opt.DefaultFrequency)
 	}
 	s.page(w, r, http.StatusOK, "subscribe", map[string]any{
-		"Title": "Subscribe", "Action": "/subscribe", "Frequency": freq, "Topics": s.topicBoxes(nil),
+		"Title": "Subscribe", "Action": "/subscribe", "Frequency": freq, "Topics": s.topicBoxes(nil), "Challenge": s.challenge(),
 	})
 }
 
 // topicBoxes are the offered topics, those in chosen ticked.
 func (s *Server) topicBoxes(chosen []string) []herald.TopicChoice {
 	return herald.TopicChoices(s.opt.Topics, chosen)
+}
+
+// challenge is a fresh challenge for the subscribe form while sign-ups
+// are asked to solve one, else nil.
+func (s *Server) challenge() *herald.Challenge {
+	if s.deps.Challenges == nil || !s.deps.Challenges.Required() {
+		return nil
+	}
+	c := s.deps.Challenges.Issue()
+	return &c
+}
+
+// solved checks a sign-up's answer to the challenge. A form that brings
+// none, or a wrong one, is not refused (a browser without script): the
+// service has its confirmation wait behind the solved ones. A JSON
+// sign-up is asked to solve one (429, with the challenge) while they
+// are required; the error says so.
+func (s *Server) solved(in SubscribeInput, asJSON bool) (bool, error) {
+	if s.deps.Challenges == nil {
+		return false, nil
+	}
+	var why error
+	if in.Challenge != "" || in.Solution != "" {
+		if why = s.deps.Challenges.Verify(in.Challenge, in.Solution); why == nil {
+			return true, nil
+		}
+	}
+	if !asJSON || !s.deps.Challenges.Required() {
+		return false, nil
+	}
+	msg := "Too many sign-ups right now: solve the challenge and send it again (find a number n such that SHA-256(challenge + \":\" + n) starts with difficulty zero bits; send challenge and n as solution)."
+	if why != nil {
+		msg = herald.ErrorMessage(why) + "."
+	}
+	return false, &challengeAsked{msg: msg}
+}
+
+// challengeAsked: a JSON sign-up must solve a challenge first.
+type challengeAsked struct{ msg string }
+
+func (e *challengeAsked) Error() string { return e.msg }
+
+func (s *Server) challengeScript(w http.ResponseWriter, r *http.Request) {
+	b, ok := templates.Script("challenge.js")
+	if !ok {
+		s.notFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "public, max-age=3600")
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b)
+	}
 }
 
 // subscribe answers the same whether the address is new, pending or
@@ -44,6 +100,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 				"Title": "Subscribe", "Action": "/subscribe", "Error": herald.ErrorMessage(err),
 				"Field": herald.ErrorField(err), "Email": in.Email, "Name": in.Name, "Frequency": freq,
 				"Topics": s.topicBoxes(in.Topics), "Timezone": in.Timezone, "SiteZone": s.opt.Timezone,
+				"Challenge": s.challenge(),
 			})
 			return
 		}
@@ -60,8 +117,17 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		fail(err, in)
 		return
 	}
-	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
-		fail(&herald.Error{Code: herald.ERATELIMIT, Message: "Too many sign-ups from your network. Please try again later.", RetryAfter: retry}, in)
+	solved, err := s.solved(in, asJSON)
+	var asked *challengeAsked
+	if errors.As(err, &asked) {
+		w.Header().Set("Retry-After", "1")
+		writeJSON(w, http.StatusTooManyRequests, api.ChallengeAsked{
+			ErrorBody: api.ErrorBody{Error: asked.msg, Field: "solution"}, Challenge: s.deps.Challenges.Issue(),
+		})
+		return
+	}
+	if err := s.perVisitor(r, "Too many sign-ups from your network. Please try again later."); err != nil {
+		fail(err, in)
 		return
 	}
 	if strings.TrimSpace(in.Website) != "" {
@@ -71,7 +137,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{
-		Email: in.Email, Name: in.Name, Frequency: in.Frequency, Topics: in.Topics, Timezone: in.Timezone, Source: "form",
+		Email: in.Email, Name: in.Name, Frequency: in.Frequency, Topics: in.Topics, Timezone: in.Timezone, Source: "form", Solved: solved,
 	})
 	if err != nil {
 		fail(err, in)
@@ -132,8 +198,8 @@ func (s *Server) sendLink(w http.ResponseWriter, r *http.Request, page, done str
 		s.error(w, r, err)
 		return
 	}
-	if ok, retry := s.ipLim.allow(ClientIP(r).String()); !ok {
-		s.error(w, r, &herald.Error{Code: herald.ERATELIMIT, Message: "Too many requests from your network. Please try again later.", RetryAfter: retry})
+	if err := s.perVisitor(r, "Too many requests from your network. Please try again later."); err != nil {
+		s.error(w, r, err)
 		return
 	}
 	if err := s.deps.Subscriptions.SendLink(r.Context(), vals.Get("email")); err != nil {

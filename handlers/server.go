@@ -32,11 +32,15 @@ type Rate struct {
 
 // Options configure the HTTP layer.
 type Options struct {
-	SiteName         string
-	SiteURL          string
-	BaseURL          string
-	AdminToken       string // "" = admin API disabled (403)
-	TrustedProxies   []netip.Prefix
+	SiteName       string
+	SiteURL        string
+	BaseURL        string
+	AdminToken     string // "" = admin API disabled (403)
+	TrustedProxies []netip.Prefix
+	// IPv6Prefix is security.ipv6_prefix: how many leading bits of an
+	// IPv6 address make one visitor (default 64; see VisitorOf).
+	IPv6Prefix int
+	// SubscribePerIP limits sign-ups and resends per visitor.
 	SubscribePerIP   Rate
 	DefaultFrequency herald.Frequency
 	// Topics are the topics readers may choose (digest.topics), for the
@@ -76,6 +80,9 @@ type Deps struct {
 	// Webhooks takes the email providers' bounce and complaint events at
 	// /webhooks/{provider}.
 	Webhooks herald.WebhookService
+	// Challenges is the sign-up challenge (security.challenge); nil:
+	// never asked.
+	Challenges herald.ChallengeService
 }
 
 // check says which required dependency is missing.
@@ -119,6 +126,9 @@ func New(opt Options, deps Deps) (*Server, error) {
 	if !opt.DefaultFrequency.Valid() {
 		opt.DefaultFrequency = herald.Daily
 	}
+	if opt.IPv6Prefix <= 0 || opt.IPv6Prefix > 128 {
+		opt.IPv6Prefix = DefaultIPv6Prefix
+	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
 	s := &Server{opt: opt, deps: deps, log: opt.Logger, ipLim: newLimiter(opt.SubscribePerIP, opt.Now)}
 	r := mux.NewRouter()
@@ -129,6 +139,7 @@ func New(opt Options, deps Deps) (*Server, error) {
 	r.HandleFunc("/subscribe", s.subscribePage).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe", s.subscribe).Methods(http.MethodPost)
 	r.HandleFunc("/subscribe", s.preflight).Methods(http.MethodOptions)
+	r.HandleFunc("/subscribe/challenge.js", s.challengeScript).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe/check-email", s.checkEmail).Methods(http.MethodGet, http.MethodHead)
 	r.HandleFunc("/subscribe/resend", s.resend).Methods(http.MethodPost)
 	r.HandleFunc("/confirm", s.confirmPage).Methods(http.MethodGet, http.MethodHead)
@@ -179,7 +190,9 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	nonce := newNonce()
 	setSecurityHeaders(rec.Header(), nonce)
 	ctx := context.WithValue(r.Context(), nonceKey{}, nonce)
-	r = r.WithContext(context.WithValue(ctx, clientIPKey{}, s.clientIP(r)))
+	client := s.clientIP(r)
+	ctx = context.WithValue(ctx, clientIPKey{}, client)
+	r = r.WithContext(context.WithValue(ctx, visitorKey{}, VisitorOf(client, s.opt.IPv6Prefix)))
 	r, route := withRouteBox(r)
 	defer func() {
 		if v := recover(); v != nil {

@@ -174,6 +174,9 @@ type storeCollector struct {
 	opt                                Options
 	log                                *slog.Logger
 	subscribers, outbox, emails, posts *prometheus.Desc
+	// The budget of confirmation emails: what waits for it and why, what
+	// it has left, and whether sign-ups are asked for the challenge.
+	waiting, available, challenge      *prometheus.Desc
 	routeMsgs, routeAside, routeAsides *prometheus.Desc
 }
 
@@ -188,6 +191,12 @@ func newStoreCollector(opt Options) *storeCollector {
 			"Emails sent and failed over the database's life (durable counters), by result.", []string{"result"}, nil),
 		posts: prometheus.NewDesc("herald_posts_total",
 			"Posts recorded.", nil, nil),
+		waiting: prometheus.NewDesc("herald_confirmations_waiting",
+			"Confirmation emails held in the outbox for the budget (security.confirmations_per_hour), by reason: budget (sign-ups came faster than it), challenge_unsolved (and the sign-up did not solve the challenge).", []string{"reason"}, nil),
+		available: prometheus.NewDesc("herald_confirmation_budget_available",
+			"Confirmation emails the hourly budget would let go now.", nil, nil),
+		challenge: prometheus.NewDesc("herald_challenge_active",
+			"1 while sign-ups are asked to solve the proof-of-work challenge (security.challenge), else 0.", nil, nil),
 		routeMsgs: prometheus.NewDesc("herald_route_messages_total",
 			"Messages per relay or provider since start, by result: sent, failed (refused for good), deferred (a temporary failure: retried elsewhere or later).",
 			[]string{"route", "kind", "result"}, nil),
@@ -203,6 +212,9 @@ func (c *storeCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- c.outbox
 	ch <- c.emails
 	ch <- c.posts
+	ch <- c.waiting
+	ch <- c.available
+	ch <- c.challenge
 	ch <- c.routeMsgs
 	ch <- c.routeAside
 	ch <- c.routeAsides
@@ -216,7 +228,7 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	st, err := c.opt.Stats.Stats(ctx)
 	if err != nil {
-		for _, d := range []*prometheus.Desc{c.subscribers, c.outbox, c.emails, c.posts} {
+		for _, d := range []*prometheus.Desc{c.subscribers, c.outbox, c.emails, c.posts, c.waiting, c.available, c.challenge} {
 			c.fail(ch, d, err)
 		}
 		return
@@ -230,6 +242,15 @@ func (c *storeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Sent), "sent")
 	ch <- prometheus.MustNewConstMetric(c.emails, prometheus.CounterValue, float64(st.Emails.Failed), "failed")
 	ch <- prometheus.MustNewConstMetric(c.posts, prometheus.CounterValue, float64(st.Posts))
+	for _, h := range herald.Holds {
+		ch <- prometheus.MustNewConstMetric(c.waiting, prometheus.GaugeValue, float64(st.Confirmations.WaitingByReason[h.String()]), h.String())
+	}
+	ch <- prometheus.MustNewConstMetric(c.available, prometheus.GaugeValue, float64(st.Confirmations.Available))
+	active := 0.0
+	if st.Confirmations.ChallengeActive {
+		active = 1
+	}
+	ch <- prometheus.MustNewConstMetric(c.challenge, prometheus.GaugeValue, active)
 	for _, rt := range st.Routes {
 		for result, n := range map[string]int64{"sent": rt.Sent, "failed": rt.Failed, "deferred": rt.Deferred} {
 			ch <- prometheus.MustNewConstMetric(c.routeMsgs, prometheus.CounterValue, float64(n), rt.Name, rt.Kind, result)

@@ -11,10 +11,13 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// The outbox is a bucket of messages by id with two indexes: outbox_due,
+// The outbox is a bucket of messages by id with three indexes: outbox_due,
 // keyed by (NextAttempt, id), which DueMessages and NextDue read from the
-// front; and outbox_sub, keyed by (SubscriberID, id), which lets
-// DeleteSubscriber drop a reader's queued mail without a scan.
+// front; outbox_held, keyed by (Hold, id), the confirmations waiting for
+// the budget, which ReleaseHeld moves to outbox_due from the front; and
+// outbox_sub, keyed by (SubscriberID, id), which lets DeleteSubscriber
+// drop a reader's queued mail without a scan. A message is in exactly one
+// of outbox_due and outbox_held.
 
 // maxFailed is how many failed-message records are kept for the admin.
 const maxFailed = 1000
@@ -36,6 +39,20 @@ func dueKey(m *herald.OutboxMessage) []byte {
 	return append(timeKey(m.NextAttempt), itob(m.ID)...)
 }
 
+func heldKey(m *herald.OutboxMessage) []byte {
+	return append([]byte{byte(m.Hold)}, itob(m.ID)...)
+}
+
+func heldCounter(h herald.Hold) string { return herald.CounterHeldPrefix + h.String() }
+
+// queueKey is m's entry in the index it waits in: held or due.
+func queueKey(m *herald.OutboxMessage) ([]byte, []byte) {
+	if m.Hold != herald.HoldNone {
+		return bucketOutboxHeld, heldKey(m)
+	}
+	return bucketOutboxDue, dueKey(m)
+}
+
 func subMsgKey(m *herald.OutboxMessage) []byte {
 	return append(itob(m.SubscriberID), itob(m.ID)...)
 }
@@ -50,12 +67,13 @@ func loadMessage(tx *bolt.Tx, id uint64) (*herald.OutboxMessage, error) {
 }
 
 // putMessage saves m and its index entries. The caller removes a stale
-// due entry first when NextAttempt changes.
+// due or held entry first when NextAttempt or Hold changes.
 func putMessage(tx *bolt.Tx, m *herald.OutboxMessage) error {
 	if err := putJSON(tx.Bucket(bucketOutbox), itob(m.ID), m); err != nil {
 		return err
 	}
-	if err := tx.Bucket(bucketOutboxDue).Put(dueKey(m), []byte{}); err != nil {
+	bucket, key := queueKey(m)
+	if err := tx.Bucket(bucket).Put(key, []byte{}); err != nil {
 		return err
 	}
 	if m.SubscriberID != 0 {
@@ -77,8 +95,14 @@ func deleteMessage(tx *bolt.Tx, id uint64) (*herald.OutboxMessage, error) {
 	if err := bumpCounter(tx, herald.CounterOutbox, -1); err != nil {
 		return nil, err
 	}
-	if err := tx.Bucket(bucketOutboxDue).Delete(dueKey(m)); err != nil {
+	bucket, key := queueKey(m)
+	if err := tx.Bucket(bucket).Delete(key); err != nil {
 		return nil, err
+	}
+	if m.Hold != herald.HoldNone {
+		if err := bumpCounter(tx, heldCounter(m.Hold), -1); err != nil {
+			return nil, err
+		}
 	}
 	if m.SubscriberID != 0 {
 		if err := tx.Bucket(bucketOutboxSub).Delete(subMsgKey(m)); err != nil {
@@ -115,6 +139,15 @@ func enqueueTx(tx *bolt.Tx, msgs []*herald.OutboxMessage, sub uint64, now time.T
 		}
 		if err := bumpCounter(tx, herald.CounterOutbox, 1); err != nil {
 			return err
+		}
+		if m.Hold != herald.HoldNone {
+			if err := bumpCounter(tx, heldCounter(m.Hold), 1); err != nil {
+				return err
+			}
+		} else if m.Kind.Budgeted() {
+			if err := bumpCounter(tx, herald.CounterConfirmsQueued, 1); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
@@ -213,8 +246,8 @@ func (db *DB) RetryMessage(ctx context.Context, id uint64, next time.Time, errMs
 	}
 	err := db.bolt.Batch(func(tx *bolt.Tx) error {
 		m, err := loadMessage(tx, id)
-		if err != nil || m == nil {
-			return err
+		if err != nil || m == nil || m.Hold != herald.HoldNone {
+			return err // gone, or held (never handed to a sender)
 		}
 		if err := tx.Bucket(bucketOutboxDue).Delete(dueKey(m)); err != nil {
 			return err
@@ -319,4 +352,71 @@ func (db *DB) OutboxDepth(ctx context.Context) (int, error) {
 		return 0, fmt.Errorf("store: outbox depth: %w", err)
 	}
 	return n, nil
+}
+
+// HeldCounts counts the held confirmations by lane, from counters kept
+// with every write (no walk).
+func (db *DB) HeldCounts(ctx context.Context) (map[herald.Hold]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	out := map[herald.Hold]int{}
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		for _, h := range herald.Holds {
+			out[h] = int(counter(tx, heldCounter(h)))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store: held counts: %w", err)
+	}
+	return out, nil
+}
+
+// ReleaseHeld makes up to n held messages due at now: the front of
+// outbox_held, which sorts by lane and then by id (the order they were
+// queued in), up to and including lane upto.
+func (db *DB) ReleaseHeld(ctx context.Context, n int, upto herald.Hold, now time.Time) (int, error) {
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	if n <= 0 {
+		return 0, nil
+	}
+	released := 0
+	err := db.bolt.Update(func(tx *bolt.Tx) error {
+		released = 0
+		held := tx.Bucket(bucketOutboxHeld)
+		var keys [][]byte
+		c := held.Cursor()
+		for k, _ := c.First(); k != nil && len(keys) < n && herald.Hold(k[0]) <= upto; k, _ = c.Next() {
+			keys = append(keys, bytes.Clone(k))
+		}
+		for _, k := range keys {
+			if err := held.Delete(k); err != nil {
+				return err
+			}
+			m, err := loadMessage(tx, btoi(k[1:]))
+			if err != nil {
+				return err
+			}
+			if m == nil {
+				return fmt.Errorf("held index points at missing message %d", btoi(k[1:]))
+			}
+			if err := bumpCounter(tx, heldCounter(m.Hold), -1); err != nil {
+				return err
+			}
+			m.Hold = herald.HoldNone
+			m.NextAttempt = now
+			if err := putMessage(tx, m); err != nil {
+				return err
+			}
+			released++
+		}
+		return bumpCounter(tx, herald.CounterConfirmsQueued, int64(released))
+	})
+	if err != nil {
+		return 0, fmt.Errorf("store: release held messages: %w", err)
+	}
+	return released, nil
 }

@@ -32,6 +32,7 @@ import (
 var (
 	_ herald.SubscriberStore = (*DB)(nil)
 	_ herald.OutboxStore     = (*DB)(nil)
+	_ herald.HoldStore       = (*DB)(nil)
 	_ herald.PostStore       = (*DB)(nil)
 	_ herald.RunStore        = (*DB)(nil)
 	_ herald.SettingsStore   = (*DB)(nil)
@@ -76,9 +77,12 @@ var (
 	bucketOutbox    = []byte("outbox")
 	bucketOutboxDue = []byte("outbox_due") // time(12) id(8) → nil
 	bucketOutboxSub = []byte("outbox_sub") // subscriber id(8) message id(8) → nil
-	bucketFailed    = []byte("failed")
-	bucketPosts     = []byte("posts")
-	bucketPostKey   = []byte("posts_key") // feed \x00 guid → id (schema 4)
+	// Held confirmations (schema 6): hold lane(1) message id(8) → nil; a
+	// held message has no outbox_due entry.
+	bucketOutboxHeld = []byte("outbox_held")
+	bucketFailed     = []byte("failed")
+	bucketPosts      = []byte("posts")
+	bucketPostKey    = []byte("posts_key") // feed \x00 guid → id (schema 4)
 	// The post indexes of schemas 1 to 3, dropped by migration 3 → 4.
 	bucketPostGUIDv3 = []byte("posts_guid") // guid → id
 	bucketPostURLv3  = []byte("posts_url")  // url → id
@@ -140,9 +144,11 @@ var migrations = []func(tx *bolt.Tx) error{
 		}
 		return nil
 	},
-	// 5 → 6: no change here; the number belongs to another store change
-	// merged alongside this one, which takes this place.
-	func(tx *bolt.Tx) error { return nil },
+	// 5 → 6: confirmations held for the budget, out of the due index.
+	func(tx *bolt.Tx) error {
+		_, err := tx.CreateBucketIfNotExists(bucketOutboxHeld)
+		return err
+	},
 	// 6 → 7: readers' choices (topics, time zone, pause) in subscriber
 	// records of version 2 (subcodec.go), and their counts. No reader
 	// has chosen anything yet, so the counts start empty.

@@ -129,6 +129,9 @@ func bucketsAt(v int) [][]byte {
 	} else {
 		bs = append(bs, bucketPostGUIDv3, bucketPostURLv3)
 	}
+	if v >= 6 {
+		bs = append(bs, bucketOutboxHeld)
+	}
 	return bs
 }
 

@@ -85,8 +85,9 @@ func (s *Service) ResendConfirmation(ctx context.Context, email string) (*herald
 	if cur.Status != herald.StatusPending {
 		return cur, herald.Errorf(herald.ECONFLICT, "%s is %s: only a pending reader is sent a confirmation", addr, cur.Status)
 	}
+	// Source "api": the admin's, not held past the budget but refused.
 	sub, queued, err := s.subscribe(ctx, herald.SubscribeRequest{Email: addr, Name: cur.Name, Frequency: string(cur.Frequency),
-		Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: cur.Source})
+		Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: "api"})
 	if err != nil {
 		return nil, err
 	}

@@ -2,7 +2,6 @@ package subscription
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -108,16 +107,22 @@ func TestSendLink(t *testing.T) {
 	if confirms != 2 {
 		t.Fatalf("pending address: %d confirmations, want 2", confirms)
 	}
-	// Link emails count against the hourly cap too.
+	// Link emails count against the hourly cap too: past it, the link
+	// waits for the budget like a confirmation (never refused).
 	g := newFixture(t, func(o *Options) { o.GlobalPerHour = 1 })
 	g.reader(t, "dan@example.org", "", herald.Daily)
-	g.reader(t, "eve@example.org", "", herald.Daily)
+	eve := g.reader(t, "eve@example.org", "", herald.Daily)
 	if err := g.svc.SendLink(ctx, "dan@example.org"); err != nil {
 		t.Fatal(err)
 	}
-	var he *herald.Error
-	if err := g.svc.SendLink(ctx, "eve@example.org"); !errors.As(err, &he) || he.Code != herald.ERATELIMIT {
+	if err := g.svc.SendLink(ctx, "eve@example.org"); err != nil {
 		t.Fatalf("over the hourly cap: %v", err)
+	}
+	if n := len(g.links(t, eve.ID)); n != 0 {
+		t.Fatalf("over the hourly cap: %d link emails due, want it waiting", n)
+	}
+	if c := g.held(t); c[herald.HoldBudget]+c[herald.HoldUnsolved] != 1 {
+		t.Fatalf("over the hourly cap: held %v, want the link waiting", c)
 	}
 	// An unknown address takes nothing from the cap.
 	h := newFixture(t, func(o *Options) { o.GlobalPerHour = 1 })

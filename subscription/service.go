@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -33,7 +34,11 @@ type Options struct {
 	PerAddressWindow time.Duration
 	// GlobalPerHour caps confirmation emails across all addresses: a burst
 	// of GlobalPerHour, refilled at GlobalPerHour an hour. 0 = unlimited.
-	GlobalPerHour    int
+	// Past it, public sign-ups' confirmations are held (see budget.go).
+	GlobalPerHour int
+	// Challenge is security.challenge: ChallengeOff, ChallengeAuto
+	// (default) or ChallengeAlways.
+	Challenge        string
 	Welcome          bool
 	DefaultFrequency herald.Frequency
 	Now              func() time.Time
@@ -48,9 +53,17 @@ type Options struct {
 	Topics *herald.OfferedTopics
 }
 
+// Store is what the service keeps its state in (store.DB).
+type Store interface {
+	herald.SubscriberStore
+	herald.HoldStore
+	herald.SettingsStore
+	herald.CounterStore
+}
+
 // Service applies the subscription rules on a store.
 type Service struct {
-	store  herald.SubscriberStore
+	store  Store
 	tokens *Tokens
 	tpl    *templates.Set
 	opt    Options
@@ -58,6 +71,12 @@ type Service struct {
 
 	// global is the cap on confirmation emails (nil: none).
 	global *rate.Limiter
+	// held counts the confirmations waiting for it, by lane; wakeup
+	// tells Run to look at them.
+	held   heldCounts
+	wakeup chan struct{}
+	// checkpointed is the queued count of the last checkpoint.
+	checkpointed atomic.Int64
 
 	mu sync.Mutex
 	// tpls are the emails rendered and encoded once, with slots for each
@@ -67,7 +86,7 @@ type Service struct {
 }
 
 // New returns a Service.
-func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt Options) (*Service, error) {
+func New(store Store, tokens *Tokens, tpl *templates.Set, opt Options) (*Service, error) {
 	from, err := mail.ParseAddress(opt.From)
 	if err != nil {
 		return nil, fmt.Errorf("subscription: mail.from %q: %w", opt.From, err)
@@ -90,11 +109,28 @@ func New(store herald.SubscriberStore, tokens *Tokens, tpl *templates.Set, opt O
 	if opt.BounceLimit <= 0 {
 		opt.BounceLimit = herald.DefaultBounceLimit
 	}
+	switch opt.Challenge {
+	case ChallengeOff, ChallengeAlways:
+	case "", ChallengeAuto:
+		opt.Challenge = ChallengeAuto
+	default:
+		return nil, fmt.Errorf("subscription: challenge mode %q: want off, auto or always", opt.Challenge)
+	}
 	opt.BaseURL = strings.TrimRight(opt.BaseURL, "/")
-	s := &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from}
+	s := &Service{store: store, tokens: tokens, tpl: tpl, opt: opt, from: from, wakeup: make(chan struct{}, 1)}
 	if opt.GlobalPerHour > 0 {
 		s.global = rate.NewLimiter(rate.Every(time.Hour/time.Duration(opt.GlobalPerHour)), opt.GlobalPerHour)
 	}
+	ctx := context.Background()
+	if err := s.restoreBudget(ctx); err != nil {
+		return nil, fmt.Errorf("subscription: confirmation budget: %w", err)
+	}
+	counts, err := store.HeldCounts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("subscription: %w", err)
+	}
+	s.held.budget.Store(int64(counts[herald.HoldBudget]))
+	s.held.unsolved.Store(int64(counts[herald.HoldUnsolved]))
 	return s, nil
 }
 
@@ -163,12 +199,13 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	// The global cap counts confirmation emails, not attempts: one is
 	// reserved here and given back below when none was queued (the
 	// address is at its per-address limit, or an import confirmed it), so
-	// a bot repeating one address can't use up everyone's sign-ups.
+	// a bot repeating one address can't use up everyone's sign-ups. Past
+	// the cap a public sign-up's email is held, not refused.
 	var reserved *globalToken
+	hold := herald.HoldNone
 	if !r.Confirmed {
-		var wait time.Duration
-		if reserved, wait = s.takeGlobal(); wait > 0 {
-			return nil, false, tooManySignUps(wait)
+		if hold, reserved, err = s.admit(r); err != nil {
+			return nil, false, err
 		}
 	}
 	now := s.opt.Now()
@@ -212,6 +249,7 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			if err != nil || !ok {
 				return nil, nil, err
 			}
+			msg.Hold = hold
 			return &next, []*herald.OutboxMessage{msg}, nil
 		case herald.StatusPending:
 			// The same person trying again (or a bot): refresh the choice,
@@ -245,6 +283,9 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		if err != nil {
 			return nil, nil, err
 		}
+		msg.Hold = hold
+		// A held one counts too: when it goes, the address gets no more
+		// than the per-address limit.
 		next.ConfirmsSent = append(next.ConfirmsSent, now)
 		queued = true
 		return &next, []*herald.OutboxMessage{msg}, nil
@@ -255,10 +296,21 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 	if err != nil {
 		return nil, false, fmt.Errorf("subscription: subscribe: %w", err)
 	}
-	if queued {
+	s.queued(queued, hold)
+	return sub, queued, nil
+}
+
+// queued tells whoever waits for an email that one was queued: the
+// sender when it is due, the budget's loop when it is held.
+func (s *Service) queued(queued bool, hold herald.Hold) {
+	switch {
+	case queued && hold != herald.HoldNone:
+		s.held.lane(hold).Add(1)
+		s.opt.Logger.Debug("subscription: email held for the budget", "lane", hold.String())
+		s.wake()
+	case queued:
 		s.opt.Enqueued()
 	}
-	return sub, queued, nil
 }
 
 func tooManySignUps(wait time.Duration) error {
@@ -338,13 +390,17 @@ func (s *Service) SendLink(ctx context.Context, email string) error {
 		return fmt.Errorf("subscription: send link: %w", err)
 	}
 	if cur.Status == herald.StatusPending {
+		// A sign-up without a challenge solution (Source only names a
+		// new reader's origin, and this one is known).
 		_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency),
-			Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: cur.Source})
+			Topics: s.still(cur.Topics), Timezone: cur.Timezone, Source: "form"})
 		return err
 	}
-	reserved, wait := s.takeGlobal()
-	if wait > 0 {
-		return tooManySignUps(wait)
+	// A public request too: past the budget its email waits, like a
+	// sign-up's without a challenge solution.
+	hold, reserved, err := s.admit(herald.SubscribeRequest{Source: "form"})
+	if err != nil {
+		return err
 	}
 	tpl, err := s.linkTemplate(linkAsked)
 	if err != nil {
@@ -363,6 +419,7 @@ func (s *Service) SendLink(ctx context.Context, email string) error {
 		if err != nil || !ok {
 			return nil, nil, err
 		}
+		msg.Hold = hold
 		queued = true
 		return &next, []*herald.OutboxMessage{msg}, nil
 	})
@@ -372,9 +429,7 @@ func (s *Service) SendLink(ctx context.Context, email string) error {
 	if err != nil {
 		return fmt.Errorf("subscription: send link: %w", err)
 	}
-	if queued {
-		s.opt.Enqueued()
-	}
+	s.queued(queued, hold)
 	return nil
 }
 

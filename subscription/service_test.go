@@ -242,15 +242,18 @@ func TestPerAddressLimit(t *testing.T) {
 	}
 }
 
+// TestGlobalCap: an admin's sign-up (the API) past the cap is refused
+// with when to try again, and stores nothing; a public one would wait
+// instead (budget_test.go).
 func TestGlobalCap(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, func(o *Options) { o.GlobalPerHour = 2 })
 	for i, e := range []string{"a@example.org", "b@example.org"} {
-		if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: e}); err != nil {
+		if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: e, Source: "api"}); err != nil {
 			t.Fatalf("%d: %v", i, err)
 		}
 	}
-	_, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "c@example.org"})
+	_, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "c@example.org", Source: "api"})
 	var he *herald.Error
 	if !errors.As(err, &he) || he.Code != herald.ERATELIMIT {
 		t.Fatalf("third sign-up: %v", err)
@@ -263,7 +266,7 @@ func TestGlobalCap(t *testing.T) {
 		t.Fatal("a rate-limited sign-up was stored")
 	}
 	f.clock.Add(time.Hour)
-	if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "c@example.org"}); err != nil {
+	if _, err := f.svc.Subscribe(ctx, herald.SubscribeRequest{Email: "c@example.org", Source: "api"}); err != nil {
 		t.Fatalf("after an hour: %v", err)
 	}
 }

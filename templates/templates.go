@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-//go:embed pages/*.html email/*.html email/*.txt
+//go:embed pages/*.html email/*.html email/*.txt static/*.js
 var files embed.FS
 
 // FS exposes the raw files (for tools and tests).
@@ -131,6 +131,16 @@ func (s *Set) Page(w io.Writer, name string, data any) error {
 	}
 	_, err := buf.WriteTo(w)
 	return err
+}
+
+// Script returns a script of static/ (the pages load them from herald
+// itself, under its CSP nonce); false when there is none by that name.
+func Script(name string) ([]byte, bool) {
+	if strings.ContainsAny(name, "/\\") || !strings.HasSuffix(name, ".js") {
+		return nil, false
+	}
+	b, err := files.ReadFile("static/" + name)
+	return b, err == nil
 }
 
 // HasPage reports whether a page exists.

@@ -164,6 +164,12 @@ type SecurityConfig struct {
 	SubscribePerIP          string   `toml:"subscribe_per_ip"`
 	ConfirmationsPerAddress string   `toml:"confirmations_per_address"`
 	ConfirmationsPerHour    int      `toml:"confirmations_per_hour"`
+	// IPv6Prefix is how many leading bits of an IPv6 address make one
+	// visitor for the per-visitor limits.
+	IPv6Prefix int `toml:"ipv6_prefix"`
+	// Challenge: "off", "auto" (under a flood) or "always" ask sign-ups
+	// for a proof of work.
+	Challenge string `toml:"challenge"`
 }
 
 // DefaultConfig is what herald runs on with no config file: everything
@@ -188,6 +194,8 @@ func DefaultConfig() *Config {
 			SubscribePerIP:          "10/h",
 			ConfirmationsPerAddress: "3/24h",
 			ConfirmationsPerHour:    1000,
+			IPv6Prefix:              64,
+			Challenge:               "auto",
 		},
 	}
 }
@@ -436,6 +444,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Security.ConfirmationsPerHour < 0 {
 		bad("security.confirmations_per_hour", "must not be negative")
+	}
+	if c.Security.IPv6Prefix < 16 || c.Security.IPv6Prefix > 128 {
+		bad("security.ipv6_prefix", "must be between 16 and 128 bits, got %d (64 counts a household's /64 as one visitor)", c.Security.IPv6Prefix)
+	}
+	switch c.Security.Challenge {
+	case "off", "auto", "always":
+	default:
+		bad("security.challenge", "want off, auto or always, got %q", c.Security.Challenge)
 	}
 	if len(errs) > 0 {
 		sort.Strings(errs)

@@ -83,6 +83,8 @@ token = "0123456789abcdef0123"
 confirm_ttl = "48h"
 subscribe_per_ip = "20/1h"
 confirmations_per_address = "2/12h"
+ipv6_prefix = 56
+challenge = "always"
 `)
 	cfg, err := LoadConfig(p, func(k string) string {
 		if k == "HERALD_SMTP_PASSWORD" {
@@ -101,6 +103,12 @@ confirmations_per_address = "2/12h"
 	}
 	if cfg.SMTP.Password != "from-env" || cfg.SMTP.Rate != 12.5 || cfg.Mail.Welcome {
 		t.Errorf("values: %+v %+v", cfg.SMTP, cfg.Mail)
+	}
+	if cfg.Security.IPv6Prefix != 56 || cfg.Security.Challenge != "always" {
+		t.Errorf("security: %+v", cfg.Security)
+	}
+	if d := DefaultConfig().Security; d.IPv6Prefix != 64 || d.Challenge != "auto" {
+		t.Errorf("security defaults: ipv6_prefix %d, challenge %q", d.IPv6Prefix, d.Challenge)
 	}
 	if cfg.Location().String() != "Europe/London" {
 		t.Errorf("location %v", cfg.Location())
@@ -140,6 +148,8 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad port", "[smtp]\nport = 70000\n", "smtp.port"},
 		{"short token", "[admin]\ntoken = \"short\"\n", "admin.token"},
 		{"bad rate", "[security]\nsubscribe_per_ip = \"lots\"\n", "security.subscribe_per_ip"},
+		{"ipv6 prefix", "[security]\nipv6_prefix = 8\n", "security.ipv6_prefix"},
+		{"challenge mode", "[security]\nchallenge = \"sometimes\"\n", "security.challenge"},
 		{"bad feed url", "[[feeds]]\nurl = \"ftp://x\"\n", "feeds[0].url"},
 		{"feed interval", "[[feeds]]\nurl = \"https://x.org/f\"\npoll_interval = \"1s\"\n", "feeds[0].poll_interval"},
 		{"feed max_age", "[[feeds]]\nurl = \"https://x.org/f\"\nmax_age = \"30s\"\n", "feeds[0].max_age"},

@@ -18,6 +18,7 @@ import (
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/adminui"
 	"github.com/herald-dev/herald/bounce"
+	"github.com/herald-dev/herald/challenge"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
@@ -140,8 +141,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 	if err := a.trackSends(secret, log); err != nil {
 		return nil, err
 	}
-	stats := herald.RoutedStats{StatsService: a.db, Transport: a.routes}
-	m := metrics.New(metrics.Options{Stats: stats, Logger: log})
+	var m *metrics.Metrics // made once the subscription service (its stats) is
 	from, err := mail.ParseAddress(cfg.Mail.From)
 	if err != nil {
 		return nil, fmt.Errorf("mail.from: %w", err)
@@ -164,6 +164,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 		ConfirmTTL:  cfg.Security.ConfirmTTL.Duration,
 		PerAddressN: perAddr.N, PerAddressWindow: perAddr.Period,
 		GlobalPerHour:    cfg.Security.ConfirmationsPerHour,
+		Challenge:        cfg.Security.Challenge,
 		Welcome:          cfg.Mail.Welcome,
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Logger:           log,
@@ -172,6 +173,12 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 		Topics:           cfg.Topics(),
 		Now:              now,
 	})
+	if err != nil {
+		return nil, err
+	}
+	stats := herald.RoutedStats{StatsService: a.subs.StatsWith(a.db), Transport: a.routes}
+	m = metrics.New(metrics.Options{Stats: stats, Logger: log})
+	challenges, err := challenge.New(challenge.Options{Secret: secret, Required: a.subs.ChallengeRequired})
 	if err != nil {
 		return nil, err
 	}
@@ -222,12 +229,13 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clo
 		SiteName: cfg.Site.Name, SiteURL: cfg.Site.URL, BaseURL: cfg.Server.BaseURL,
 		AdminToken: cfg.Admin.Token, TrustedProxies: proxies,
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
+		IPv6Prefix:       cfg.Security.IPv6Prefix,
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
 		Topics:           cfg.Topics().Names(), Timezone: cfg.Location().String(), LocalTime: cfg.Digest.LocalTime,
 		Logger: log, Now: now,
 	}, handlers.Deps{
 		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
-		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive,
+		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive, Challenges: challenges,
 		Templates: tpl, Health: a.db.Ping,
 		Metrics: m.Handler(), Observe: m.ObserveHTTP,
 	})
@@ -312,6 +320,7 @@ func (a *app) serve(ctx context.Context) error {
 		}
 	})
 	wg.Go(func() { _ = a.janitor.Run(workCtx) })
+	wg.Go(func() { _ = a.subs.Run(workCtx) }) // releases held confirmations
 	wg.Go(func() { _ = a.tracker.Run(workCtx, time.Second) })
 	if a.mailbox != nil {
 		wg.Go(func() { _ = a.mailbox.Run(workCtx) })

@@ -23,6 +23,7 @@ import (
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/bounce"
+	"github.com/herald-dev/herald/challenge"
 	"github.com/herald-dev/herald/digest"
 	"github.com/herald-dev/herald/feed"
 	"github.com/herald-dev/herald/handlers"
@@ -76,6 +77,9 @@ type Options struct {
 	// Webhooks changes the providers' webhook options (their secrets)
 	// after the defaults are set.
 	Webhooks func(*bounce.WebhookOptions)
+	// ChallengeDifficulty is the sign-up challenge's work in bits (0:
+	// challenge.DefaultDifficulty).
+	ChallengeDifficulty int
 	// Admin, when set, builds the admin UI (adminui.New) around the API,
 	// mounted at /admin; it gets the API handler.
 	Admin func(api http.Handler) (http.Handler, error)
@@ -94,12 +98,15 @@ type App struct {
 	Templates *templates.Set
 	Sender    *mailer.Sender
 	Subs      *subscription.Service
-	Digest    *digest.Service
-	Posts     *posts.Service
-	Poller    *feed.Poller
-	Metrics   *metrics.Metrics
-	Handler   *handlers.Server
-	Server    *httptest.Server
+	// Challenges is the sign-up challenge (security.challenge is
+	// Options.Subscription's Challenge).
+	Challenges *challenge.Issuer
+	Digest     *digest.Service
+	Posts      *posts.Service
+	Poller     *feed.Poller
+	Metrics    *metrics.Metrics
+	Handler    *handlers.Server
+	Server     *httptest.Server
 	// URL is the server's base URL.
 	URL   string
 	token string
@@ -148,11 +155,6 @@ func New(t testing.TB, o Options) *App {
 	}
 	a.Transport = tr
 	from := o.SiteName + " <" + FromAddr + ">"
-	stats := herald.RoutedStats{StatsService: a.DB}
-	if a.Routes != nil {
-		stats.Transport = a.Routes
-	}
-	a.Metrics = metrics.New(metrics.Options{Stats: stats, Logger: log})
 	a.Sender = mailer.NewSender(a.DB, tr, mailer.SenderOptions{
 		Logger: log, EnvelopeFrom: FromAddr, BaseBackoff: 50 * time.Millisecond, PollInterval: 100 * time.Millisecond,
 		Drop: func(ctx context.Context, m *herald.OutboxMessage) (bool, string) { return a.Subs.Unwanted(ctx, m) },
@@ -182,6 +184,14 @@ func New(t testing.TB, o Options) *App {
 		o.Subscription(&so)
 	}
 	if a.Subs, err = subscription.New(a.DB, tokens, a.Templates, so); err != nil {
+		t.Fatal(err)
+	}
+	stats := herald.RoutedStats{StatsService: a.Subs.StatsWith(a.DB)}
+	if a.Routes != nil {
+		stats.Transport = a.Routes
+	}
+	a.Metrics = metrics.New(metrics.Options{Stats: stats, Logger: log})
+	if a.Challenges, err = challenge.New(challenge.Options{Secret: secret, Difficulty: o.ChallengeDifficulty, Required: a.Subs.ChallengeRequired}); err != nil {
 		t.Fatal(err)
 	}
 	do := digest.Options{
@@ -226,7 +236,8 @@ func New(t testing.TB, o Options) *App {
 	}, handlers.Deps{
 		Subscriptions: a.Subs, Imports: a.Subs, Digests: a.Digest, Posts: a.Posts, Push: a.Poller,
 		Webhooks: webhooks, Stats: stats, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,
-		Metrics: a.Metrics.Handler(), Observe: a.Metrics.ObserveHTTP,
+		Challenges: a.Challenges,
+		Metrics:    a.Metrics.Handler(), Observe: a.Metrics.ObserveHTTP,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -242,6 +253,7 @@ func New(t testing.TB, o Options) *App {
 	wg.Go(func() { _ = a.Sender.Run(ctx) })
 	wg.Go(func() { _ = a.Digest.Run(ctx) })
 	wg.Go(func() { _ = a.Poller.Run(ctx) })
+	wg.Go(func() { _ = a.Subs.Run(ctx) })
 	a.Server = httptest.NewServer(a.Handler)
 	a.URL = a.Server.URL
 	t.Cleanup(func() {
