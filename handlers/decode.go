@@ -109,8 +109,8 @@ type SubscribeInput struct {
 	// Topics: the form sends one field per ticked box.
 	Topics []string `json:"topics"`
 	// Timezone is filled in by the form's script from the browser.
-	Timezone  string `json:"timezone"`
-	Website   string `json:"website"` // the honeypot
+	Timezone string `json:"timezone"`
+	Website  string `json:"website"` // the honeypot
 	// Challenge and Solution answer the sign-up challenge (see
 	// herald.Challenge), when one was asked.
 	Challenge string `json:"challenge"`
