@@ -152,13 +152,20 @@ func TestRecordDeliveriesSlotAndPause(t *testing.T) {
 	}
 }
 
-// TestMigrateSchema5 opens testdata/schema5.db, written by herald before
-// readers' choices (subscriber records of version 1, no topic or zone
-// counts): every reader reads as before with no choices, the counts start
-// empty, and a reader's first choices are counted.
-func TestMigrateSchema5(t *testing.T) {
+// TestMigrateSchema5And6 opens testdata/schema5.db and schema6.db, each
+// written by herald before readers' choices (subscriber records of
+// version 1, no topic or zone counts): every reader reads as before with
+// no choices, the counts start empty, and a reader's first choices are
+// counted.
+func TestMigrateSchema5And6(t *testing.T) {
+	for _, schema := range []int{5, 6} {
+		t.Run(fmt.Sprint("schema", schema), func(t *testing.T) { migrateBeforeChoices(t, schema) })
+	}
+}
+
+func migrateBeforeChoices(t *testing.T, schema int) {
 	ctx := context.Background()
-	src, err := os.ReadFile("testdata/schema5.db")
+	src, err := os.ReadFile(fmt.Sprintf("testdata/schema%d.db", schema))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +173,7 @@ func TestMigrateSchema5(t *testing.T) {
 	if err := os.WriteFile(path, src, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if info, err := Verify(ctx, path); err != nil || info.Schema != 5 {
+	if info, err := Verify(ctx, path); err != nil || info.Schema != schema {
 		t.Fatalf("Verify before the migration = %+v, %v", info, err)
 	}
 	db := openTest(t, path, nil)
