@@ -95,6 +95,24 @@ type Subscriber struct {
 	// Source says how the record came in: "form", "api", "import".
 	Source string `json:"-"`
 
+	// Topics are the topics the reader chose, in the site's spelling
+	// (digest.topics); empty: every post.
+	Topics TopicList `json:"topics"`
+	// Timezone is the reader's IANA time zone; "" is the site's
+	// (digest.timezone). With digest.local_time the schedules run in it.
+	Timezone string `json:"timezone"`
+	// PausedUntil: nothing is sent to the reader before this time (see
+	// Paused). The API shows it only while it is ahead.
+	PausedUntil *time.Time `json:"paused_until"`
+	// PausedAt is when the reader's pause began: posts that arrive from
+	// then until PausedUntil are never sent to them. Zero once a digest
+	// after the pause has moved the reader past those posts.
+	PausedAt time.Time `json:"-"`
+	// LastSlot is the local wall-clock time, written as if in UTC, of the
+	// last local-time digest slot that dealt with the reader (see package
+	// digest): each local time serves a reader once, however their time
+	// zone changes.
+	LastSlot time.Time `json:"-"`
 	// Language is the reader's language code ("de"), from the form they
 	// signed up on; "" = the site's default. Their emails are in it.
 	Language string `json:"language"`
@@ -253,6 +271,15 @@ type Run struct {
 	// Subjects the subject lines those emails had, at most MaxRunSubjects.
 	Posts    []RunPost `json:"posts,omitempty"`
 	Subjects []string  `json:"subjects,omitempty"`
+	// Slot is the time a local-time run was due (digest.local_time), and
+	// Zones the readers' time zones whose schedule fell due then: the run
+	// owes mail to the readers in those zones only. Both empty for every
+	// other run, which owes mail to every reader of its frequency.
+	Slot  *time.Time `json:"slot,omitempty"`
+	Zones []string   `json:"zones,omitempty"`
+	// PostSets counts the distinct digests the run rendered (readers with
+	// the same posts share one); for a resumed run, its last part's.
+	PostSets int `json:"post_sets,omitempty"`
 }
 
 // RunPost is a post a run carried.
@@ -324,6 +351,12 @@ type Delivery struct {
 	// Replays are recognised by the cursor instead.
 	Partial bool
 	At      time.Time
+	// Slot, for a local-time run, is the reader's local time of it (see
+	// Subscriber.LastSlot); it becomes their LastSlot.
+	Slot time.Time
+	// EndPause: this digest took the reader past every post that arrived
+	// during their pause; PausedAt is cleared.
+	EndPause bool
 }
 
 // MessageKind names what an outbox message is.

@@ -22,6 +22,10 @@ type SubscribeRequest struct {
 	// Language is the reader's language code ("de"); "" = the site's.
 	// The form sends the page's language.
 	Language string `json:"language"`
+	// Topics are the topics chosen (none: every post); Timezone the
+	// reader's IANA zone ("": the site's).
+	Topics   []string `json:"topics,omitempty"`
+	Timezone string   `json:"timezone,omitempty"`
 	// Source: "form", "api", "import".
 	Source string `json:"-"`
 	// Confirmed skips the opt-in (admin migrations only).
@@ -55,15 +59,21 @@ type SubscriptionService interface {
 	ForPreferences(ctx context.Context, token string) (*Subscriber, error)
 	Unsubscribe(ctx context.Context, token string) (*Subscriber, error)
 	UnsubscribeFromPreferences(ctx context.Context, token string) (*Subscriber, error)
-	// SetFrequency changes a subscribed (or pending) reader's frequency;
-	// changed is false when it was that already. A reader who left is
-	// ECONFLICT: they subscribe again first.
-	SetFrequency(ctx context.Context, token, freq string) (sub *Subscriber, changed bool, err error)
 	// Resubscribe makes a reader who left (or bounced) subscribed again
 	// with one press, keeping their name and choices; freq, when not "",
 	// is the frequency they chose on the way. The preferences token
 	// proves the address, so there is no new opt-in.
 	Resubscribe(ctx context.Context, token, freq string) (*Subscriber, error)
+	// SavePreferences applies the preferences page's form (preferences
+	// token): frequency, topics, time zone; changed is false when the
+	// reader had those already. A reader who left is ECONFLICT: they
+	// subscribe again first.
+	SavePreferences(ctx context.Context, token string, p Preferences) (sub *Subscriber, changed bool, err error)
+	// Pause stops all mail to the reader for weeks (one of PauseWeeks);
+	// the posts that arrive meanwhile are never sent to them.
+	Pause(ctx context.Context, token string, weeks int) (*Subscriber, error)
+	// Resume ends a pause now.
+	Resume(ctx context.Context, token string) (*Subscriber, error)
 	// ManageToken is the token of a reader's preferences link.
 	ManageToken(id uint64) string
 
@@ -94,14 +104,11 @@ type SubscriptionService interface {
 	ResendConfirmation(ctx context.Context, email string) (*Subscriber, error)
 }
 
-// SubscriberPatch is an admin's change to one reader (PATCH
-// /api/v1/subscribers/{email}): a field left out (nil) stays as it is.
-// New fields join as pointers too, so a patch names only what it changes.
-type SubscriberPatch struct {
-	Name      *string `json:"name,omitempty"`
-	Frequency *string `json:"frequency,omitempty"`
-	// Language is the reader's language code; "" is the site's.
-	Language *string `json:"language,omitempty"`
+// Preferences are what the preferences page's form sends.
+type Preferences struct {
+	Frequency string
+	Topics    []string // none: every post
+	Timezone  string   // "": the site's
 }
 
 // ImportRow is one row of an import file, checked and normalised. Empty
@@ -111,6 +118,11 @@ type ImportRow struct {
 	Email     string
 	Name      string
 	Frequency Frequency
+	// Topics and Timezone as the file has them (checked against the
+	// site's by the import); PausedUntil zero: not paused.
+	Topics      []string
+	Timezone    string
+	PausedUntil time.Time
 	// Status is the file's status mapped onto herald's (see package subcsv).
 	Status      Status
 	CreatedAt   time.Time
@@ -176,9 +188,6 @@ type DigestService interface {
 	// ListRuns returns a page of runs, newest first, and the Before of
 	// the next page (0: none).
 	ListRuns(ctx context.Context, f RunFilter) ([]*Run, uint64, error)
-	// Timetable says when runs start by themselves: the next time of each
-	// frequency's cron schedule, from the schedules that fire the runs.
-	Timetable(ctx context.Context) (*Timetable, error)
 	// Preview renders the HTML digest the subscriber would get if a run
 	// started now; ok is false when nothing is new for them.
 	Preview(ctx context.Context, email string) (html string, ok bool, err error)
@@ -187,16 +196,25 @@ type DigestService interface {
 	// admin UI shows it.
 	PreviewLatest(ctx context.Context, lang string) (string, error)
 	// SendTest queues a sample digest of the latest posts to any address,
-	// marked as a test; no reader's cursor moves.
-	SendTest(ctx context.Context, to string) error
+	// marked as a test; no reader's cursor moves. With topics, of the
+	// latest posts a reader with those topics would get.
+	SendTest(ctx context.Context, to string, topics []string) error
+	// Timetable says when runs start by themselves: the next time of
+	// each frequency's cron schedule, and with digest.local_time of each
+	// slot, from the schedules that fire the runs.
+	Timetable(ctx context.Context) (*Timetable, error)
 	// NewPosts tells the digest side that posts arrived (instant readers).
 	NewPosts()
 }
 
-// Timetable is when runs start by themselves, in the schedules' zone.
+// Timetable is when runs start by themselves.
 type Timetable struct {
-	// Timezone is digest.timezone, an IANA name ("UTC" by default).
-	Timezone  string     `json:"timezone"`
+	// Timezone is digest.timezone, an IANA name ("UTC" by default): the
+	// schedules' zone, and the zone of readers who chose none.
+	Timezone string `json:"timezone"`
+	// LocalTime: daily and weekly run in each reader's own time zone
+	// (digest.local_time); see Schedule.Slots.
+	LocalTime bool       `json:"local_time"`
 	Schedules []Schedule `json:"schedules"`
 }
 
@@ -206,9 +224,21 @@ type Schedule struct {
 	// Cron is the expression, "" when runs of this frequency start only
 	// when posts arrive (instant) or by hand (no schedule set).
 	Cron string `json:"cron"`
-	// Next is when the schedule fires next, in the time zone; nil
-	// without a schedule.
+	// Next is when the schedule fires next (with local time, its soonest
+	// slot); nil without a schedule.
 	Next *time.Time `json:"next"`
+	// Slots, with local time, are the next time of each slot: a time the
+	// schedule comes due in the zones of some readers, soonest first.
+	Slots []Slot `json:"slots,omitempty"`
+}
+
+// Slot is one time a local-time schedule comes due, and for whom.
+type Slot struct {
+	At time.Time `json:"at"`
+	// Zones are the readers' time zones it comes due in.
+	Zones []string `json:"zones"`
+	// Readers counts the confirmed readers in those zones.
+	Readers int `json:"readers"`
 }
 
 // PostInput is a post sent to the API (a CMS webhook, an admin).
@@ -364,6 +394,11 @@ type SubscriberStats struct {
 	ByFrequency          map[Frequency]int            `json:"by_frequency"`
 	ConfirmedByFrequency map[Frequency]int            `json:"confirmed_by_frequency"`
 	ByStatusAndFrequency map[Status]map[Frequency]int `json:"by_status_and_frequency"`
+	// ByTopic counts the confirmed readers who chose each topic, and
+	// WithTopics those who chose any: the other confirmed readers get
+	// every post.
+	ByTopic    map[string]int `json:"by_topic"`
+	WithTopics int            `json:"with_topics"`
 }
 
 // NewSubscriberStats sums counts by status and frequency into every view
@@ -374,6 +409,7 @@ func NewSubscriberStats(counts map[Status]map[Frequency]int) SubscriberStats {
 		ByFrequency:          map[Frequency]int{},
 		ConfirmedByFrequency: map[Frequency]int{},
 		ByStatusAndFrequency: map[Status]map[Frequency]int{},
+		ByTopic:              map[string]int{},
 	}
 	for _, s := range Statuses {
 		st.ByStatus[s] = 0

@@ -50,6 +50,9 @@ type SubscriberStore interface {
 	DeleteSubscriber(ctx context.Context, email string) error
 	// CountSubscribers counts by status and frequency.
 	CountSubscribers(ctx context.Context) (map[Status]map[Frequency]int, error)
+	// CountZones counts the confirmed readers of freq by the time zone
+	// they chose (readers in the site's zone are not counted).
+	CountZones(ctx context.Context, freq Frequency) (map[string]int, error)
 }
 
 // OutboxStore is the durable queue of composed messages.

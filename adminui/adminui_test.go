@@ -9,12 +9,14 @@ import (
 	"net/netip"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/herald-dev/herald"
+	"github.com/herald-dev/herald/digest"
 )
 
 func TestDisabledWithoutToken(t *testing.T) {
@@ -754,6 +756,86 @@ func TestDashboard(t *testing.T) {
 	}
 }
 
+// With topics and local time, the dashboard shows readers per topic (and
+// those who chose none) and the next digest of each slot.
+func TestDashboardTopicsAndSlots(t *testing.T) {
+	e := newEnv(t, envOpts{topics: []string{"Prisons", "Courts"}, digest: func(o *digest.Options) {
+		o.LocalTime, o.Daily, o.Location = true, "0 7 * * *", time.UTC
+		o.Now = func() time.Time { return time.Date(2026, 1, 10, 12, 0, 0, 0, time.UTC) } // New York on EST
+	}})
+	for _, r := range []struct{ email, body string }{
+		{"a@example.org", `"topics":["Courts"],"timezone":"Asia/Kolkata"`},
+		{"b@example.org", `"topics":["courts","Prisons"],"timezone":"Asia/Kolkata"`},
+		{"c@example.org", `"timezone":"America/New_York"`},
+		{"d@example.org", `"topics":["Prisons"],"frequency":"weekly"`},
+	} {
+		if r := e.api(http.MethodPost, "/api/v1/subscribers", `{"email":"`+r.email+`","frequency":"daily","confirmed":true,`+strings.TrimPrefix(r.body, ",")+`}`); r.status != http.StatusCreated {
+			t.Fatalf("add: %d %s", r.status, r.body)
+		}
+	}
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/")
+	topics := section(t, r.body, `id="readers-by-topic"`)
+	for _, want := range []string{`<td>Prisons</td><td class="num">2</td>`, `<td>Courts</td><td class="num">2</td>`, `(no topic chosen)</small></td><td class="num">1</td>`} {
+		if !strings.Contains(topics, want) {
+			t.Errorf("readers by topic lacks %q:\n%s", want, topics)
+		}
+	}
+	next := section(t, r.body, `id="schedule"`)
+	for _, want := range []string{`datetime="2026-01-11T01:30:00Z"`, `<td>Asia/Kolkata</td><td class="num">2</td>`, `datetime="2026-01-11T12:00:00Z"`, `<td>America/New_York</td><td class="num">1</td>`} {
+		if !strings.Contains(next, want) {
+			t.Errorf("next digests lack %q:\n%s", want, next)
+		}
+	}
+}
+
+// The preview of a reader with topics says so, and the test it sends is
+// of the latest posts for their topics.
+func TestPreviewAndTestWithTopics(t *testing.T) {
+	e := newEnv(t, envOpts{topics: []string{"Prisons", "Courts"}})
+	if r := e.api(http.MethodPost, "/api/v1/subscribers", `{"email":"c@example.org","frequency":"daily","confirmed":true,"topics":["Courts"]}`); r.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", r.status, r.body)
+	}
+	for i, cat := range []string{"Courts", "Prisons", "Courts"} {
+		p := &herald.Post{GUID: fmt.Sprintf("t%d", i), URL: fmt.Sprintf("https://blog.example.org/t%d", i), Title: fmt.Sprintf("%s story %d", cat, i),
+			Categories: []string{cat}, Summary: "<p>s</p>", PublishedAt: time.Now(), FoundAt: time.Now(), Feed: "https://blog.example.org/feed/"}
+		if _, err := e.db.UpsertPost(context.Background(), p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b := e.browser()
+	b.login()
+	r := b.get("/admin/preview?email=c%40example.org")
+	if !strings.Contains(r.body, `id="preview-topics">Their topics: Courts.`) || !strings.Contains(r.body, `<input type="hidden" name="topics" value="Courts">`) {
+		t.Fatalf("preview page:\n%s", r.body)
+	}
+	frame := b.get("/admin/preview/frame?email=c%40example.org")
+	if !strings.Contains(frame.body, "Courts story 0") || !strings.Contains(frame.body, "Courts story 2") || strings.Contains(frame.body, "Prisons story") {
+		t.Errorf("the preview holds other topics' posts:\n%s", frame.body)
+	}
+	r = b.form("/admin/preview/test", url.Values{"to": {"me@example.org"}, "email": {"c@example.org"}, "topics": {"Courts"}})
+	if r = b.get(r.location()); !strings.Contains(r.body, "A test digest of the latest posts for Courts is on its way") {
+		t.Fatalf("after the test:\n%s", r.body)
+	}
+	msgs := e.smtp.WaitFor(t, 1, 10*time.Second)
+	body := string(msgs[len(msgs)-1].Data)
+	if !strings.Contains(body, "Courts story 2") || strings.Contains(body, "Prisons story") {
+		t.Errorf("the test digest for Courts:\n%s", body)
+	}
+}
+
+// section is the HTML from the element with attr to the end of its table.
+func section(t *testing.T, body, attr string) string {
+	t.Helper()
+	i := strings.Index(body, attr)
+	if i < 0 {
+		t.Fatalf("no %s in:\n%s", attr, body)
+	}
+	s := body[i:]
+	return s[:strings.Index(s, "</table>")]
+}
+
 // The Delivery table shows each relay with what it sent and deferred,
 // and a relay set aside with until when and why.
 func TestDashboardDelivery(t *testing.T) {
@@ -921,5 +1003,77 @@ func TestDashboardFeedPushAndSkipped(t *testing.T) {
 		if !strings.Contains(r.body, want) {
 			t.Errorf("dashboard lacks %q", want)
 		}
+	}
+}
+
+// A subscriber's page shows and changes topics and time zone through the
+// PATCH, and pauses and resumes the reader; a bad zone is shown again
+// with the message, and changes nothing.
+func TestSubscriberPageTopicsZonePause(t *testing.T) {
+	e := newEnv(t, envOpts{topics: []string{"Prisons", "Courts"}})
+	e.clock.Add(time.Since(e.clock.Now())) // the pause is counted from the server's now
+	if r := e.api(http.MethodPost, "/api/v1/subscribers", `{"email":"zoe@example.org","frequency":"daily","confirmed":true,"topics":["courts"],"timezone":"Asia/Kolkata"}`); r.status != http.StatusCreated {
+		t.Fatalf("add: %d %s", r.status, r.body)
+	}
+	b := e.browser()
+	b.login()
+	page := "/admin/subscribers/zoe@example.org"
+	r := b.get(page)
+	for _, want := range []string{`id="sub-topics">Courts</dd>`, `id="sub-timezone">Asia/Kolkata</dd>`,
+		`value="Courts" checked>`, `value="Prisons"> Prisons`, `id="sub-tz" name="timezone" value="Asia/Kolkata"`, `name="weeks" value="2"`} {
+		if !strings.Contains(r.body, want) {
+			t.Fatalf("the page lacks %q:\n%s", want, r.body)
+		}
+	}
+	get := func() *herald.Subscriber {
+		s, err := e.db.SubscriberByEmail(context.Background(), "zoe@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	r = b.form(page, url.Values{"name": {"Zoe"}, "frequency": {"weekly"}, "topics": {"Prisons"}, "timezone": {"America/New_York"}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("save: %d %s", r.status, r.body)
+	}
+	if s := get(); s.Frequency != herald.Weekly || !slices.Equal(s.Topics, herald.TopicList{"Prisons"}) || s.Timezone != "America/New_York" {
+		t.Fatalf("after the save: %+v", s)
+	}
+	// A made-up zone: 422, the form as sent, nothing changed.
+	r = b.form(page, url.Values{"name": {"Zoe"}, "frequency": {"daily"}, "topics": {"Courts"}, "timezone": {"Mars/Olympus"}})
+	if r.status != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="edit-error"`) || !strings.Contains(r.body, `value="Mars/Olympus"`) || !strings.Contains(r.body, `value="Courts" checked>`) {
+		t.Fatalf("a bad zone: %d\n%s", r.status, r.body)
+	}
+	if s := get(); s.Frequency != herald.Weekly || s.Timezone != "America/New_York" {
+		t.Fatalf("a refused save changed the reader: %+v", s)
+	}
+	// None ticked: every post; no zone: the site's.
+	if r = b.form(page, url.Values{"name": {"Zoe"}, "frequency": {"weekly"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("clear: %d %s", r.status, r.body)
+	}
+	if s := get(); len(s.Topics) != 0 || s.Timezone != "" {
+		t.Fatalf("cleared: %+v", s)
+	}
+
+	if r = b.form(page+"/pause", url.Values{"weeks": {"3"}}); r.status != http.StatusSeeOther || get().PausedUntil != nil {
+		t.Fatalf("a pause not offered: %d %+v", r.status, get())
+	}
+	before := time.Now()
+	if r = b.form(page+"/pause", url.Values{"weeks": {"2"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("pause: %d %s", r.status, r.body)
+	}
+	s := get()
+	if !s.Paused(time.Now()) || s.PausedUntil.Before(before.Add(14*24*time.Hour-time.Minute)) || s.PausedUntil.After(time.Now().Add(14*24*time.Hour+time.Minute)) {
+		t.Fatalf("paused until %v, want two weeks ahead", s.PausedUntil)
+	}
+	r = b.get(page)
+	if !strings.Contains(r.body, "is paused until") || !strings.Contains(r.body, `id="sub-paused"`) || !strings.Contains(r.body, `id="resume"`) {
+		t.Fatalf("the paused reader's page:\n%s", r.body)
+	}
+	if r = b.form(page+"/pause", url.Values{}); r.status != http.StatusSeeOther || get().Paused(time.Now()) {
+		t.Fatalf("resume: %d %+v", r.status, get())
+	}
+	if r = b.get(page); !strings.Contains(r.body, "resumes now") || strings.Contains(r.body, `id="sub-paused"`) {
+		t.Fatalf("after resuming:\n%s", r.body)
 	}
 }

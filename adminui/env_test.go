@@ -79,6 +79,9 @@ type envOpts struct {
 	templates templates.Options
 	// replyTo is mail.reply_to.
 	replyTo string
+	// topics are digest.topics; digest changes the digest's options.
+	topics []string
+	digest func(*digest.Options)
 }
 
 func newEnv(t *testing.T, o envOpts) *env {
@@ -89,7 +92,7 @@ func newEnv(t *testing.T, o envOpts) *env {
 	clk := &clock{t: time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)}
 	var ui *UI
 	app := testenv.New(t, testenv.Options{
-		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays, ChallengeDifficulty: o.difficulty,
+		AdminToken: o.token, TrustedProxies: o.trustedProxies, Relays: o.relays, Topics: o.topics, ChallengeDifficulty: o.difficulty,
 		Subscription: func(so *subscription.Options) {
 			so.PerAddressN, so.PerAddressWindow, so.Welcome = 1000, time.Hour, false
 			so.GlobalPerHour = o.budget
@@ -100,12 +103,15 @@ func newEnv(t *testing.T, o envOpts) *env {
 		Digest: func(do *digest.Options) {
 			do.MaxPosts, do.ReplyTo = 20, o.replyTo
 			do.Location, do.Daily, do.Weekly = o.location, o.daily, o.weekly
+			if o.digest != nil {
+				o.digest(do)
+			}
 		},
 		Templates: o.templates,
 		Admin: func(api http.Handler) (http.Handler, error) {
 			var err error
 			ui, err = New(Options{API: api, Token: o.token, SiteName: "Test Blog", Secure: o.secure, Now: clk.Now,
-				Location: o.location, SiteURL: "https://blog.example.org"})
+				Location: o.location, SiteURL: "https://blog.example.org", Topics: o.topics})
 			return ui, err
 		},
 	})

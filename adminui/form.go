@@ -1,8 +1,10 @@
 package adminui
 
 import (
+	"html"
 	"net/http"
 	"net/url"
+	"strings"
 
 	"github.com/herald-dev/herald"
 )
@@ -18,8 +20,18 @@ type formData struct {
 }
 
 // formSnippet is the form to paste into the blog: plain HTML that posts
-// to herald and works without script, with the honeypot field.
-func formSnippet(action string) string {
+// to herald and works without script, with the honeypot field; a
+// checkbox per offered topic (digest.topics), and one line of script that
+// sends the reader's time zone (without it, the site's).
+func formSnippet(action string, topics []string) string {
+	var boxes strings.Builder
+	if len(topics) > 0 {
+		boxes.WriteString("  <fieldset>\n    <legend>Which topics? (none ticked: every post)</legend>\n")
+		for _, t := range topics {
+			boxes.WriteString(`    <label><input type="checkbox" name="topics" value="` + html.EscapeString(t) + `"> ` + html.EscapeString(t) + "</label>\n")
+		}
+		boxes.WriteString("  </fieldset>\n")
+	}
 	return `<form method="post" action="` + action + `">
   <label for="herald-email">Email</label>
   <input type="email" id="herald-email" name="email" required maxlength="254" autocomplete="email">
@@ -31,6 +43,8 @@ func formSnippet(action string) string {
     <option value="daily" selected>Daily digest</option>
     <option value="weekly">Weekly digest</option>
   </select>
+` + boxes.String() + `  <input type="hidden" id="herald-timezone" name="timezone">
+  <script>try{document.getElementById("herald-timezone").value=Intl.DateTimeFormat().resolvedOptions().timeZone}catch(e){}</script>
   <!-- people never see this field; bots fill it and get nothing -->
   <input type="text" name="website" tabindex="-1" autocomplete="off"
          style="position:absolute;left:-9999px" aria-hidden="true">
@@ -50,7 +64,8 @@ const post = (body) => fetch("` + action + `", {
   headers: {"Content-Type": "application/json"},
   body: JSON.stringify(body),
 });
-const body = {email, name, frequency: "weekly"};
+const body = {email, name, frequency: "weekly", topics: [], // topics: any of digest.topics; none: every post
+  timezone: Intl.DateTimeFormat().resolvedOptions().timeZone};
 let res = await post(body);
 if (res.status === 429) {
   const c = (await res.json()).challenge; // under a flood: solve, post again
@@ -67,7 +82,7 @@ func (u *UI) formPage(w http.ResponseWriter, r *http.Request) {
 		base = "http://" + r.Host
 	}
 	action := base + "/subscribe"
-	d := formData{Action: action, Base: base, SiteURL: u.opt.SiteURL, HTML: formSnippet(action), Script: scriptSnippet(base, action), Local: localBase(base)}
+	d := formData{Action: action, Base: base, SiteURL: u.opt.SiteURL, HTML: formSnippet(action, u.opt.Topics), Script: scriptSnippet(base, action), Local: localBase(base)}
 	u.render(w, r, http.StatusOK, "form", &view{Title: "Form for your blog", Active: "form", Data: d})
 }
 

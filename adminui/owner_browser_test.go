@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ func TestBrowserOwnerQuestions(t *testing.T) {
 	if err != nil {
 		t.Skip("no time zone database")
 	}
-	e := newEnv(t, envOpts{location: kolkata, daily: "0 7 * * *"})
+	e := newEnv(t, envOpts{location: kolkata, daily: "0 7 * * *", topics: []string{"Courts", "Prisons & Jails"}})
 	e.ui.now = time.Now
 	base := e.srv.URL
 	e.addConfirmed("ann@example.org", "Ann", "weekly")
@@ -134,17 +135,22 @@ func TestBrowserOwnerQuestions(t *testing.T) {
 		fmt.Fprintf(w, "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>My blog</title></head><body><h1>My blog</h1><p>A post.</p>\n%s\n</body></html>", snippet)
 	}))
 	defer blog.Close()
+	if _, err := chromedp.Call(ctx, emulation.SetTimezoneOverride, emulation.SetTimezoneOverrideParams{TimezoneID: "America/New_York"}); err != nil {
+		t.Fatal(err)
+	}
 	do(t, ctx, chromedp.Navigate(blog.URL), chromedp.WaitVisible(chromedp.ID("herald-email")))
 	check(t, ctx, "the snippet in a blog's page", false)
 	do(t, ctx,
 		chromedp.SendKeys(chromedp.ID("herald-email"), "from.the.blog@example.org"),
 		chromedp.SendKeys(chromedp.ID("herald-name"), "Blog Reader"),
 		chromedp.SetValue(chromedp.ID("herald-frequency"), "weekly"),
+		chromedp.Click(chromedp.CSS(`input[name="topics"][value="Prisons & Jails"]`)),
 		chromedp.Click(chromedp.CSS(`button[type="submit"]`)),
 	)
 	waitFor(t, ctx, "herald's check-your-email page", `location.href.startsWith(`+"`"+base+"/subscribe/check-email`"+`) && (document.querySelector("h1")||{}).textContent === "Check your email"`, 20*time.Second)
 	s, err := e.db.SubscriberByEmail(context.Background(), "from.the.blog@example.org")
-	if err != nil || s.Status != herald.StatusPending || s.Name != "Blog Reader" || s.Frequency != herald.Weekly {
+	if err != nil || s.Status != herald.StatusPending || s.Name != "Blog Reader" || s.Frequency != herald.Weekly ||
+		!slices.Equal(s.Topics, herald.TopicList{"Prisons & Jails"}) || s.Timezone != "America/New_York" {
 		t.Fatalf("the reader from the blog: %+v %v", s, err)
 	}
 	msgs := e.smtp.WaitFor(t, 3, 10*time.Second)

@@ -78,17 +78,21 @@ func boxFor(err error) box {
 type dashData struct {
 	Stats    *statsView
 	StatsBox box
-	Chart    *chart
-	ChartBox box
-	Runs     []runView
-	RunsBox  box
-	Feeds    []feedHealth
-	FeedsBox box
-	Statuses []string
-	Freqs    []string
-	Warnings []string
-	Schedule *timetable
-	SchedBox box
+	// Topics are the readers per offered topic; Everything the confirmed
+	// readers who chose none (they get every post).
+	Topics     []topicCount
+	Everything int
+	Chart      *chart
+	ChartBox   box
+	Runs       []runView
+	RunsBox    box
+	Feeds      []feedHealth
+	FeedsBox   box
+	Statuses   []string
+	Freqs      []string
+	Warnings   []string
+	Schedule   *timetable
+	SchedBox   box
 }
 
 func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
@@ -97,6 +101,7 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		d.StatsBox = boxFor(err)
 	} else {
 		d.Stats = &statsView{st}
+		d.Topics, d.Everything = u.topicCounts(st)
 	}
 	if c, err := u.growthChart(r); err != nil {
 		d.ChartBox = boxFor(err)
@@ -117,6 +122,30 @@ func (u *UI) dashboard(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	u.render(w, r, http.StatusOK, "dashboard", &view{Title: "Dashboard", Active: "dashboard", Data: d})
+}
+
+// topicCount is one topic's readers on the dashboard.
+type topicCount struct {
+	Name    string
+	Readers int
+}
+
+// topicCounts are the confirmed readers of each offered topic (counted
+// whatever the case they chose it in), and those who chose none.
+func (u *UI) topicCounts(st *herald.Stats) ([]topicCount, int) {
+	if len(u.opt.Topics) == 0 {
+		return nil, 0
+	}
+	out := make([]topicCount, len(u.opt.Topics))
+	for i, t := range u.opt.Topics {
+		out[i].Name = t
+		for name, n := range st.Subscribers.ByTopic {
+			if strings.EqualFold(name, t) {
+				out[i].Readers += n
+			}
+		}
+	}
+	return out, max(0, st.Subscribers.ByStatus[herald.StatusConfirmed]-st.Subscribers.WithTopics)
 }
 
 // ---- subscribers
@@ -503,12 +532,19 @@ type previewData struct {
 	Email    string
 	FrameURL string
 	Readers  []*herald.Subscriber
+	// Topics are the previewed reader's: the test digest is theirs too.
+	Topics []string
+	Paused *time.Time // when the previewed reader's pause ends, if paused
 }
 
 func (u *UI) previewPage(w http.ResponseWriter, r *http.Request) {
 	d := previewData{Email: strings.TrimSpace(r.URL.Query().Get("email"))}
 	if d.Email != "" {
 		d.FrameURL = "/admin/preview/frame?email=" + url.QueryEscape(d.Email)
+		if sub, err := u.api.Subscriber(ctx(r), d.Email); err == nil {
+			d.Topics = sub.Topics
+			d.Paused = sub.PausedUntil
+		}
 	}
 	if l, err := u.api.ListSubscribers(ctx(r), api.SubscriberQuery{Status: herald.StatusConfirmed, Limit: 200}); err == nil {
 		d.Readers = l.Subscribers
@@ -555,10 +591,15 @@ func (u *UI) sendTest(w http.ResponseWriter, r *http.Request) {
 	if e := strings.TrimSpace(r.PostForm.Get("email")); e != "" {
 		back += "?email=" + url.QueryEscape(e)
 	}
-	if err := u.api.SendTest(ctx(r), to); err != nil {
+	topics := r.PostForm["topics"] // the previewed reader's, when they chose some
+	if err := u.api.SendTest(ctx(r), to, topics...); err != nil {
 		u.redirectFlash(w, r, back, "Could not send a test to "+to+": "+userMessage(err), true)
 		return
 	}
-	u.log.Info("adminui: test email", "to", to)
-	u.redirectFlash(w, r, back, "A test digest is on its way to "+to+".", false)
+	u.log.Info("adminui: test email", "to", to, "topics", topics)
+	msg := "A test digest is on its way to " + to + "."
+	if len(topics) > 0 {
+		msg = "A test digest of the latest posts for " + strings.Join(topics, ", ") + " is on its way to " + to + "."
+	}
+	u.redirectFlash(w, r, back, msg, false)
 }

@@ -9,15 +9,22 @@ import (
 )
 
 // timetable is GET /api/v1/schedule for the templates: each frequency's
-// next run, and how far off it is.
+// next run, and how far off it is; with local time, each slot's.
 type timetable struct {
-	Timezone string
-	Rows     []scheduleRow
+	Timezone  string
+	LocalTime bool
+	Rows      []scheduleRow
 }
 
 type scheduleRow struct {
 	herald.Schedule
-	In string // "in 18 hours"
+	In    string // "in 18 hours"
+	Slots []slotRow
+}
+
+type slotRow struct {
+	herald.Slot
+	In string
 }
 
 func (u *UI) timetable(r *http.Request) (*timetable, box) {
@@ -25,12 +32,15 @@ func (u *UI) timetable(r *http.Request) (*timetable, box) {
 	if err != nil {
 		return nil, boxFor(err)
 	}
-	out := &timetable{Timezone: tt.Timezone}
+	out := &timetable{Timezone: tt.Timezone, LocalTime: tt.LocalTime}
 	now := u.now()
 	for _, s := range tt.Schedules {
 		row := scheduleRow{Schedule: s}
 		if s.Next != nil {
 			row.In = until(s.Next.Sub(now))
+		}
+		for _, sl := range s.Slots {
+			row.Slots = append(row.Slots, slotRow{Slot: sl, In: until(sl.At.Sub(now))})
 		}
 		out.Rows = append(out.Rows, row)
 	}

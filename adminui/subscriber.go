@@ -3,7 +3,10 @@ package adminui
 import (
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api"
@@ -16,12 +19,16 @@ type subscriberData struct {
 	Sub   *herald.Subscriber
 	Freqs []string
 	// URL is this page; Error is what went wrong with the edit form, and
-	// Name and Frequency what it held.
+	// Name, Frequency, Language, Topics and Timezone what it held.
 	URL                       string
 	Error                     string
 	Name, Frequency, Language string
 	// Languages are the codes herald speaks ("" is the site's default).
-	Languages []string
+	Languages  []string
+	Topics     []herald.TopicChoice // the offered topics, the reader's ticked
+	Timezone   string
+	SiteZone   string
+	PauseWeeks []int
 }
 
 // subscriberURL is the page of the reader with the address.
@@ -46,24 +53,32 @@ func (u *UI) showSubscriber(w http.ResponseWriter, r *http.Request, status int, 
 		u.failErr(w, r, err)
 		return
 	}
-	d := subscriberData{Sub: sub, Freqs: frequencies, URL: subscriberURL(sub.Email), Error: errMsg, Name: sub.Name, Frequency: string(sub.Frequency), Language: sub.Language}
+	d := subscriberData{Sub: sub, Freqs: frequencies, URL: subscriberURL(sub.Email), Error: errMsg, Name: sub.Name, Frequency: string(sub.Frequency), Language: sub.Language,
+		Topics: herald.TopicChoices(u.opt.Topics, sub.Topics), Timezone: sub.Timezone, SiteZone: u.opt.Location.String(), PauseWeeks: herald.PauseWeeks}
 	if look, err := u.api.Look(ctx(r)); err == nil {
 		d.Languages = look.Languages
 	}
 	if form != nil {
-		d.Name, d.Frequency, d.Language = form.Name, form.Frequency, form.Language
+		d.Name, d.Frequency, d.Language, d.Topics, d.Timezone = form.Name, form.Frequency, form.Language, form.Topics, form.Timezone
 	}
 	u.render(w, r, status, "subscriber", &view{Title: sub.Email, Active: "subscribers", Data: d})
 }
 
 // updateSubscriber is the edit form: PATCH /api/v1/subscribers/{email}
-// with the fields shown.
+// with the fields shown (topics only when the site offers some: none
+// ticked is every post).
 func (u *UI) updateSubscriber(w http.ResponseWriter, r *http.Request) {
 	email := r.PathValue("email")
 	name, freq, lang := strings.TrimSpace(r.PostForm.Get("name")), r.PostForm.Get("frequency"), r.PostForm.Get("language")
-	p := herald.SubscriberPatch{Name: &name, Frequency: &freq}
+	zone := strings.TrimSpace(r.PostForm.Get("timezone"))
+	p := herald.SubscriberPatch{Name: &name, Frequency: &freq, Timezone: &zone}
 	if r.PostForm.Has("language") {
 		p.Language = &lang
+	}
+	topics := r.PostForm["topics"]
+	if len(u.opt.Topics) > 0 {
+		ts := append([]string{}, topics...)
+		p.Topics = &ts
 	}
 	_, err := u.api.UpdateSubscriber(ctx(r), email, p)
 	if err != nil {
@@ -71,7 +86,7 @@ func (u *UI) updateSubscriber(w http.ResponseWriter, r *http.Request) {
 		if status < 400 || status >= 500 {
 			status = http.StatusBadGateway
 		}
-		u.showSubscriber(w, r, status, userMessage(err), &subscriberData{Name: name, Frequency: freq, Language: lang})
+		u.showSubscriber(w, r, status, userMessage(err), &subscriberData{Name: name, Frequency: freq, Language: lang, Topics: herald.TopicChoices(u.opt.Topics, topics), Timezone: zone})
 		return
 	}
 	u.chart.drop()
@@ -98,4 +113,30 @@ func (u *UI) reactivate(w http.ResponseWriter, r *http.Request) {
 	u.chart.drop()
 	u.log.Info("adminui: subscriber reactivated", "email", email)
 	u.redirectFlash(w, r, subscriberURL(email), email+" is confirmed again and gets the next digest.", false)
+}
+
+// pauseSubscriber pauses a reader for the weeks chosen, or resumes them
+// (weeks empty): PATCH paused_until, as the API and the command line do.
+func (u *UI) pauseSubscriber(w http.ResponseWriter, r *http.Request) {
+	email := r.PathValue("email")
+	var p herald.SubscriberPatch
+	msg := "Mail to " + email + " resumes now."
+	if wk := r.PostForm.Get("weeks"); wk != "" {
+		n, err := strconv.Atoi(wk)
+		if err != nil || !slices.Contains(herald.PauseWeeks, n) {
+			u.redirectFlash(w, r, subscriberURL(email), "Not paused: a pause is for 1, 2 or 4 weeks.", true)
+			return
+		}
+		until := u.now().Add(time.Duration(n) * 7 * 24 * time.Hour).UTC()
+		p.PausedUntil = herald.OptionalTime{Set: true, Time: &until}
+		msg = "Mail to " + email + " is paused until " + until.In(u.opt.Location).Format("2 Jan 2006 15:04 MST") + "."
+	} else {
+		p.PausedUntil = herald.OptionalTime{Set: true}
+	}
+	if _, err := u.api.UpdateSubscriber(ctx(r), email, p); err != nil {
+		u.redirectFlash(w, r, subscriberURL(email), "Not changed: "+userMessage(err), true)
+		return
+	}
+	u.log.Info("adminui: subscriber paused or resumed", "email", email, "weeks", r.PostForm.Get("weeks"))
+	u.redirectFlash(w, r, subscriberURL(email), msg, false)
 }

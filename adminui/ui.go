@@ -54,6 +54,9 @@ type Options struct {
 	// Warnings are settings that would hurt in production (each naming
 	// its key), shown as a banner on the dashboard.
 	Warnings []string
+	// Topics are the topics readers may choose (digest.topics), for the
+	// dashboard's readers per topic and the subscriber forms.
+	Topics []string
 	// Location is digest.timezone: every time is shown in it (default UTC).
 	Location *time.Location
 	// BaseURL is server.base_url, for the form snippet to paste into the
@@ -159,6 +162,7 @@ func (u *UI) routes() {
 	m.Handle("POST /admin/subscribers/{email}", u.post(u.updateSubscriber))
 	m.Handle("POST /admin/subscribers/{email}/resend", u.post(u.resendConfirmation))
 	m.Handle("POST /admin/subscribers/{email}/reactivate", u.post(u.reactivate))
+	m.Handle("POST /admin/subscribers/{email}/pause", u.post(u.pauseSubscriber))
 	m.Handle("GET /admin/posts", u.get(u.postsPage))
 	m.Handle("POST /admin/posts/{id}/send", u.post(u.sendPost))
 	m.Handle("GET /admin/runs", u.get(u.runsPage))

@@ -97,9 +97,11 @@ type RunList struct {
 	Next string        `json:"next"`
 }
 
-// TestEmailRequest is the body of POST /api/v1/test-email.
+// TestEmailRequest is the body of POST /api/v1/test-email. With topics,
+// the sample holds the latest posts a reader with those topics would get.
 type TestEmailRequest struct {
-	To string `json:"to"`
+	To     string   `json:"to"`
+	Topics []string `json:"topics,omitempty"`
 }
 
 // TestEmailQueued is its 202.

@@ -161,16 +161,17 @@ func (c *Client) Subscriber(ctx context.Context, email string) (*herald.Subscrib
 	return &out, c.call(ctx, http.MethodGet, "/api/v1/subscribers/"+url.PathEscape(email), nil, &out)
 }
 
+// UpdateSubscriber changes the fields p sets (PATCH), and returns the
+// reader as they are now.
+func (c *Client) UpdateSubscriber(ctx context.Context, email string, p herald.SubscriberPatch) (*herald.Subscriber, error) {
+	var out herald.Subscriber
+	return &out, c.call(ctx, http.MethodPatch, "/api/v1/subscribers/"+url.PathEscape(email), p, &out)
+}
+
 // AddSubscriber adds one (409 when the address is known).
 func (c *Client) AddSubscriber(ctx context.Context, r herald.SubscribeRequest) (*herald.Subscriber, error) {
 	var out herald.Subscriber
 	return &out, c.call(ctx, http.MethodPost, "/api/v1/subscribers", r, &out)
-}
-
-// UpdateSubscriber changes the fields the patch names.
-func (c *Client) UpdateSubscriber(ctx context.Context, email string, p herald.SubscriberPatch) (*herald.Subscriber, error) {
-	var out herald.Subscriber
-	return &out, c.call(ctx, http.MethodPatch, "/api/v1/subscribers/"+url.PathEscape(email), p, &out)
 }
 
 // ResendConfirmation sends a pending reader the confirmation again.
@@ -319,8 +320,8 @@ func (c *Client) Preview(ctx context.Context, email string) (html string, ok boo
 }
 
 // SendTest queues a test digest to any address.
-func (c *Client) SendTest(ctx context.Context, to string) error {
-	return c.call(ctx, http.MethodPost, "/api/v1/test-email", TestEmailRequest{To: to}, nil)
+func (c *Client) SendTest(ctx context.Context, to string, topics ...string) error {
+	return c.call(ctx, http.MethodPost, "/api/v1/test-email", TestEmailRequest{To: to, Topics: topics}, nil)
 }
 
 // Bounce reports a bounce or a complaint.

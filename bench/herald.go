@@ -58,6 +58,8 @@ type instanceConfig struct {
 	FeedURL     string // "" = no feed
 	// Unlimited raises the subscribe rate limits (P3).
 	Unlimited bool
+	// Topics are digest.topics (the topics figure).
+	Topics []string
 }
 
 // instance is one herald data directory with its config; it may be
@@ -129,6 +131,7 @@ daily = ""     # no scheduled runs: the harness triggers them
 weekly = ""
 default_frequency = "daily"
 max_posts = 20
+%s
 
 [mail]
 from = "Bench Blog <digest@blog.example.org>"
@@ -153,7 +156,7 @@ level = "info"
 
 [security]
 secret = "bench-secret-0123456789abcdef0123"
-`, port, in.base, filepath.Join(dir, "herald.db"), ic.SMTPPort, ic.Connections, adminToken)
+`, port, in.base, filepath.Join(dir, "herald.db"), topicsKey(ic.Topics), ic.SMTPPort, ic.Connections, adminToken)
 	if ic.Unlimited {
 		b.WriteString(`# P3 only: the per-IP and global caps would turn a load test into 429s.
 subscribe_per_ip = "0"
@@ -168,6 +171,19 @@ confirmations_per_hour = 0
 		return nil, fmt.Errorf("bench: write config: %w", err)
 	}
 	return in, nil
+}
+
+// topicsKey is the digest.topics line, none without topics (so that
+// -src can build a herald from before the key).
+func topicsKey(l []string) string {
+	if len(l) == 0 {
+		return ""
+	}
+	q := make([]string, len(l))
+	for i, v := range l {
+		q[i] = strconv.Quote(v)
+	}
+	return "topics = [" + strings.Join(q, ", ") + "]"
 }
 
 func (in *instance) dbPath() string { return filepath.Join(in.dir, "herald.db") }
@@ -287,13 +303,18 @@ func (in *instance) waitRun(id uint64, timeout time.Duration) (*herald.Run, erro
 
 // addPost adds one post through the API, as a CMS webhook would.
 func (in *instance) addPost(n int) error {
+	return in.addPostIn(n, "news", "bench")
+}
+
+// addPostIn adds one post in the categories.
+func (in *instance) addPostIn(n int, categories ...string) error {
 	_, err := in.api.AddPost(context.Background(), herald.PostInput{
 		GUID:    fmt.Sprintf("https://blog.example.org/?p=%d", n),
 		URL:     fmt.Sprintf("https://blog.example.org/%d/a-post-worth-reading/", n),
 		Title:   fmt.Sprintf("A post worth reading, number %d", n),
 		Summary: "<p>" + strings.Repeat("A summary of the post, long enough to look like one. ", 8) + "</p>",
 		Content: "<p>" + strings.Repeat("The body of the post. ", 200) + "</p>",
-		Author:  "Ada Writer", Categories: []string{"news", "bench"},
+		Author:  "Ada Writer", Categories: categories,
 		PublishedAt: time.Now().UTC().Format(time.RFC3339),
 	})
 	if err != nil {
@@ -305,10 +326,20 @@ func (in *instance) addPost(n int) error {
 // importCSV streams n generated rows (email,name,frequency,status) to the
 // CSV import with confirmed=true and returns the report.
 func (in *instance) importCSV(prefix string, n int) (*herald.ImportReport, error) {
+	return in.importCSVTopics(prefix, n, nil)
+}
+
+// importCSVTopics is importCSV with a topics column: topicsOf(i) is row
+// i's cell (nil: no column).
+func (in *instance) importCSVTopics(prefix string, n int, topicsOf func(i int) string) (*herald.ImportReport, error) {
 	pr, pw := io.Pipe()
 	go func() {
 		bw := bufio.NewWriterSize(pw, 256<<10)
-		bw.WriteString("email,name,frequency,status\n")
+		if topicsOf != nil {
+			bw.WriteString("email,name,frequency,status,topics\n")
+		} else {
+			bw.WriteString("email,name,frequency,status\n")
+		}
 		buf := make([]byte, 0, 128)
 		for i := range n {
 			buf = buf[:0]
@@ -316,7 +347,12 @@ func (in *instance) importCSV(prefix string, n int) (*herald.ImportReport, error
 			buf = strconv.AppendInt(buf, int64(i), 10)
 			buf = append(buf, "@example.org,Reader "...)
 			buf = strconv.AppendInt(buf, int64(i), 10)
-			buf = append(buf, ",daily,confirmed\n"...)
+			buf = append(buf, ",daily,confirmed"...)
+			if topicsOf != nil {
+				buf = append(buf, ',')
+				buf = append(buf, topicsOf(i)...)
+			}
+			buf = append(buf, '\n')
 			if _, err := bw.Write(buf); err != nil {
 				pw.CloseWithError(err)
 				return

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/mail"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,14 @@ type Options struct {
 	Location *time.Location
 	Daily    string
 	Weekly   string
+	// LocalTime: the daily and weekly schedules run in each reader's own
+	// time zone (digest.local_time; see slots.go).
+	LocalTime bool
+	// Topics are the topics readers may choose (digest.topics); nil: none.
+	Topics *herald.OfferedTopics
+	// Clock, when set, is the time the schedules keep, and Now its Now:
+	// the whole-process tests run herald on a faster one.
+	Clock Clock
 	// InstantDelay gathers posts found close together into one instant run.
 	InstantDelay time.Duration
 	Logger       *slog.Logger
@@ -105,6 +114,12 @@ type Service struct {
 	runs        sync.WaitGroup // run executions
 
 	instant chan struct{}
+
+	// queue holds the runs of each frequency waiting for the one under way
+	// (local-time slots that fall due together, runs resumed at start).
+	queue map[herald.Frequency][]*herald.Run
+	// zones caches loaded time zones by name.
+	zones sync.Map
 	// schedules are the daily and weekly cron schedules, parsed once.
 	schedules []schedule
 }
@@ -125,8 +140,14 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opt.Clock != nil {
+		opt.Now = opt.Clock.Now
+	}
 	if opt.Now == nil {
 		opt.Now = time.Now
+	}
+	if opt.Clock == nil {
+		opt.Clock = realClock{}
 	}
 	if opt.Workers <= 0 {
 		opt.Workers = 4
@@ -166,6 +187,7 @@ func New(store Store, tr herald.Transport, links Links, tpl *templates.Set, opt 
 		done:     map[uint64]chan struct{}{},
 		launched: map[uint64]bool{},
 		instant:  make(chan struct{}, 1),
+		queue:    map[herald.Frequency][]*herald.Run{},
 	}, nil
 }
 
@@ -287,11 +309,35 @@ func (s *Service) launch(ctx context.Context, run *herald.Run) {
 				delete(s.active, run.Frequency)
 			}
 			delete(s.done, run.ID)
+			// The next queued run of the frequency goes now (this goroutine
+			// is still counted in s.runs, so Run's Wait waits for it too).
+			var next *herald.Run
+			if q := s.queue[run.Frequency]; len(q) > 0 && s.active[run.Frequency] == 0 && ctx.Err() == nil {
+				next, s.queue[run.Frequency] = q[0], q[1:]
+				s.active[run.Frequency] = next.ID
+			}
 			s.mu.Unlock()
 			close(done)
+			if next != nil {
+				s.launch(ctx, next)
+			}
 		}()
 		s.execute(ctx, run.ID)
 	})
+}
+
+// enqueue has run executed under ctx (Run's) as soon as no other run of
+// its frequency is under way: now, or after the ones queued before it.
+func (s *Service) enqueue(ctx context.Context, run *herald.Run) {
+	s.mu.Lock()
+	if cur := s.active[run.Frequency]; cur != 0 && cur != run.ID {
+		s.queue[run.Frequency] = append(s.queue[run.Frequency], run)
+		s.mu.Unlock()
+		return
+	}
+	s.active[run.Frequency] = run.ID
+	s.mu.Unlock()
+	s.launch(ctx, run)
 }
 
 // wait blocks until run id's execution in this process ends.
@@ -420,6 +466,7 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	sched.start()
 	s.wg.Go(func() { s.instantLoop(ctx) })
+	s.log.Info("schedules started", "local_time", s.opt.LocalTime)
 	if s.opt.Ready != nil {
 		s.opt.Ready()
 	}
@@ -434,38 +481,12 @@ func (s *Service) resume(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("digest: unfinished runs: %w", err)
 	}
+	// Several unfinished runs of one frequency (local-time slots, or an
+	// older process's) finish one after the other, oldest first; r may be
+	// a run StartRun queued before Run began.
 	for _, r := range runs {
-		s.mu.Lock()
-		cur := s.active[r.Frequency]
-		busy := cur != 0 && cur != r.ID // r itself: StartRun queued it before Run began
-		if !busy {
-			s.active[r.Frequency] = r.ID
-		}
-		s.mu.Unlock()
-		if busy {
-			// Two unfinished runs of one frequency can only come from an
-			// older process; finish them one after the other.
-			s.wg.Go(func() {
-				for {
-					s.mu.Lock()
-					cur := s.active[r.Frequency]
-					if cur == 0 {
-						s.active[r.Frequency] = r.ID
-						s.mu.Unlock()
-						s.launch(ctx, r)
-						return
-					}
-					s.mu.Unlock()
-					s.wait(ctx, cur)
-					if ctx.Err() != nil {
-						return
-					}
-				}
-			})
-			continue
-		}
 		s.log.Info("resuming run", "run", r.ID, "frequency", r.Frequency, "state", r.State, "sent", r.Sent)
-		s.launch(ctx, r)
+		s.enqueue(ctx, r)
 	}
 	return nil
 }
@@ -504,6 +525,38 @@ func (s *Service) instantLoop(ctx context.Context) {
 			break
 		}
 	}
+}
+
+// plan is what run decides for all its readers.
+func (s *Service) plan(run *herald.Run) *Plan {
+	p := &Plan{Frequency: run.Frequency, RunID: run.ID, Created: run.CreatedAt, Now: s.opt.Now(), Topics: s.opt.Topics}
+	if run.Slot != nil {
+		p.SiteZone = s.opt.Location.String()
+		p.Slots = make(map[string]time.Time, len(run.Zones))
+		for _, z := range run.Zones {
+			if loc := s.location(z); loc != nil {
+				p.Slots[z] = wallClock(*run.Slot, loc)
+			}
+		}
+	}
+	return p
+}
+
+// location loads a time zone once; nil if it does not exist (any more).
+func (s *Service) location(name string) *time.Location {
+	if name == s.opt.Location.String() {
+		return s.opt.Location
+	}
+	if l, ok := s.zones.Load(name); ok {
+		return l.(*time.Location)
+	}
+	_, loc, err := herald.ParseTimezone(name)
+	if err != nil || loc == nil {
+		s.log.Warn("unknown time zone; its readers wait for it to be fixed", "zone", name)
+		return nil
+	}
+	s.zones.Store(name, loc)
+	return loc
 }
 
 // messageID is the same for the same (run, reader[, post]): a resend after
@@ -594,9 +647,19 @@ func (s *Service) Preview(ctx context.Context, email string) (string, bool, erro
 	if err != nil {
 		return "", false, fmt.Errorf("digest: %w", err)
 	}
-	posts, err := s.newPosts(ctx, sub.Cursor, last)
-	if err != nil || len(posts) == 0 {
+	ps, err := s.newPosts(ctx, sub.Cursor, last)
+	if err != nil {
 		return "", false, err
+	}
+	// What a run of the reader's frequency starting now would choose for
+	// them (had they confirmed): their topics, their pause.
+	now := s.opt.Now()
+	as := *sub
+	as.Status, as.LastRunID = herald.StatusConfirmed, 0
+	sel := Select(&Plan{Frequency: sub.Frequency, RunID: 1, Created: now, Now: now, Topics: s.opt.Topics}, &as, NewCandidates(ps, s.opt.Topics))
+	posts := sel.Posts
+	if len(posts) == 0 {
+		return "", false, nil
 	}
 	if sub.Frequency == herald.Instant {
 		posts = posts[len(posts)-1:] // instant readers get posts one by one; show the newest
@@ -646,19 +709,44 @@ func (s *Service) PreviewLatest(ctx context.Context, lang string) (string, error
 	return html, nil
 }
 
-// SendTest queues a sample digest of the latest posts to any address.
-func (s *Service) SendTest(ctx context.Context, to string) error {
+// testLookBack is how many of the latest posts a test digest for a
+// choice of topics picks from.
+const testLookBack = 200
+
+// SendTest queues a sample digest of the latest posts to any address; with
+// topics, of the latest posts a reader with those topics would get.
+func (s *Service) SendTest(ctx context.Context, to string, topics []string) error {
 	addr, err := herald.NormalizeEmail(to)
 	if err != nil {
 		return herald.Errorf(herald.EINVALID, "%s", herald.ErrorMessage(err)).WithField("to")
 	}
-	posts, err := s.latest(ctx)
+	chosen, err := s.opt.Topics.Parse(topics)
 	if err != nil {
 		return err
 	}
+	mask := s.opt.Topics.Mask(chosen)
+	n := s.render.maxPosts
+	if mask != 0 {
+		n = testLookBack
+	}
+	latest, _, err := s.store.ListPosts(ctx, n, 0)
+	if err != nil {
+		return fmt.Errorf("digest: %w", err)
+	}
+	// ListPosts is newest first; Render wants arrival order.
+	var posts []*herald.Post
+	for _, p := range latest {
+		if len(posts) < s.render.maxPosts && herald.Wants(mask, s.opt.Topics.Mask(p.Categories)) {
+			posts = append(posts, p)
+		}
+	}
 	if len(posts) == 0 {
+		if mask != 0 {
+			return herald.Errorf(herald.ECONFLICT, "none of the latest posts is for these topics").WithField("topics")
+		}
 		return herald.Errorf(herald.ECONFLICT, "there are no posts yet to put in a test digest")
 	}
+	slices.Reverse(posts)
 	r, err := s.render.Render(posts, herald.Daily, false, "")
 	if err != nil {
 		return err

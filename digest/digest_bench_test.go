@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"path/filepath"
 	"sync"
 	"sync/atomic"
@@ -62,7 +63,23 @@ func BenchmarkRender(b *testing.B) {
 // a transport that takes every message at once: the scan, the re-read
 // before composing, composing from the shared template, the signed links,
 // and recording the deliveries. It reports the cost per reader.
-func BenchmarkRun(b *testing.B) {
+func BenchmarkRun(b *testing.B) { benchRun(b, 3, nil) }
+
+// benchTopics are ten topics, as a news blog might offer.
+var benchTopics = []string{"Prisons", "Courts", "Policing", "Elections", "Health", "Schools", "Housing", "Climate", "Transport", "Culture"}
+
+// BenchmarkRunTopics is BenchmarkRun with a day of 10 posts, each of one
+// topic (7 in 10), two (2 in 10) or none offered (1 in 10), without and
+// with readers choosing topics: each reader 0 to 3 of the 10 (a quarter
+// each). It reports how many distinct digests the mix makes (post_sets),
+// each rendered once, and the cost per reader beside the run without
+// topics.
+func BenchmarkRunTopics(b *testing.B) {
+	b.Run("no-topics", func(b *testing.B) { benchRun(b, 10, nil) })
+	b.Run("topics=10,choose=0-3", func(b *testing.B) { benchRun(b, 10, benchTopics) })
+}
+
+func benchRun(b *testing.B, postsPerRun int, topics []string) {
 	const readers = 20000
 	ctx := context.Background()
 	db, err := store.Open(ctx, filepath.Join(b.TempDir(), "herald.db"), store.Options{})
@@ -74,10 +91,14 @@ func BenchmarkRun(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	offered, err := herald.NewOfferedTopics(topics)
+	if err != nil {
+		b.Fatal(err)
+	}
 	tokens, _ := subscription.NewTokens([]byte("0123456789abcdef0123456789abcdef"), nil)
 	subs, err := subscription.New(db, tokens, tpl, subscription.Options{
 		SiteName: "Bench Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
-		From: "Bench Blog <digest@example.org>",
+		From: "Bench Blog <digest@example.org>", Topics: offered,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -85,9 +106,16 @@ func BenchmarkRun(b *testing.B) {
 	var wg sync.WaitGroup
 	for w := range 64 {
 		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(w), 13))
 			for i := w; i < readers; i += 64 {
+				var chosen []string
+				if len(topics) > 0 {
+					for range rng.IntN(4) {
+						chosen = append(chosen, topics[rng.IntN(len(topics))])
+					}
+				}
 				_, err := subs.Subscribe(ctx, herald.SubscribeRequest{Email: fmt.Sprintf("reader%d@example.org", i), Name: "A Reader",
-					Frequency: "daily", Confirmed: true, Source: "import"})
+					Frequency: "daily", Confirmed: true, Source: "import", Topics: chosen})
 				if err != nil {
 					b.Error(err)
 					return
@@ -99,7 +127,7 @@ func BenchmarkRun(b *testing.B) {
 	tr := &discardTransport{}
 	d, err := digest.New(db, tr, subs, tpl, digest.Options{
 		SiteName: "Bench Blog", SiteURL: "https://blog.example.org", BaseURL: "https://news.example.org",
-		From: "Bench Blog <digest@example.org>", MaxPosts: 20, Workers: 4, Logger: slog.New(slog.DiscardHandler),
+		From: "Bench Blog <digest@example.org>", MaxPosts: 20, Workers: 4, Logger: slog.New(slog.DiscardHandler), Topics: offered,
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -108,14 +136,25 @@ func BenchmarkRun(b *testing.B) {
 	served := make(chan struct{})
 	go func() { defer close(served); _ = d.Run(runCtx) }()
 	defer func() { stop(); <-served }()
+	rng := rand.New(rand.NewPCG(7, 7))
 	b.ReportAllocs()
-	n := 0
+	n, sets, sent := 0, 0, 0
 	var elapsed time.Duration
 	for b.Loop() {
 		b.StopTimer()
 		n++
-		for _, p := range benchPosts(3) {
+		for _, p := range benchPosts(postsPerRun) {
 			p.ID, p.GUID, p.URL = 0, fmt.Sprintf("run-%d-%s", n, p.GUID), fmt.Sprintf("%s?run=%d", p.URL, n)
+			if len(topics) > 0 {
+				switch k := rng.IntN(10); {
+				case k < 7:
+					p.Categories = []string{topics[rng.IntN(len(topics))]}
+				case k < 9:
+					p.Categories = []string{topics[rng.IntN(len(topics))], topics[rng.IntN(len(topics))]}
+				default:
+					p.Categories = []string{"Uncategorized"}
+				}
+			}
 			if _, err := db.UpsertPost(ctx, p); err != nil {
 				b.Fatal(err)
 			}
@@ -128,10 +167,15 @@ func BenchmarkRun(b *testing.B) {
 		}
 		d.Wait()
 		elapsed += time.Since(start)
-		if r, err := db.Run(ctx, run.ID); err != nil || r.Sent != readers {
+		r, err := db.Run(ctx, run.ID)
+		if err != nil || r.Sent+r.Skipped != readers || (len(topics) == 0 && r.Sent != readers) {
 			b.Fatalf("run %d: %+v %v", run.ID, r, err)
 		}
+		sets += r.PostSets
+		sent += r.Sent
 	}
 	b.ReportMetric(float64(elapsed.Nanoseconds())/float64(n*readers), "ns/reader")
 	b.ReportMetric(float64(n*readers)/elapsed.Seconds(), "readers/s")
+	b.ReportMetric(float64(sets)/float64(n), "post_sets")
+	b.ReportMetric(float64(sent)/float64(n*readers), "mailed/reader")
 }

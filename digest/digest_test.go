@@ -480,7 +480,7 @@ func TestPreviewAndTestEmail(t *testing.T) {
 	if _, ok, err := f.dig.Preview(f.ctx, "p@example.org"); err != nil || ok {
 		t.Fatalf("preview with nothing new: %v %v", ok, err)
 	}
-	if err := f.dig.SendTest(f.ctx, "admin@example.org"); herald.ErrorCode(err) != herald.ECONFLICT {
+	if err := f.dig.SendTest(f.ctx, "admin@example.org", nil); herald.ErrorCode(err) != herald.ECONFLICT {
 		t.Fatalf("test email without posts: %v", err)
 	}
 	f.post(1, false)
@@ -491,10 +491,10 @@ func TestPreviewAndTestEmail(t *testing.T) {
 	if _, _, err := f.dig.Preview(f.ctx, "nobody@example.org"); herald.ErrorCode(err) != herald.ENOTFOUND {
 		t.Fatalf("preview of an unknown reader: %v", err)
 	}
-	if err := f.dig.SendTest(f.ctx, "not an address"); herald.ErrorCode(err) != herald.EINVALID {
+	if err := f.dig.SendTest(f.ctx, "not an address", nil); herald.ErrorCode(err) != herald.EINVALID {
 		t.Fatalf("test email to a bad address: %v", err)
 	}
-	if err := f.dig.SendTest(f.ctx, "admin@example.org"); err != nil {
+	if err := f.dig.SendTest(f.ctx, "admin@example.org", nil); err != nil {
 		t.Fatal(err)
 	}
 	msgs, _ := f.db.DueMessages(f.ctx, time.Now().Add(time.Minute), 10)

@@ -2,7 +2,9 @@ package digest
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,7 +22,7 @@ const jobBatch = 16
 // job is one reader's share of a run.
 type job struct {
 	sub      *herald.Subscriber
-	posts    []*herald.Post
+	sel      Selection
 	attempts int
 	next     time.Time
 	// gen is the store's subscriber generation from before sub was read
@@ -48,13 +50,16 @@ type execution struct {
 	run *herald.Run
 	ctx context.Context
 
-	mu       sync.Mutex
-	posts    map[uint64][]*herald.Post // new posts by the reader's cursor
-	rendered map[bodyKey]*body         // digest bodies by the reader's cursor and language
-	single   map[bodyKey]*body         // instant bodies by post id and language
-	retry    []*job
+	plan *Plan
 
-	skipped atomic.Int64
+	mu     sync.Mutex
+	cands  map[uint64]*Candidates // new posts by the reader's cursor
+	bodies map[setID]*body        // digest bodies by post list and language (see bodyFor)
+	byKey  map[string]*body       // digest bodies by the posts' ids: one per distinct set
+	single map[bodyKey]*body      // instant bodies by post id and language
+	retry  []*job
+
+	skipped atomic.Int64 // readers with nothing new: no email, nothing recorded
 	planned atomic.Int64 // dry runs: readers who would get mail
 	rec     *recorder
 	carried carried
@@ -71,14 +76,19 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		if r.StartedAt == nil {
 			r.StartedAt = &now
 		}
-		r.Skipped = 0 // skips are not stored per reader; recounted on every pass
+		// Skips with nothing to record (no new posts for the reader) are
+		// not stored per reader: they are counted by the pass that ends
+		// the run, and added then. Recorded ones (the cursor moved past
+		// posts the reader did not want) the store counts as they go, and
+		// keeps across a restart.
 		return nil
 	})
 	if err != nil {
 		s.log.Error("run: cannot start", "run", id, "err", err)
 		return
 	}
-	e := &execution{s: s, run: run, ctx: ctx, posts: map[uint64][]*herald.Post{}, rendered: map[bodyKey]*body{}, single: map[bodyKey]*body{}}
+	e := &execution{s: s, run: run, ctx: ctx, plan: s.plan(run),
+		cands: map[uint64]*Candidates{}, bodies: map[setID]*body{}, byKey: map[string]*body{}, single: map[bodyKey]*body{}}
 	e.rec = newRecorder(s, run.ID, &e.carried)
 	err = e.pass()
 	if err == nil {
@@ -105,7 +115,8 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		r.State = final
 		r.FinishedAt = &end
 		r.Error = msg
-		r.Skipped = int(e.skipped.Load())
+		r.Skipped += int(e.skipped.Load())
+		r.PostSets = e.sets()
 		switch {
 		case r.DryRun:
 			r.Total = int(e.planned.Load())
@@ -121,7 +132,8 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 		return
 	}
 	s.log.Info("run finished", "run", id, "frequency", run.Frequency, "state", run.State, "total", run.Total,
-		"sent", run.Sent, "failed", run.Failed, "skipped", run.Skipped, "retries", run.Retries, "dur", time.Since(started).Round(time.Millisecond))
+		"sent", run.Sent, "failed", run.Failed, "skipped", run.Skipped, "retries", run.Retries,
+		"post_sets", run.PostSets, "dur", time.Since(started).Round(time.Millisecond))
 	if s.opt.OnRunFinished != nil {
 		s.opt.OnRunFinished(run, time.Since(started))
 	}
@@ -136,6 +148,19 @@ func (e *execution) pass() error {
 		return fmt.Errorf("digest: count readers: %w", err)
 	}
 	total := counts[herald.StatusConfirmed][e.run.Frequency]
+	if e.run.Slot != nil {
+		// A local-time slot is for the readers of its zones only.
+		zs, err := s.zonesOf(e.ctx, e.run.Frequency)
+		if err != nil {
+			return err
+		}
+		total = 0
+		for _, z := range zs {
+			if slices.Contains(e.run.Zones, z.name) {
+				total += z.readers
+			}
+		}
+	}
 	if _, err := s.store.UpdateRun(e.ctx, e.run.ID, func(r *herald.Run) error { r.Total = total; return nil }); err != nil {
 		return fmt.Errorf("digest: run %d: %w", e.run.ID, err)
 	}
@@ -181,24 +206,31 @@ loop:
 		}
 		after = subs[len(subs)-1].ID
 		for _, sub := range subs {
-			if !e.owes(sub) {
-				continue
+			if !e.plan.concerns(sub) {
+				continue // cheap: most readers of another frequency stop here
 			}
-			posts, err := e.postsFor(sub.Cursor)
+			sel, err := e.selectFor(sub)
 			if err != nil {
 				scanErr = err
 				break loop
 			}
-			if len(posts) == 0 {
-				e.skipped.Add(1)
+			if !sel.Owed {
+				continue
+			}
+			if len(sel.Posts) == 0 {
+				if sel.Moves(sub) && !e.run.DryRun {
+					e.skip(sub, sel) // past posts they did not want
+				} else {
+					e.skipped.Add(1)
+				}
 				continue
 			}
 			if e.run.DryRun {
 				e.planned.Add(1)
-				e.wouldCarry(posts)
+				e.wouldCarry(sel.Posts)
 				continue
 			}
-			batch = append(batch, &job{sub: sub, posts: posts, gen: gen})
+			batch = append(batch, &job{sub: sub, sel: sel, gen: gen})
 			if len(batch) == jobBatch && !flush() {
 				break loop
 			}
@@ -232,47 +264,85 @@ func (e *execution) wouldCarry(posts []*herald.Post) {
 // bounds the sends in flight (see mailer.SMTPConfig.Connections).
 func (s *Service) deliverers() int { return 2 * s.opt.Workers }
 
-// owes says whether this run still owes sub an email.
-func (e *execution) owes(sub *herald.Subscriber) bool {
-	return sub.Status == herald.StatusConfirmed && sub.Frequency == e.run.Frequency && sub.LastRunID < e.run.ID
-}
-
-// postsFor memoises the post list per cursor: readers who got the last
-// digest together share one list, and one rendered body.
-func (e *execution) postsFor(cursor uint64) ([]*herald.Post, error) {
+// sets counts the distinct digests rendered.
+func (e *execution) sets() int {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if ps, ok := e.posts[cursor]; ok {
-		return ps, nil
+	return len(e.byKey) + len(e.single)
+}
+
+// selectFor is Select on the candidates after sub's cursor.
+func (e *execution) selectFor(sub *herald.Subscriber) (Selection, error) {
+	c, err := e.candidates(sub.Cursor)
+	if err != nil {
+		return Selection{}, err
+	}
+	return Select(e.plan, sub, c), nil
+}
+
+// candidates memoises the posts after a cursor: readers who got the last
+// digest together share one list, and, with the same topics, one body.
+func (e *execution) candidates(cursor uint64) (*Candidates, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if c, ok := e.cands[cursor]; ok {
+		return c, nil
 	}
 	ps, err := e.s.newPosts(e.ctx, cursor, e.run.Cutoff)
 	if err != nil {
 		return nil, err
 	}
-	e.posts[cursor] = ps
-	return ps, nil
+	c := NewCandidates(ps, e.plan.Topics)
+	e.cands[cursor] = c
+	return c, nil
 }
 
-// bodyKey names a rendered body: readers at one cursor (or one post, for
-// instant runs) in one language share it.
+// bodyKey names an instant body: readers of one post in one language
+// share it.
 type bodyKey struct {
 	id   uint64
 	lang string
 }
 
-func (e *execution) digestFor(cursor uint64, lang string, posts []*herald.Post) (*body, error) {
+// skip records that a reader got no email from this run, their cursor
+// moved past posts they did not want.
+func (e *execution) skip(sub *herald.Subscriber, sel Selection) {
+	e.rec.add(herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: sel.Cursor, Outcome: herald.OutcomeSkipped,
+		Slot: sel.Slot, EndPause: sel.EndPause, At: e.s.opt.Now().UTC()})
+}
+
+// setID names a post list by where it is, in one language: the lists
+// readers share (see Candidates) are the same slice, so most readers
+// find their body without building a key.
+type setID struct {
+	first **herald.Post
+	n     int
+	lang  string
+}
+
+// bodyFor renders a digest once per distinct set of posts and language.
+func (e *execution) bodyFor(posts []*herald.Post, lang string) (*body, error) {
+	id := setID{&posts[0], len(posts), lang}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	k := bodyKey{cursor, lang}
-	if b := e.rendered[k]; b != nil {
+	if b := e.bodies[id]; b != nil {
 		return b, nil
 	}
-	r, err := e.s.render.Render(posts, e.run.Frequency, false, lang)
-	if err != nil {
-		return nil, err
+	key := make([]byte, 0, len(lang)+1+8*len(posts))
+	key = append(append(key, lang...), 0)
+	for _, p := range posts {
+		key = binary.AppendUvarint(key, p.ID)
 	}
-	b := e.s.newBody(r)
-	e.rendered[k] = b
+	b := e.byKey[string(key)]
+	if b == nil {
+		r, err := e.s.render.Render(posts, e.run.Frequency, false, lang)
+		if err != nil {
+			return nil, err
+		}
+		b = e.s.newBody(r)
+		e.byKey[string(key)] = b
+	}
+	e.bodies[id] = b
 	return b, nil
 }
 
@@ -309,8 +379,7 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 	}
 	sub := j.sub
 	if j.gen == 0 || s.generation() != j.gen {
-		var err error
-		sub, err = s.store.SubscriberByID(e.ctx, j.sub.ID)
+		fresh, err := s.store.SubscriberByID(e.ctx, j.sub.ID)
 		switch {
 		case herald.ErrorCode(err) == herald.ENOTFOUND:
 			return // erased meanwhile: the run owes them nothing
@@ -319,41 +388,43 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 			// everyone, so it ends failed with this reason.
 			e.rec.fail(fmt.Errorf("digest: read reader %d again: %w", j.sub.ID, err))
 			return
-		case !e.owes(sub):
-			return // left, or changed frequency, meanwhile
 		}
 		// The store may be behind what this run sent (the recorder writes
 		// outcomes after the sends), or ahead of this job (an earlier try
 		// got through): the later cursor is where the reader stands.
-		if j.sub.Cursor > sub.Cursor {
-			cp := *sub
+		if j.sub.Cursor > fresh.Cursor {
+			cp := *fresh
 			cp.Cursor = j.sub.Cursor
-			sub = &cp
+			fresh = &cp
 		}
-	}
-	if sub.Cursor != j.sub.Cursor {
-		// The posts are what is left after the cursor.
-		posts, err := s.newPosts(e.ctx, sub.Cursor, e.run.Cutoff)
+		// Chosen again on the fresh record: the reader may have left,
+		// paused, or changed frequency, zone or topics meanwhile.
+		sel, err := e.selectFor(fresh)
 		if err != nil {
 			e.rec.fail(err)
 			return
 		}
-		if len(posts) == 0 {
-			return // an earlier try got through, and was recorded
+		if !sel.Owed {
+			return
 		}
-		j.posts = posts
+		if len(sel.Posts) == 0 {
+			if sel.Moves(fresh) {
+				e.skip(fresh, sel)
+			}
+			return // or an earlier try got through, and was recorded
+		}
+		sub, j.sel = fresh, sel
 	}
 	j.sub = sub
 	if e.run.Frequency == herald.Instant {
 		e.deliverSingles(j, buf)
 		return
 	}
-	r, err := e.digestFor(j.sub.Cursor, j.sub.Language, j.posts)
+	r, err := e.bodyFor(j.sel.Posts, j.sub.Language)
 	if err != nil {
 		e.rec.fail(err)
 		return
 	}
-	last := j.posts[len(j.posts)-1].ID
 	msg, err := s.compose(r, sub, s.messageID(e.run.ID, sub.ID, 0), s.opt.Now(), buf)
 	if err != nil {
 		// The reader's address or name can't go into a header: fail them,
@@ -363,16 +434,17 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 	}
 	err = e.send(msg)
 	if err == nil {
-		e.carried.add(j.posts, r.r.Subject)
+		e.carried.add(j.sel.Posts, r.r.Subject)
 	}
-	e.outcome(j, err, herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: last}, herald.KindDigest)
+	e.outcome(j, err, herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: j.sel.Cursor, Slot: j.sel.Slot, EndPause: j.sel.EndPause}, herald.KindDigest)
 }
 
 // deliverSingles sends an instant reader each post on its own, moving the
 // cursor after each.
 func (e *execution) deliverSingles(j *job, buf *[]byte) {
 	s := e.s
-	for i, p := range j.posts {
+	posts := j.sel.Posts
+	for i, p := range posts {
 		r, err := e.singleFor(p, j.sub.Language)
 		if err != nil {
 			e.rec.fail(err)
@@ -384,16 +456,23 @@ func (e *execution) deliverSingles(j *job, buf *[]byte) {
 			return
 		}
 		err = e.send(msg)
-		partial := i < len(j.posts)-1
+		partial := i < len(posts)-1
+		d := herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID, Partial: partial}
+		if !partial {
+			// The last one takes the reader past the posts after it they
+			// did not want, too.
+			d.Cursor, d.Slot, d.EndPause = j.sel.Cursor, j.sel.Slot, j.sel.EndPause
+		}
 		if err == nil {
 			e.carried.add([]*herald.Post{p}, r.r.Subject)
 		}
 		if err != nil {
-			rest := &job{sub: j.sub, posts: j.posts[i:], attempts: j.attempts}
-			e.outcome(rest, err, herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID}, herald.KindInstant)
+			rest := &job{sub: j.sub, sel: j.sel, attempts: j.attempts}
+			rest.sel.Posts = posts[i:]
+			e.outcome(rest, err, d, herald.KindInstant)
 			return
 		}
-		e.outcome(j, nil, herald.Delivery{RunID: e.run.ID, SubscriberID: j.sub.ID, Cursor: p.ID, Partial: partial}, herald.KindInstant)
+		e.outcome(j, nil, d, herald.KindInstant)
 		if partial {
 			// Keep the record in step, so a retry of the rest starts here.
 			j.sub.Cursor = p.ID

@@ -20,7 +20,9 @@ var cronParser = cron.NewParser(cron.Minute | cron.Hour | cron.Dom | cron.Month 
 // (Options.Location), so a CRON_TZ= or TZ= prefix is refused. When clocks
 // go back, a time like 01:30 happens twice; robfig/cron fires at both, so
 // the schedule skips a firing that repeats the last one's local date and
-// wall-clock minute: one digest a day, DST or not.
+// wall-clock minute. When clocks go forward, 01:30 does not happen at
+// all, and robfig/cron skips that day; the schedule fires when the jump
+// lands instead. One digest a day, DST or not.
 func ParseSchedule(expr string) (cron.Schedule, error) {
 	if strings.Contains(expr, "TZ=") {
 		return nil, errors.New("the time zone is set once for every schedule, not in the expression")
@@ -40,7 +42,28 @@ func (o onceSchedule) Next(t time.Time) time.Time {
 	if !n.IsZero() && n.In(t.Location()).Format(wall) == t.Format(wall) {
 		n = o.inner.Next(n)
 	}
+	if g := o.inGap(t); !g.IsZero() && (n.IsZero() || g.Before(n)) {
+		return g
+	}
 	return n
+}
+
+// inGap is the next firing after t that robfig/cron would skip because
+// the clocks jump over it, moved to where the jump lands (time.Date's
+// reading of a local time that does not exist); zero if there is none.
+// It is the next firing as if t's zone kept t's offset, when that local
+// time does not exist in the zone.
+func (o onceSchedule) inGap(t time.Time) time.Time {
+	_, off := t.Zone()
+	naive := o.inner.Next(t.In(time.FixedZone("", off)))
+	if naive.IsZero() {
+		return naive
+	}
+	d := time.Date(naive.Year(), naive.Month(), naive.Day(), naive.Hour(), naive.Minute(), 0, 0, t.Location())
+	if d.Day() == naive.Day() && d.Hour() == naive.Hour() && d.Minute() == naive.Minute() || !d.After(t) {
+		return time.Time{} // the time exists: robfig/cron finds it
+	}
+	return d
 }
 
 type schedule struct {
@@ -78,27 +101,6 @@ func parseSchedules(opt Options) ([]schedule, error) {
 	return out, nil
 }
 
-// Timetable is the next time of each frequency's schedule: the schedules
-// the scheduler fires, read in the same time zone.
-func (s *Service) Timetable(ctx context.Context) (*herald.Timetable, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	now := s.opt.Now().In(s.opt.Location)
-	tt := &herald.Timetable{Timezone: s.opt.Location.String()}
-	for _, f := range herald.Frequencies {
-		sc := herald.Schedule{Frequency: f}
-		for _, it := range s.schedules {
-			if it.freq == f {
-				next := it.sch.Next(now)
-				sc.Cron, sc.Next = it.expr, &next
-			}
-		}
-		tt.Schedules = append(tt.Schedules, sc)
-	}
-	return tt, nil
-}
-
 // newScheduler makes the cron schedules; their runs start under ctx (Run's).
 func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
 	sc := &scheduler{s: s, items: s.schedules}
@@ -111,9 +113,33 @@ func newScheduler(ctx context.Context, s *Service) (*scheduler, error) {
 		cron.WithLogger(logger),
 	)
 	for _, it := range sc.items {
-		sc.cron.Schedule(it.sch, cron.FuncJob(func() { sc.fire(ctx, it) }))
+		if s.opt.LocalTime {
+			sl := &slots{s: s, item: it}
+			sc.cron.Schedule(clockSchedule{s.opt.Clock, sl.next}, cron.FuncJob(func() { sl.tick(ctx, herald.TriggerSchedule) }))
+			continue
+		}
+		next := func(t time.Time) time.Time { return it.sch.Next(t.In(s.opt.Location)) }
+		sc.cron.Schedule(clockSchedule{s.opt.Clock, next}, cron.FuncJob(func() { sc.fire(ctx, it) }))
 	}
 	return sc, nil
+}
+
+// clockSchedule is a schedule kept on a Clock: robfig/cron waits on the
+// real clock, so the time of the next firing is turned into the real
+// time it comes. A firing may come a hair early (the two clocks are
+// read at different moments); the jobs run only what is due by then,
+// and the schedule is asked again.
+type clockSchedule struct {
+	clock Clock
+	next  func(after time.Time) time.Time
+}
+
+func (c clockSchedule) Next(real time.Time) time.Time {
+	n := c.next(c.clock.Now())
+	if n.IsZero() {
+		return n
+	}
+	return real.Add(c.clock.Until(n))
 }
 
 func (sc *scheduler) start() { sc.cron.Start() }
@@ -122,9 +148,13 @@ func (sc *scheduler) stop() { <-sc.cron.Stop().Done() }
 
 // fire runs a scheduled digest and waits for it, so SkipIfStillRunning
 // means something; then it records the time, for the missed-run check.
+// A firing with nothing due (a hair early) does nothing.
 func (sc *scheduler) fire(ctx context.Context, it schedule) {
 	s := sc.s
 	now := s.opt.Now()
+	if last, err := sc.last(ctx, it.freq); err == nil && !last.IsZero() && Missed(it.sch, last, now, s.opt.Location).IsZero() {
+		return
+	}
 	run, err := s.StartRun(ctx, it.freq, herald.TriggerSchedule, false)
 	if herald.ErrorCode(err) == herald.ECONFLICT {
 		s.log.Warn("scheduled run skipped: one is still in progress", "frequency", it.freq)
@@ -139,13 +169,22 @@ func (sc *scheduler) fire(ctx context.Context, it schedule) {
 }
 
 func (sc *scheduler) setLast(ctx context.Context, f herald.Frequency, t time.Time) {
-	if err := sc.s.store.PutSetting(context.WithoutCancel(ctx), lastKey(f), []byte(t.UTC().Format(time.RFC3339Nano))); err != nil {
+	if err := sc.s.putTime(ctx, lastKey(f), t); err != nil {
 		sc.s.log.Error("cannot record schedule time", "frequency", f, "err", err)
 	}
 }
 
 func (sc *scheduler) last(ctx context.Context, f herald.Frequency) (time.Time, error) {
-	b, err := sc.s.store.Setting(ctx, lastKey(f))
+	return sc.s.getTime(ctx, lastKey(f))
+}
+
+// putTime and getTime keep a time in the settings.
+func (s *Service) putTime(ctx context.Context, key string, t time.Time) error {
+	return s.store.PutSetting(context.WithoutCancel(ctx), key, []byte(t.UTC().Format(time.RFC3339Nano)))
+}
+
+func (s *Service) getTime(ctx context.Context, key string) (time.Time, error) {
+	b, err := s.store.Setting(ctx, key)
 	if err != nil || len(b) == 0 {
 		return time.Time{}, err
 	}
@@ -158,6 +197,13 @@ func (sc *scheduler) catchUp(ctx context.Context) error {
 	s := sc.s
 	now := s.opt.Now()
 	for _, it := range sc.items {
+		if s.opt.LocalTime {
+			sl := &slots{s: s, item: it}
+			if err := sl.due(ctx, herald.TriggerMissed); err != nil {
+				return err
+			}
+			continue
+		}
 		last, err := sc.last(ctx, it.freq)
 		if err != nil {
 			return fmt.Errorf("digest: schedule %s: %w", it.freq, err)

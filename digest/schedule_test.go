@@ -33,9 +33,9 @@ func TestScheduleAcrossDST(t *testing.T) {
 			for t0 := sch.Next(from.In(london)); t0.Before(to); t0 = sch.Next(t0) {
 				perDay[t0.In(london).Format("2006-01-02")]++
 			}
-			days := int(to.Sub(from).Hours()/24) - 1
-			if len(perDay) < days {
-				t.Errorf("fired on %d days, want at least %d: %v", len(perDay), days, perDay)
+			days := int(to.Sub(from).Hours() / 24) // every day from the one after from
+			if len(perDay) != days {
+				t.Errorf("fired on %d days, want %d: %v", len(perDay), days, perDay)
 			}
 			for d, n := range perDay {
 				if n != 1 {

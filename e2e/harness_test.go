@@ -33,7 +33,9 @@ var build struct {
 }
 
 // heraldBinary builds herald (with -race unless HERALD_E2E_NORACE is set)
-// the first time a test asks, and returns its path.
+// the first time a test asks, and returns its path. It is a test build
+// (-tags heraldtest): it honours HERALD_TEST_CLOCK (cmd/herald/testclock.go),
+// and only when a test sets it.
 func heraldBinary(t testing.TB) string {
 	t.Helper()
 	build.once.Do(func() {
@@ -41,9 +43,9 @@ func heraldBinary(t testing.TB) string {
 			return
 		}
 		build.path = filepath.Join(build.dir, "herald")
-		args := []string{"build", "-race", "-o", build.path, "../cmd/herald"}
+		args := []string{"build", "-race", "-tags", "heraldtest", "-o", build.path, "../cmd/herald"}
 		if os.Getenv("HERALD_E2E_NORACE") != "" {
-			args = []string{"build", "-o", build.path, "../cmd/herald"}
+			args = []string{"build", "-tags", "heraldtest", "-o", build.path, "../cmd/herald"}
 		}
 		out, err := exec.Command("go", args...).CombinedOutput()
 		if err != nil {

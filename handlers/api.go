@@ -120,8 +120,9 @@ func (s *Server) apiDeleteSubscriber(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// apiUpdateSubscriber: PATCH /api/v1/subscribers/{email} with the fields
-// to change.
+// apiUpdateSubscriber: PATCH /api/v1/subscribers/{email} changes the
+// fields the body has (name, frequency, topics, timezone, paused_until);
+// 200 with the reader, 422 naming a bad field.
 func (s *Server) apiUpdateSubscriber(w http.ResponseWriter, r *http.Request) {
 	b, err := readBody(w, r)
 	if err != nil {

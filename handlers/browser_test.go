@@ -208,7 +208,7 @@ func TestBrowserReaderFlows(t *testing.T) {
 		}
 		e.WaitRun(run.ID)
 	}
-	if err := e.Digest.SendTest(context.Background(), "editor@example.org"); err != nil {
+	if err := e.Digest.SendTest(context.Background(), "editor@example.org", nil); err != nil {
 		t.Fatal(err)
 	}
 	e.OutboxSent()

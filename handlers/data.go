@@ -40,14 +40,27 @@ type SubscriberData struct {
 	Bounces           int              `json:"consecutive_bounces"`
 	LastPostID        uint64           `json:"last_post_delivered"`
 	LastRunID         uint64           `json:"last_digest_run"`
+	Topics            herald.TopicList `json:"topics"`
+	Timezone          string           `json:"timezone"`
+	PausedUntil       *time.Time       `json:"paused_until"`
+	PausedAt          *time.Time       `json:"paused_at"`
+	LastMorning       *time.Time       `json:"last_local_time_digest"`
 }
 
 var dataKept = []string{
 	"The subscriber record above: your address, the name you gave, your status and how often you hear from us, when you signed up, confirmed, unsubscribed or last changed anything, and how the subscription came in (form, api or import).",
 	"When confirmation and link emails were sent to you (the last few, to limit how many an address can get), and how many emails in a row could not be delivered to you.",
 	"Which posts and digest run you already got (last_post_delivered, last_digest_run), so that no post reaches you twice.",
+	"The topics you chose (none: every post), your time zone (empty: the site's), when your last pause began and ends, and the local date and time of the last digest sent at your morning (last_local_time_digest, written as if in UTC), so that each morning reaches you once.",
 	"Emails waiting to be sent to you are kept until they go out or expire; herald keeps no copy of the emails it has sent, and does not track opens or clicks.",
 	"The public archive of past digests holds no reader's data or links.",
+}
+
+func optTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
 }
 
 // preferencesData: GET /preferences/data?token=T (a preferences token)
@@ -67,6 +80,8 @@ func (s *Server) preferencesData(w http.ResponseWriter, r *http.Request) {
 			UnsubscribedAt: sub.UnsubscribedAt, UpdatedAt: sub.UpdatedAt,
 			ConfirmationsSent: sub.ConfirmsSent, Bounces: sub.Bounces,
 			LastPostID: sub.Cursor, LastRunID: sub.LastRunID,
+			Topics: sub.Topics, Timezone: sub.Timezone, PausedUntil: sub.PausedUntil,
+			PausedAt: optTime(sub.PausedAt), LastMorning: optTime(sub.LastSlot),
 		},
 		Kept: dataKept,
 	}

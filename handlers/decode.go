@@ -34,7 +34,10 @@ func decodeJSON(b []byte, v any) error {
 	if err := dec.Decode(v); err != nil {
 		var se *json.SyntaxError
 		var te *json.UnmarshalTypeError
+		var he *herald.Error
 		switch {
+		case errors.As(err, &he): // a field's own check (herald.OptionalTime)
+			return he
 		case errors.Is(err, io.EOF):
 			return herald.Errorf(herald.EMALFORMED, "request body is empty; want a JSON object")
 		case errors.As(err, &se):
@@ -52,6 +55,10 @@ func decodeJSON(b []byte, v any) error {
 	}
 	return nil
 }
+
+// repeatable are the form fields that may come more than once: one per
+// ticked checkbox.
+var repeatable = map[string]bool{"topics": true}
 
 // parseForm reads an urlencoded (or empty) body. Multipart is refused:
 // nothing of ours uploads files through a public form.
@@ -74,12 +81,24 @@ func parseForm(w http.ResponseWriter, r *http.Request) (url.Values, error) {
 	if err != nil {
 		return nil, herald.Errorf(herald.EMALFORMED, "malformed form body: %v", err)
 	}
-	for k, vs := range vals {
-		if len(vs) > 1 {
-			return nil, herald.Errorf(herald.EMALFORMED, "form field %q given %d times", k, len(vs))
-		}
+	if err := singleValued(vals); err != nil {
+		return nil, err
 	}
 	return vals, nil
+}
+
+// singleValued refuses a field given twice, but for the repeatable ones,
+// and bounds those.
+func singleValued(vals url.Values) error {
+	for k, vs := range vals {
+		if len(vs) > 1 && !repeatable[k] {
+			return herald.Errorf(herald.EMALFORMED, "form field %q given %d times", k, len(vs))
+		}
+		if len(vs) > herald.MaxTopics {
+			return herald.Errorf(herald.EINVALID, "form field %q given %d times, more than there are topics", k, len(vs)).WithField(k)
+		}
+	}
+	return nil
 }
 
 // SubscribeInput is what POST /subscribe accepts, as form or JSON.
@@ -87,6 +106,10 @@ type SubscribeInput struct {
 	Email     string `json:"email"`
 	Name      string `json:"name"`
 	Frequency string `json:"frequency"`
+	// Topics: the form sends one field per ticked box.
+	Topics []string `json:"topics"`
+	// Timezone is filled in by the form's script from the browser.
+	Timezone string `json:"timezone"`
 	// Language is the reader's language: the form's hidden "lang" (the
 	// page's language), JSON's "language".
 	Language string `json:"language"`
@@ -115,13 +138,12 @@ func DecodeSubscribe(contentType string, body []byte) (SubscribeInput, error) {
 	if err != nil {
 		return in, herald.Errorf(herald.EMALFORMED, "malformed form body: %v", err)
 	}
-	for k, vs := range vals {
-		if len(vs) > 1 {
-			return in, herald.Errorf(herald.EMALFORMED, "form field %q given %d times", k, len(vs))
-		}
-	}
 	in.Email, in.Name, in.Frequency, in.Website = vals.Get("email"), vals.Get("name"), vals.Get("frequency"), vals.Get("website")
+	in.Topics, in.Timezone = vals["topics"], vals.Get("timezone")
 	in.Language = vals.Get("lang")
 	in.Challenge, in.Solution = vals.Get("challenge"), vals.Get("solution")
+	if err := singleValued(vals); err != nil {
+		return in, err
+	}
 	return in, nil
 }

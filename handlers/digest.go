@@ -29,6 +29,16 @@ func (s *Server) registerDigest(v1 *mux.Router) {
 	v1.HandleFunc("/look/preview", s.apiLookPreview).Methods(http.MethodGet)
 }
 
+// apiSchedule: GET /api/v1/schedule, when runs start by themselves.
+func (s *Server) apiSchedule(w http.ResponseWriter, r *http.Request) {
+	tt, err := s.deps.Digests.Timetable(r.Context())
+	if err != nil {
+		s.jsonError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, tt)
+}
+
 // pageArgs reads limit (1..1000, default def) and a numeric cursor.
 func pageArgs(r *http.Request, def int, cursorName string) (int, uint64, error) {
 	q := r.URL.Query()
@@ -189,16 +199,6 @@ func boolArg(r *http.Request, name string) (bool, error) {
 	return b, nil
 }
 
-// apiSchedule: GET /api/v1/schedule, when runs start by themselves.
-func (s *Server) apiSchedule(w http.ResponseWriter, r *http.Request) {
-	tt, err := s.deps.Digests.Timetable(r.Context())
-	if err != nil {
-		s.jsonError(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, tt)
-}
-
 func (s *Server) apiGetRun(w http.ResponseWriter, r *http.Request) {
 	id, err := strconv.ParseUint(mux.Vars(r)["id"], 10, 64)
 	if err != nil {
@@ -247,7 +247,7 @@ func (s *Server) apiTestEmail(w http.ResponseWriter, r *http.Request) {
 		s.jsonError(w, r, err)
 		return
 	}
-	if err := s.deps.Digests.SendTest(r.Context(), in.To); err != nil {
+	if err := s.deps.Digests.SendTest(r.Context(), in.To, in.Topics); err != nil {
 		s.jsonError(w, r, err)
 		return
 	}

@@ -11,7 +11,8 @@ import (
 )
 
 // FuzzAdminJSON feeds the JSON bodies of the admin API (POST
-// /api/v1/posts, /runs, /subscribers, /test-email, /bounces) to the
+// /api/v1/posts, /runs, /subscribers, /test-email, /bounces; PATCH
+// /api/v1/subscribers/{email}) to the
 // decoding and checking those routes do: no input panics; a body that
 // does not decode is EMALFORMED, one that decodes but breaks a rule is
 // EINVALID with the field named; and whatever passes is clean.
@@ -38,8 +39,16 @@ func FuzzAdminJSON(f *testing.F) {
 		{4, `{"email":"a@b.org","kind":"COMPLAINT "}`},
 		{4, `{"email":"a@b.org","kind":"bounce"}`},
 		{4, "\xff\xfe{"},
+		{5, `{"name":"Ann","frequency":"weekly","topics":["courts"],"timezone":"Asia/Kolkata","paused_until":"2030-01-02T03:04:05Z"}`},
+		{5, `{"paused_until":null}`},
+		{5, `{"paused_until":"soon","topics":["Sport"],"timezone":"Local"}`},
+		{5, `{"topics":"Courts"}`},
 	} {
 		f.Add(s.route, []byte(s.body))
+	}
+	fuzzTopics, err := herald.NewOfferedTopics([]string{"Prisons", "Courts", "Policing"})
+	if err != nil {
+		f.Fatal(err)
 	}
 	f.Fuzz(func(t *testing.T, route uint8, body []byte) {
 		malformed := func(err error) {
@@ -54,7 +63,7 @@ func FuzzAdminJSON(f *testing.F) {
 				t.Fatalf("check error with code %q, field %q: %v", c, herald.ErrorField(err), err)
 			}
 		}
-		switch route % 5 {
+		switch route % 6 {
 		case 0: // POST /api/v1/posts (the post's rules: posts.FuzzPostInput)
 			var in herald.PostInput
 			if err := decodeJSON(body, &in); err != nil {
@@ -116,6 +125,36 @@ func FuzzAdminJSON(f *testing.F) {
 			}
 			if k != herald.BounceHard && k != herald.BounceSoft && k != herald.BounceComplaint {
 				t.Fatalf("bounce kind %q accepted", k)
+			}
+		case 5: // PATCH /api/v1/subscribers/{email}: the choices' checks
+			var in herald.SubscriberPatch
+			if err := decodeJSON(body, &in); err != nil {
+				if herald.ErrorCode(err) == herald.EINVALID {
+					invalid(err) // paused_until that is not a time
+					return
+				}
+				malformed(err)
+				return
+			}
+			if in.Topics != nil {
+				topics, err := fuzzTopics.Parse(*in.Topics)
+				if err != nil {
+					invalid(err)
+				} else if len(topics) > fuzzTopics.Len() {
+					t.Fatalf("topics %q accepted", topics)
+				}
+				for _, tp := range topics {
+					if _, ok := fuzzTopics.Lookup(tp); !ok {
+						t.Fatalf("topic %q accepted", tp)
+					}
+				}
+			}
+			if in.Timezone != nil {
+				if name, _, err := herald.ParseTimezone(*in.Timezone); err != nil {
+					invalid(err)
+				} else if strings.ContainsAny(name, " \r\n") {
+					t.Fatalf("zone %q accepted", name)
+				}
 			}
 		}
 	})

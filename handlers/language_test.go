@@ -218,3 +218,52 @@ func TestReaderMessagesInTheirLanguage(t *testing.T) {
 		t.Errorf("an untranslated message was not reported: %q", got)
 	}
 }
+
+// TestChoicesInTheReadersLanguage: a German reader's topics, time zone
+// and pause speak German: a made-up zone is refused in German, a pause
+// says when mail resumes as German writes a moment, and nothing they
+// meet is left in English.
+func TestChoicesInTheReadersLanguage(t *testing.T) {
+	u := &untranslated{}
+	e := newEnv(t, testenv.Options{Logger: slog.New(u), Topics: []string{"Garten", "Werkstatt"}})
+	sub, err := e.Subs.Subscribe(context.Background(), herald.SubscribeRequest{Email: "leser@example.org", Language: "de", Confirmed: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok := e.Subs.ManageToken(sub.ID)
+	prefs := "/preferences?token=" + url.QueryEscape(tok)
+	r := e.do(http.MethodGet, prefs, "", "", "Accept-Language", "en")
+	for _, want := range []string{"Welche Themen?", `value="Garten"`, "Ihre Zeitzone", "Unterwegs?", "1 Woche pausieren", "2 Wochen pausieren"} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("preferences lack %q", want)
+		}
+	}
+	r = e.form("/preferences", url.Values{"token": {tok}, "action": {"save"}, "frequency": {"daily"}, "timezone": {"Mars/Olympus_Mons"}})
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "Unbekannte Zeitzone „Mars/Olympus_Mons“") {
+		t.Fatalf("a made-up zone: %d\n%s", r.Status, r.Body)
+	}
+	r = e.form("/preferences", url.Values{"token": {tok}, "action": {"pause"}, "weeks": {"3"}})
+	if r.Status != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "Eine Pause dauert 1, 2 oder 4 Wochen.") {
+		t.Fatalf("three weeks: %d\n%s", r.Status, r.Body)
+	}
+	r = e.form("/preferences", url.Values{"token": {tok}, "action": {"pause"}, "weeks": {"1"}})
+	if r.Status != http.StatusSeeOther {
+		t.Fatalf("pause: %d", r.Status)
+	}
+	until := *e.sub("leser@example.org").PausedUntil
+	r = e.do(http.MethodGet, r.Location(), "", "")
+	wd := map[time.Weekday]string{time.Sunday: "Sonntag", time.Monday: "Montag", time.Tuesday: "Dienstag", time.Wednesday: "Mittwoch",
+		time.Thursday: "Donnerstag", time.Friday: "Freitag", time.Saturday: "Samstag"}[until.UTC().Weekday()]
+	for _, want := range []string{"Pausiert.", "E-Mails sind pausiert", wd + ", " + until.UTC().Format("2.") + " ", " um " + until.UTC().Format("15:04") + " (UTC)", "Jetzt fortsetzen"} {
+		if !strings.Contains(r.Body, want) {
+			t.Errorf("paused page lacks %q\n%s", want, r.Body)
+		}
+	}
+	r = e.form("/preferences", url.Values{"token": {tok}, "action": {"resume"}})
+	if r = e.do(http.MethodGet, r.Location(), "", ""); !strings.Contains(r.Body, "Sie erhalten ab jetzt wieder E-Mails.") {
+		t.Errorf("resumed page:\n%s", r.Body)
+	}
+	if got := u.take(); len(got) > 0 {
+		t.Errorf("shown in English:\n%s", strings.Join(got, "\n"))
+	}
+}

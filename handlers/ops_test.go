@@ -93,7 +93,7 @@ func opsReport(t *testing.T, rep herald.ImportReport, added, updated, skipped in
 
 func TestCSVExportAndRoundTrip(t *testing.T) {
 	e := newEnv(t, testenv.Options{AdminToken: adminToken})
-	if r := e.admin(http.MethodGet, "/api/v1/subscribers.csv", "", ""); r.Status != http.StatusOK || r.Body != "email,name,frequency,status,created_at,confirmed_at,language\n" {
+	if r := e.admin(http.MethodGet, "/api/v1/subscribers.csv", "", ""); r.Status != http.StatusOK || r.Body != "email,name,frequency,status,created_at,confirmed_at,topics,timezone,paused_until,language\n" {
 		t.Fatalf("empty export: %d %q", r.Status, r.Body)
 	}
 	const n = 1200 // more than one page of the export
@@ -115,7 +115,7 @@ func TestCSVExportAndRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := strings.Join(recs[0], ","); got != "email,name,frequency,status,created_at,confirmed_at,language" {
+	if got := strings.Join(recs[0], ","); got != "email,name,frequency,status,created_at,confirmed_at,topics,timezone,paused_until,language" {
 		t.Fatalf("header %q", got)
 	}
 	if len(recs) != n+1 {

@@ -4,10 +4,13 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/herald-dev/herald"
 	"github.com/herald-dev/herald/api"
+	"github.com/herald-dev/herald/locale"
 	"github.com/herald-dev/herald/templates"
 )
 
@@ -17,7 +20,7 @@ func (s *Server) subscribePage(w http.ResponseWriter, r *http.Request) {
 		freq = string(s.opt.DefaultFrequency)
 	}
 	s.page(w, r, http.StatusOK, "subscribe", map[string]any{
-		"Title": "Subscribe", "Action": "/subscribe", "Frequency": freq, "Challenge": s.challenge(),
+		"Title": "Subscribe", "Action": "/subscribe", "Frequency": freq, "Challenge": s.challenge(), "Topics": s.topicBoxes(nil),
 	})
 }
 
@@ -74,6 +77,11 @@ func (s *Server) challengeScript(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// topicBoxes are the offered topics, those in chosen ticked.
+func (s *Server) topicBoxes(chosen []string) []herald.TopicChoice {
+	return herald.TopicChoices(s.opt.Topics, chosen)
+}
+
 // subscribe answers the same whether the address is new, pending or
 // already subscribed, so nobody learns who reads the blog.
 func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
@@ -93,6 +101,7 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 				"Title": "Subscribe", "Action": "/subscribe", "Error": herald.ErrorMessage(err),
 				"Field": herald.ErrorField(err), "Email": in.Email, "Name": in.Name, "Frequency": freq,
 				"Lang": s.formLang(r, in.Language), "Challenge": s.challenge(),
+				"Topics": s.topicBoxes(in.Topics), "Timezone": in.Timezone, "SiteZone": s.opt.Timezone,
 			})
 			return
 		}
@@ -134,7 +143,10 @@ func (s *Server) subscribe(w http.ResponseWriter, r *http.Request) {
 	if !asJSON || lang == "" {
 		lang = s.formLang(r, in.Language)
 	}
-	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{Email: in.Email, Name: in.Name, Frequency: in.Frequency, Language: lang, Source: "form", Solved: solved})
+	_, err = s.deps.Subscriptions.Subscribe(r.Context(), herald.SubscribeRequest{
+		Email: in.Email, Name: in.Name, Frequency: in.Frequency, Topics: in.Topics, Timezone: in.Timezone, Language: lang,
+		Source: "form", Solved: solved,
+	})
 	if err != nil {
 		fail(err, in)
 		return
@@ -392,10 +404,52 @@ func (s *Server) unsubscribe(w http.ResponseWriter, r *http.Request) {
 // browser back to it (the done parameter): a message id.
 func prefsDone(done string) string {
 	switch done {
-	case "saved", "unchanged", "back", "left":
+	case "saved", "unchanged", "back", "left", "paused", "resumed":
 		return "prefs_done_" + done
 	}
 	return ""
+}
+
+// prefsPage renders the preferences page for sub; after an error, with
+// the message and the form as it was sent (vals), to put right.
+func (s *Server) prefsPage(w http.ResponseWriter, r *http.Request, status int, sub *herald.Subscriber, tok string, vals url.Values, err error) {
+	now := s.opt.Now()
+	data := map[string]any{
+		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
+		"Subscribed": sub.Status == herald.StatusConfirmed || sub.Status == herald.StatusPending,
+		"Frequency":  string(sub.Frequency), "Token": tok, "Action": "/preferences",
+		"Done":     prefsDone(r.URL.Query().Get("done")),
+		"Topics":   s.topicBoxes(sub.Topics),
+		"Timezone": sub.Timezone, "SiteZone": s.opt.Timezone, "LocalTime": s.opt.LocalTime,
+		"Confirmed":  sub.Status == herald.StatusConfirmed,
+		"PauseWeeks": herald.PauseWeeks, "Lang": sub.Language,
+	}
+	if sub.Paused(now) {
+		data["Paused"] = true
+		data["Resumes"] = s.localTime(s.deps.Templates.Lang(s.lang(r, data)), *sub.PausedUntil, sub.Timezone)
+	}
+	if err != nil {
+		data["Error"], data["Field"], data["Done"] = herald.ErrorMessage(err), herald.ErrorField(err), ""
+		if vals != nil && (vals.Get("action") == "save" || vals.Get("action") == "") {
+			data["Frequency"], data["Topics"], data["Timezone"] = vals.Get("frequency"), s.topicBoxes(vals["topics"]), vals.Get("timezone")
+		}
+	}
+	s.page(w, r, status, "preferences", data)
+}
+
+// localTime writes t in the reader's zone (or the site's) and language.
+func (s *Server) localTime(l *locale.Lang, t time.Time, zone string) string {
+	name := zone
+	if name == "" {
+		name = s.opt.Timezone
+	}
+	loc := time.UTC
+	if _, l, err := herald.ParseTimezone(name); err == nil && l != nil {
+		loc = l
+	} else {
+		name = "UTC"
+	}
+	return l.DateTime(t.In(loc)) + " (" + name + ")"
 }
 
 func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
@@ -409,16 +463,7 @@ func (s *Server) preferencesPage(w http.ResponseWriter, r *http.Request) {
 		s.tokenError(w, r, err)
 		return
 	}
-	s.preferencesForm(w, r, http.StatusOK, sub, tok, prefsDone(r.URL.Query().Get("done")), "")
-}
-
-func (s *Server) preferencesForm(w http.ResponseWriter, r *http.Request, status int, sub *herald.Subscriber, tok, done, errMsg string) {
-	s.page(w, r, status, "preferences", map[string]any{
-		"Title": "Preferences", "Email": sub.Email, "Status": string(sub.Status),
-		"Subscribed": sub.Status == herald.StatusConfirmed || sub.Status == herald.StatusPending,
-		"Frequency":  string(sub.Frequency), "Token": tok, "Action": "/preferences",
-		"Done": done, "Error": errMsg, "Lang": sub.Language,
-	})
+	s.prefsPage(w, r, http.StatusOK, sub, tok, nil, nil)
 }
 
 func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
@@ -427,42 +472,45 @@ func (s *Server) preferences(w http.ResponseWriter, r *http.Request) {
 		s.error(w, r, err)
 		return
 	}
-	back := func(done string) {
-		http.Redirect(w, r, "/preferences?done="+done+"&token="+url.QueryEscape(tok), http.StatusSeeOther)
-	}
+	var done string
 	switch vals.Get("action") {
 	case "unsubscribe":
-		if _, err := s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok); err != nil {
-			s.tokenError(w, r, err)
-			return
-		}
-		back("left")
+		_, err = s.deps.Subscriptions.UnsubscribeFromPreferences(r.Context(), tok)
+		done = "left"
 	case "resubscribe":
-		if _, err := s.deps.Subscriptions.Resubscribe(r.Context(), tok, vals.Get("frequency")); err != nil {
-			s.preferencesError(w, r, tok, err)
-			return
-		}
-		back("back")
+		_, err = s.deps.Subscriptions.Resubscribe(r.Context(), tok, vals.Get("frequency"))
+		done = "back"
 	case "save", "":
-		_, changed, err := s.deps.Subscriptions.SetFrequency(r.Context(), tok, vals.Get("frequency"))
-		if err != nil {
-			s.preferencesError(w, r, tok, err)
-			return
+		var changed bool
+		_, changed, err = s.deps.Subscriptions.SavePreferences(r.Context(), tok, herald.Preferences{
+			Frequency: vals.Get("frequency"), Topics: vals["topics"], Timezone: vals.Get("timezone"),
+		})
+		done = "saved"
+		if !changed {
+			done = "unchanged"
 		}
-		if changed {
-			back("saved")
-		} else {
-			back("unchanged")
-		}
+	case "pause":
+		n, _ := strconv.Atoi(vals.Get("weeks")) // not a number: 0, which Pause refuses
+		_, err = s.deps.Subscriptions.Pause(r.Context(), tok, n)
+		done = "paused"
+	case "resume":
+		_, err = s.deps.Subscriptions.Resume(r.Context(), tok)
+		done = "resumed"
 	default:
 		s.error(w, r, herald.Errorf(herald.EINVALID, "unknown action %q", vals.Get("action")).WithField("action"))
+		return
 	}
+	if err != nil {
+		s.preferencesError(w, r, tok, vals, err)
+		return
+	}
+	http.Redirect(w, r, "/preferences?done="+done+"&token="+url.QueryEscape(tok), http.StatusSeeOther)
 }
 
 // preferencesError shows the preferences page again with what was wrong
-// with the choice; a bad token gets the bad-link page.
-func (s *Server) preferencesError(w http.ResponseWriter, r *http.Request, tok string, err error) {
-	if herald.ErrorField(err) != "frequency" {
+// with the choice, nothing changed; a bad token gets the bad-link page.
+func (s *Server) preferencesError(w http.ResponseWriter, r *http.Request, tok string, vals url.Values, err error) {
+	if f := herald.ErrorField(err); f == "" || f == "token" {
 		s.tokenError(w, r, err)
 		return
 	}
@@ -471,5 +519,5 @@ func (s *Server) preferencesError(w http.ResponseWriter, r *http.Request, tok st
 		s.tokenError(w, r, err2)
 		return
 	}
-	s.preferencesForm(w, r, statusFor(herald.ErrorCode(err)), cur, tok, "", herald.ErrorMessage(err))
+	s.prefsPage(w, r, statusFor(herald.ErrorCode(err)), cur, tok, vals, err)
 }

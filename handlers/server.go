@@ -46,8 +46,15 @@ type Options struct {
 	// SubscribePerIP limits sign-ups and resends per visitor.
 	SubscribePerIP   Rate
 	DefaultFrequency herald.Frequency
-	Logger           *slog.Logger
-	Now              func() time.Time
+	// Topics are the topics readers may choose (digest.topics), for the
+	// forms; the services check what readers choose.
+	Topics []string
+	// Timezone is the site's (digest.timezone): readers who choose none
+	// are in it. LocalTime: the schedules run in each reader's zone.
+	Timezone  string
+	LocalTime bool
+	Logger    *slog.Logger
+	Now       func() time.Time
 }
 
 // Deps are the services behind the routes. Archive and Observe may be

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/herald-dev/herald"
 	bolt "go.etcd.io/bbolt"
@@ -236,6 +237,14 @@ func (db *DB) RecordDeliveries(ctx context.Context, bounceLimit int, ds ...heral
 			prev := *s
 			if !d.Partial {
 				s.LastRunID = d.RunID
+			}
+			if d.Outcome != herald.OutcomeFailed {
+				if !d.Slot.IsZero() {
+					s.LastSlot = d.Slot
+				}
+				if d.EndPause {
+					s.PausedAt = time.Time{}
+				}
 			}
 			switch d.Outcome {
 			case herald.OutcomeSent:

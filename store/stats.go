@@ -25,6 +25,9 @@ func (db *DB) Stats(ctx context.Context) (*herald.Stats, error) {
 		return nil, err
 	}
 	st := &herald.Stats{Subscribers: herald.NewSubscriberStats(subs), Posts: posts}
+	if st.Subscribers.ByTopic, st.Subscribers.WithTopics, err = db.CountTopics(ctx); err != nil {
+		return nil, err
+	}
 	err = db.bolt.View(func(tx *bolt.Tx) error {
 		st.Runs = int(counter(tx, herald.CounterRuns))
 		st.Outbox = int(counter(tx, herald.CounterOutbox))

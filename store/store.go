@@ -149,6 +149,22 @@ var migrations = []func(tx *bolt.Tx) error{
 		_, err := tx.CreateBucketIfNotExists(bucketOutboxHeld)
 		return err
 	},
+	// 6 → 7: readers' choices (topics, time zone, pause) in subscriber
+	// records of version 2 (subcodec.go), and their counts. No reader
+	// has chosen anything yet, so the counts start empty.
+	func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketSubTopics, bucketSubZones} {
+			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		return nil
+	},
+	// 7 → 8: readers' languages, in subscriber records of version 3
+	// (subcodec.go). Older records read as the site's language and are
+	// rewritten as they change; the number keeps an older herald, which
+	// cannot read version 3, from opening the database.
+	func(tx *bolt.Tx) error { return nil },
 }
 
 // SchemaVersion is the schema version this binary reads and writes.

@@ -30,17 +30,27 @@ import (
 //	optional times: one byte, 0 = nil, 1 = a time follows
 //	ConfirmsSent: uvarint count, then the times
 //
-// Version 2 adds, after Source, the reader's Language (a string).
-// Version 1 records are still read (their language is the site's); every
-// write is version 2.
+// Version 2 (schema 7) adds, after Source, the reader's choices:
+//
+//	Topics: uvarint count, then the strings
+//	Timezone: a string
+//	PausedUntil: an optional time
+//	PausedAt, LastSlot: times that are usually zero, as optional times
+//	(0 for the zero time)
+//
+// Version 3 (schema 8) adds, after those, the reader's Language (a
+// string). Version 1 and 2 records are still read (their choices are
+// empty, their language the site's); every
+// write is version 3.
 const (
 	subFormatV1 = 0x01
 	subFormatV2 = 0x02
+	subFormatV3 = 0x03
 )
 
 // encodeSub appends s in the binary form to dst.
 func encodeSub(dst []byte, s *herald.Subscriber) []byte {
-	dst = append(dst, subFormatV2)
+	dst = append(dst, subFormatV3)
 	dst = binary.AppendUvarint(dst, s.ID)
 	dst = appendString(dst, s.Email)
 	dst = appendString(dst, s.Name)
@@ -59,8 +69,24 @@ func encodeSub(dst []byte, s *herald.Subscriber) []byte {
 	dst = binary.AppendUvarint(dst, s.LastRunID)
 	dst = binary.AppendVarint(dst, int64(s.Bounces))
 	dst = appendString(dst, s.Source)
+	dst = binary.AppendUvarint(dst, uint64(len(s.Topics)))
+	for _, t := range s.Topics {
+		dst = appendString(dst, t)
+	}
+	dst = appendString(dst, s.Timezone)
+	dst = appendOptTime(dst, s.PausedUntil)
+	dst = appendZeroTime(dst, s.PausedAt)
+	dst = appendZeroTime(dst, s.LastSlot)
 	dst = appendString(dst, s.Language)
 	return dst
+}
+
+// appendZeroTime is appendOptTime for a time whose zero value means none.
+func appendZeroTime(dst []byte, t time.Time) []byte {
+	if t.IsZero() {
+		return append(dst, 0)
+	}
+	return appendTime(append(dst, 1), t)
 }
 
 func appendString(dst []byte, s string) []byte {
@@ -201,6 +227,18 @@ func (d *subDecoder) optTime() *time.Time {
 	return nil
 }
 
+// zeroTime reads what appendZeroTime wrote.
+func (d *subDecoder) zeroTime() time.Time {
+	switch d.byte() {
+	case 0:
+		return time.Time{}
+	case 1:
+		return d.time()
+	}
+	d.fail()
+	return time.Time{}
+}
+
 // decodeSub reads a stored record, binary or (from schema 2 and before)
 // JSON, into s.
 func decodeSub(v []byte, s *herald.Subscriber) error {
@@ -212,7 +250,7 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 		*s = herald.Subscriber(rec)
 		return nil
 	}
-	if len(v) == 0 || (v[0] != subFormatV1 && v[0] != subFormatV2) {
+	if len(v) == 0 || v[0] < subFormatV1 || v[0] > subFormatV3 {
 		return fmt.Errorf("%w: unknown format", errCorrupt)
 	}
 	d := subDecoder{b: v[1:]}
@@ -240,6 +278,20 @@ func decodeSub(v []byte, s *herald.Subscriber) error {
 	s.Bounces = int(d.varint())
 	s.Source = d.known(sourceNames)
 	if v[0] >= subFormatV2 {
+		if n := d.uvarint(); n > uint64(len(d.b)) {
+			d.fail() // each string takes at least one byte
+		} else if n > 0 {
+			s.Topics = make(herald.TopicList, n)
+			for i := range s.Topics {
+				s.Topics[i] = d.string()
+			}
+		}
+		s.Timezone = d.string()
+		s.PausedUntil = d.optTime()
+		s.PausedAt = d.zeroTime()
+		s.LastSlot = d.zeroTime()
+	}
+	if v[0] >= subFormatV3 {
 		s.Language = d.known(languageNames)
 	}
 	if d.err == nil && len(d.b) != 0 {

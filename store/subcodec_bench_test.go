@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/herald-dev/herald"
 )
@@ -82,6 +83,24 @@ func TestSubscriberGeneration(t *testing.T) {
 		{"a delivery", func() error {
 			return db.RecordDeliveries(ctx, 3, herald.Delivery{RunID: run.ID, SubscriberID: a.ID, Cursor: 1, Outcome: "sent"})
 		}, false},
+		{"a slot and a pause's end, recorded by a run", func() error {
+			run2 := &herald.Run{Frequency: herald.Daily, State: herald.RunRunning}
+			if err := db.CreateRun(ctx, run2); err != nil {
+				return err
+			}
+			return db.RecordDeliveries(ctx, 3, herald.Delivery{RunID: run2.ID, SubscriberID: a.ID, Cursor: 1, Outcome: "skipped",
+				Slot: time.Date(2025, 3, 1, 7, 0, 0, 0, time.UTC), EndPause: true})
+		}, false},
+		{"topics", set("a@example.org", func(s *herald.Subscriber) { s.Topics = herald.TopicList{"Courts"} }), true},
+		{"a time zone", set("a@example.org", func(s *herald.Subscriber) { s.Timezone = "Asia/Kolkata" }), true},
+		{"a pause", set("a@example.org", func(s *herald.Subscriber) {
+			u := time.Date(2025, 4, 1, 0, 0, 0, 0, time.UTC)
+			s.PausedUntil = &u
+		}), true},
+		{"the same pause again", set("a@example.org", func(s *herald.Subscriber) {
+			u := time.Date(2025, 4, 1, 2, 0, 0, 0, time.FixedZone("X", 7200))
+			s.PausedUntil = &u
+		}), false},
 		{"a frequency", set("a@example.org", func(s *herald.Subscriber) { s.Frequency = herald.Weekly }), true},
 		{"an unsubscribe", set("a@example.org", func(s *herald.Subscriber) { s.Status = herald.StatusUnsubscribed }), true},
 		{"an address", set("b@example.org", func(s *herald.Subscriber) { s.Email = "b2@example.org" }), true},

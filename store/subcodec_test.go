@@ -40,6 +40,8 @@ func fullSubscriber(t testing.TB) *herald.Subscriber {
 			f.Set(reflect.ValueOf(&tt))
 		case []time.Time:
 			f.Set(reflect.ValueOf([]time.Time{at, at.Add(time.Second).UTC(), {}}))
+		case herald.TopicList:
+			f.Set(reflect.ValueOf(herald.TopicList{"Courts", fmt.Sprintf("Topic ä %d", n)}))
 		default:
 			t.Fatalf("field %s of type %s: teach fullSubscriber and the codec about it", v.Type().Field(i).Name, f.Type())
 		}
@@ -95,7 +97,7 @@ func TestSubCodecRoundTrip(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			b := encodeSub(nil, s)
-			if b[0] != subFormatV2 {
+			if b[0] != subFormatV3 {
 				t.Fatalf("format byte %#x", b[0])
 			}
 			var got herald.Subscriber
@@ -107,6 +109,28 @@ func TestSubCodecRoundTrip(t *testing.T) {
 			clear(b)
 			sameSubscriber(t, &got, s)
 		})
+	}
+}
+
+// Records of version 1 (schemas 3 to 6) read the same, with no choices
+// and the site's language.
+func TestSubCodecReadsV1(t *testing.T) {
+	s := fullSubscriber(t)
+	s.Topics, s.Timezone, s.PausedUntil, s.PausedAt, s.LastSlot, s.Language = nil, "", nil, time.Time{}, time.Time{}, ""
+	b := encodeSub(nil, s)
+	// Version 1 is version 3 without the choices and the language: no
+	// topics, an empty zone, three absent times and an empty language.
+	if !bytes.HasSuffix(b, []byte{0, 0, 0, 0, 0, 0}) {
+		t.Fatalf("unexpected tail %x", b[len(b)-6:])
+	}
+	v1 := append([]byte{subFormatV1}, b[1:len(b)-6]...)
+	var got herald.Subscriber
+	if err := decodeSub(v1, &got); err != nil {
+		t.Fatal(err)
+	}
+	sameSubscriber(t, &got, s)
+	if err := decodeSub(append(v1, 0), &got); err == nil {
+		t.Error("a version 1 record with a byte left over decoded")
 	}
 }
 
@@ -135,7 +159,7 @@ func TestSubCodecRefusesCorruptRecords(t *testing.T) {
 	}
 	for _, bad := range [][]byte{
 		append(bytes.Clone(b), 0), // trailing garbage
-		{0x02, 1, 2, 3},           // unknown version
+		{0x03, 1, 2, 3},           // unknown version
 		{subFormatV1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, // varint overflow
 		{subFormatV1, 1, 0xff, 0xff, 0xff, 0xff, 0x0f},                                  // string longer than the record
 		[]byte(`{"id":`),
@@ -240,7 +264,7 @@ func TestOpenConvertsJSONSubscribers(t *testing.T) {
 			switch v[0] {
 			case '{':
 				json++
-			case subFormatV2:
+			case subFormatV3:
 			default:
 				other++
 			}
@@ -255,21 +279,25 @@ func TestOpenConvertsJSONSubscribers(t *testing.T) {
 	}
 }
 
-// TestSubCodecReadsV1: a record written before readers had a language
-// still reads, with the site's language ("").
-func TestSubCodecReadsV1(t *testing.T) {
-	s := &herald.Subscriber{ID: 3, Email: "a@example.org", Status: herald.StatusConfirmed, Frequency: herald.Weekly, Source: "form", Language: "de"}
+// TestSubCodecReadsV2: a record written before readers had a language
+// (schema 7) still reads, choices and all, with the site's language.
+func TestSubCodecReadsV2(t *testing.T) {
+	s := fullSubscriber(t)
+	s.Language = "de"
 	b := encodeSub(nil, s)
-	// Version 1 is version 2 without the language at the end.
-	v1 := append([]byte{subFormatV1}, b[1:len(b)-len(appendString(nil, "de"))]...)
+	// Version 2 is version 3 without the language at the end.
+	v2 := append([]byte{subFormatV2}, b[1:len(b)-len(appendString(nil, "de"))]...)
 	var got herald.Subscriber
-	if err := decodeSub(v1, &got); err != nil {
+	if err := decodeSub(v2, &got); err != nil {
 		t.Fatal(err)
 	}
-	if got.Email != s.Email || got.Source != "form" || got.Language != "" {
-		t.Errorf("v1 record read as %+v", got)
-	}
+	want := *s
+	want.Language = ""
+	sameSubscriber(t, &got, &want)
 	if err := decodeSub(b, &got); err != nil || got.Language != "de" {
-		t.Errorf("v2 record: language %q, %v", got.Language, err)
+		t.Errorf("v3 record: language %q, %v", got.Language, err)
+	}
+	if err := decodeSub(append(v2, 0), &got); err == nil {
+		t.Error("a version 2 record with a byte left over decoded")
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -34,7 +35,14 @@ type subRecord struct {
 	LastRunID      uint64           `json:"last_run_id,omitempty"`
 	Bounces        int              `json:"bounces,omitempty"`
 	Source         string           `json:"source,omitempty"`
-	Language       string           `json:"language,omitempty"`
+	// No JSON record has these (schema 7 added them to the binary form);
+	// they are here because the two types have the same fields.
+	Topics      herald.TopicList `json:"topics,omitempty"`
+	Timezone    string           `json:"timezone,omitempty"`
+	PausedUntil *time.Time       `json:"paused_until,omitempty"`
+	PausedAt    time.Time        `json:"paused_at"`
+	LastSlot    time.Time        `json:"last_slot"`
+	Language    string           `json:"language,omitempty"`
 }
 
 // subsFillPercent is how full bbolt fills a subscribers page before it
@@ -42,12 +50,20 @@ type subRecord struct {
 const subsFillPercent = 0.9
 
 // SubscriberGeneration is a number that changes after every commit that
-// changed an existing reader's status, frequency, address or language, or erased a
-// reader. While it stays the same, a reader read earlier is as current in
+// changed an existing reader's status, frequency, address, topics, time
+// zone, pause or language, or erased a reader. While it stays the same, a reader read earlier is as current in
 // those fields as a fresh read: the digest skips its re-read before
 // composing then. It counts in this process only (the database is locked
 // to one), from 1.
 func (db *DB) SubscriberGeneration() uint64 { return db.subsGen.Load() + 1 }
+
+// sameOptTime: both nil, or the same instant.
+func sameOptTime(a, b *time.Time) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return a.Equal(*b)
+}
 
 // subsChanged runs after the commit of such a change (bolt's OnCommit), so
 // a reader who sees the new number also sees the change.
@@ -74,7 +90,8 @@ func subIDByEmail(tx *bolt.Tx, email string) uint64 {
 // is the stored record before the change (nil for a new one); only its
 // Email, Status and Frequency are used.
 func (db *DB) putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
-	if prev != nil && (prev.Status != s.Status || prev.Frequency != s.Frequency || prev.Email != s.Email || prev.Language != s.Language) {
+	if prev != nil && (prev.Status != s.Status || prev.Frequency != s.Frequency || prev.Email != s.Email || prev.Language != s.Language ||
+		prev.Timezone != s.Timezone || !sameOptTime(prev.PausedUntil, s.PausedUntil) || !slices.Equal(prev.Topics, s.Topics)) {
 		tx.OnCommit(db.subsChanged)
 	}
 	b := tx.Bucket(bucketSubs)
@@ -93,6 +110,16 @@ func (db *DB) putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
 	}
 	if prev == nil || prev.Email != s.Email {
 		if err := idx.Put([]byte(s.Email), itob(s.ID)); err != nil {
+			return err
+		}
+	}
+	if prev == nil || choicesDiffer(prev, s) {
+		if prev != nil {
+			if err := addChoices(tx, prev, -1); err != nil {
+				return err
+			}
+		}
+		if err := addChoices(tx, s, 1); err != nil {
 			return err
 		}
 	}
@@ -118,6 +145,9 @@ func (db *DB) deleteSub(tx *bolt.Tx, s *herald.Subscriber) error {
 		return err
 	}
 	if err := addCount(tx, s.Status, s.Frequency, -1); err != nil {
+		return err
+	}
+	if err := addChoices(tx, s, -1); err != nil {
 		return err
 	}
 	// Collect first: deleting under a live cursor can skip keys.

@@ -21,8 +21,13 @@ import (
 // buffer the rest of a large file.
 const maxRow = 1 << 20
 
-// Header is what the export writes and the import reads back.
-var Header = []string{"email", "name", "frequency", "status", "created_at", "confirmed_at", "language"}
+// Header is what the export writes and the import reads back. Topics are
+// separated by ';' in their cell; paused_until is empty unless the reader
+// is paused.
+var Header = []string{"email", "name", "frequency", "status", "created_at", "confirmed_at", "topics", "timezone", "paused_until", "language"}
+
+// TopicSep separates the topics in a cell.
+const TopicSep = ";"
 
 // Writer writes subscribers in herald's export format.
 type Writer struct {
@@ -48,7 +53,13 @@ func (w *Writer) Write(sub *herald.Subscriber) {
 	if sub.ConfirmedAt != nil {
 		w.rec[5] = formatTime(*sub.ConfirmedAt)
 	}
-	w.rec[6] = sub.Language
+	w.rec[6] = escape(strings.Join(sub.Topics, TopicSep))
+	w.rec[7] = sub.Timezone
+	w.rec[8] = ""
+	if sub.PausedUntil != nil {
+		w.rec[8] = formatTime(*sub.PausedUntil)
+	}
+	w.rec[9] = sub.Language
 	_ = w.cw.Write(w.rec)
 }
 
@@ -96,7 +107,7 @@ type Reader struct {
 // columns holds the index of each known column, -1 when absent.
 type columns struct {
 	email, name, first, last, frequency, status, created, confirmed, unsub, clean int
-	language                                                                      int
+	topics, timezone, paused, language                                            int
 }
 
 // headerNames maps header names (lower-cased, trimmed) to columns.
@@ -112,7 +123,9 @@ var headerNames = map[string]string{
 	"confirmed_at": "confirmed", "confirm_time": "confirmed",
 	// Mailchimp exports each status to its own file and says so with these.
 	"unsub_time": "unsub", "clean_time": "clean",
-	// herald's, and listmonk's and Mailchimp's names for it.
+	// herald's readers' choices.
+	"topics": "topics", "timezone": "timezone", "time zone": "timezone", "paused_until": "paused",
+	// The reader's language: herald's, and listmonk's and Mailchimp's names for it.
 	"language": "language", "lang": "language",
 }
 
@@ -154,7 +167,7 @@ func NewReader(r io.Reader) (*Reader, error) {
 		return nil, readError(err)
 	}
 	lim.mark = cr.InputOffset()
-	c.cols = columns{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
+	c.cols = columns{-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1}
 	seen := map[string]string{}
 	for i, raw := range rec {
 		h := strings.ToLower(strings.TrimSpace(raw))
@@ -187,6 +200,12 @@ func NewReader(r io.Reader) (*Reader, error) {
 			c.cols.unsub = i
 		case "clean":
 			c.cols.clean = i
+		case "topics":
+			c.cols.topics = i
+		case "timezone":
+			c.cols.timezone = i
+		case "paused":
+			c.cols.paused = i
 		case "language":
 			c.cols.language = i
 		}
@@ -302,6 +321,22 @@ func (c *Reader) row(rec []string, line int) (herald.ImportRow, error) {
 	row.CreatedAt = parseTime(field(rec, c.cols.created))
 	row.ConfirmedAt = parseTime(field(rec, c.cols.confirmed))
 	row.Language = field(rec, c.cols.language)
+	if ts := unescape(field(rec, c.cols.topics)); ts != "" {
+		for _, t := range strings.Split(ts, TopicSep) {
+			if t = strings.TrimSpace(t); t != "" {
+				row.Topics = append(row.Topics, t)
+			}
+		}
+	}
+	// Checked by the import, against the site's topics and the zones.
+	row.Timezone = field(rec, c.cols.timezone)
+	if p := field(rec, c.cols.paused); p != "" {
+		t, err := time.Parse(time.RFC3339, p)
+		if err != nil {
+			return row, herald.Errorf(herald.EINVALID, "paused_until %q is not an RFC 3339 time such as 2030-01-02T15:04:05Z", truncate(p, 40)).WithField("paused_until")
+		}
+		row.PausedUntil = t.UTC()
+	}
 	return row, nil
 }
 

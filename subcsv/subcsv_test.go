@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +81,19 @@ func TestReaderFormats(t *testing.T) {
 			},
 		},
 		{
+			name: "herald's readers' choices",
+			file: "email,topics,timezone,paused_until\n" +
+				"c1@example.org,Courts; Prisons ,Europe/London,2030-01-02T03:04:05+01:00\n" +
+				"c2@example.org,,,\n" +
+				"c3@example.org,Courts,,next week\n",
+			want: []herald.ImportRow{
+				{Line: 2, Email: "c1@example.org", Topics: []string{"Courts", "Prisons"}, Timezone: "Europe/London",
+					PausedUntil: time.Date(2030, 1, 2, 2, 4, 5, 0, time.UTC)},
+				{Line: 3, Email: "c2@example.org"},
+			},
+			bad: []int{4},
+		},
+		{
 			name: "semicolons, blank rows, bad rows",
 			file: "email;frequency;status\ns@example.org;daily;pending\n;;\nnot-an-address;;\nx@example.org;hourly;\ny@example.org;;vip\n",
 			want: []herald.ImportRow{{Line: 2, Email: "s@example.org", Frequency: herald.Daily, Status: herald.StatusPending}},
@@ -92,7 +106,7 @@ func TestReaderFormats(t *testing.T) {
 				t.Fatalf("rows %+v, want %+v", got, c.want)
 			}
 			for i := range got {
-				if got[i] != c.want[i] {
+				if !reflect.DeepEqual(got[i], c.want[i]) {
 					t.Errorf("row %d: %+v, want %+v", i, got[i], c.want[i])
 				}
 			}
@@ -139,7 +153,8 @@ func TestWriterRoundTrip(t *testing.T) {
 	confirmed := time.Date(2025, 6, 7, 8, 9, 10, 0, time.UTC)
 	subs := []*herald.Subscriber{
 		{Email: "a@example.org", Name: "=HYPERLINK(\"x\")", Frequency: herald.Weekly, Status: herald.StatusConfirmed, CreatedAt: confirmed.Add(-time.Hour), ConfirmedAt: &confirmed},
-		{Email: "b@example.org", Name: "Zoë, \"Z\"", Frequency: herald.Daily, Status: herald.StatusBounced},
+		{Email: "b@example.org", Name: "Zoë, \"Z\"", Frequency: herald.Daily, Status: herald.StatusBounced,
+			Topics: herald.TopicList{"Courts", "Law, order"}, Timezone: "Asia/Kolkata", PausedUntil: &confirmed},
 	}
 	var b bytes.Buffer
 	w := NewWriter(&b)
@@ -164,6 +179,12 @@ func TestWriterRoundTrip(t *testing.T) {
 	}
 	if !got[0].ConfirmedAt.Equal(confirmed) || !got[0].CreatedAt.Equal(confirmed.Add(-time.Hour)) {
 		t.Errorf("times %v %v", got[0].CreatedAt, got[0].ConfirmedAt)
+	}
+	if g := got[1]; !reflect.DeepEqual(g.Topics, []string{"Courts", "Law, order"}) || g.Timezone != "Asia/Kolkata" || !g.PausedUntil.Equal(confirmed) {
+		t.Errorf("choices %+v", g)
+	}
+	if got[0].Topics != nil || got[0].Timezone != "" || !got[0].PausedUntil.IsZero() {
+		t.Errorf("no choices read as %+v", got[0])
 	}
 }
 

@@ -3,7 +3,6 @@ package subscription
 import (
 	"context"
 	"fmt"
-	"strings"
 
 	"github.com/herald-dev/herald"
 )
@@ -21,7 +20,7 @@ func (s *Service) ListSubscribers(ctx context.Context, f herald.SubscriberFilter
 	if err != nil {
 		return nil, 0, fmt.Errorf("subscription: list: %w", err)
 	}
-	return subs, next, nil
+	return s.presentAll(subs), next, nil
 }
 
 // ScanSubscribers returns up to limit readers with id > after, in id order.
@@ -30,7 +29,7 @@ func (s *Service) ScanSubscribers(ctx context.Context, after uint64, limit int) 
 	if err != nil {
 		return nil, fmt.Errorf("subscription: scan: %w", err)
 	}
-	return subs, nil
+	return s.presentAll(subs), nil
 }
 
 // Subscriber returns the reader with the address; ENOTFOUND if none.
@@ -39,7 +38,8 @@ func (s *Service) Subscriber(ctx context.Context, email string) (*herald.Subscri
 	if err != nil {
 		return nil, err
 	}
-	return s.store.SubscriberByEmail(ctx, addr)
+	sub, err := s.store.SubscriberByEmail(ctx, addr)
+	return s.present(sub), err
 }
 
 // AddSubscriber adds one reader for an admin: the opt-in of Subscribe (or
@@ -52,7 +52,7 @@ func (s *Service) AddSubscriber(ctx context.Context, r herald.SubscribeRequest) 
 		return nil, err
 	}
 	if cur, err := s.store.SubscriberByEmail(ctx, v.Email); err == nil {
-		return cur, herald.Errorf(herald.ECONFLICT, "a subscriber with this address exists already").WithField("email")
+		return s.present(cur), herald.Errorf(herald.ECONFLICT, "a subscriber with this address exists already").WithField("email")
 	} else if herald.ErrorCode(err) != herald.ENOTFOUND {
 		return nil, fmt.Errorf("subscription: add: %w", err)
 	}
@@ -67,62 +67,6 @@ func (s *Service) DeleteSubscriber(ctx context.Context, email string) error {
 		return err
 	}
 	return s.store.DeleteSubscriber(ctx, addr)
-}
-
-// UpdateSubscriber applies an admin's change to a reader: each field the
-// patch names is checked as the sign-up form checks it (EINVALID naming
-// the field), then all are saved together. An empty patch changes
-// nothing and answers the reader as they are.
-func (s *Service) UpdateSubscriber(ctx context.Context, email string, p herald.SubscriberPatch) (*herald.Subscriber, error) {
-	addr, err := herald.NormalizeEmail(email)
-	if err != nil {
-		return nil, err
-	}
-	var name string
-	if p.Name != nil {
-		if name, err = herald.CleanName(*p.Name); err != nil {
-			return nil, err
-		}
-	}
-	var freq herald.Frequency
-	if p.Frequency != nil {
-		if freq, err = herald.ParseFrequency(strings.TrimSpace(*p.Frequency)); err != nil {
-			return nil, err
-		}
-	}
-	var lang string
-	if p.Language != nil {
-		if lang, err = s.tpl.Catalog().Parse(*p.Language); err != nil {
-			return nil, herald.Errorf(herald.EINVALID, "%v", err).WithField("language")
-		}
-	}
-	now := s.opt.Now()
-	sub, err := s.store.MutateSubscriber(ctx, addr, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
-		if cur.Status == "" {
-			return nil, nil, herald.Errorf(herald.ENOTFOUND, "subscriber %s not found", addr)
-		}
-		next := *cur
-		if p.Name != nil {
-			next.Name = name
-		}
-		if p.Frequency != nil {
-			next.Frequency = freq
-		}
-		if p.Language != nil {
-			next.Language = lang
-		}
-		if next.Name == cur.Name && next.Frequency == cur.Frequency && next.Language == cur.Language {
-			return nil, nil, nil
-		}
-		next.UpdatedAt = now
-		return &next, nil, nil
-	})
-	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return nil, err
-	} else if err != nil {
-		return nil, fmt.Errorf("subscription: update: %w", err)
-	}
-	return sub, nil
 }
 
 // ResendConfirmation queues the confirmation email again for a pending
@@ -142,7 +86,8 @@ func (s *Service) ResendConfirmation(ctx context.Context, email string) (*herald
 		return cur, herald.Errorf(herald.ECONFLICT, "%s is %s: only a pending reader is sent a confirmation", addr, cur.Status)
 	}
 	// Source "api": the admin's, not held past the budget but refused.
-	sub, queued, err := s.subscribe(ctx, herald.SubscribeRequest{Email: addr, Name: cur.Name, Frequency: string(cur.Frequency), Source: "api"})
+	sub, queued, err := s.subscribe(ctx, herald.SubscribeRequest{Email: addr, Name: cur.Name, Frequency: string(cur.Frequency),
+		Topics: s.still(cur.Topics), Timezone: cur.Timezone, Language: cur.Language, Source: "api"})
 	if err != nil {
 		return nil, err
 	}

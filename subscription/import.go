@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -23,8 +24,8 @@ import (
 //     a row that is confirmed (or says nothing) is confirmed at once, no
 //     email; any other goes through the double opt-in, exactly as the form
 //     does, confirmation email and hourly cap included.
-//   - A known address may change name and frequency; its status only goes
-//     down: an unsubscribe or bounce in the file is honoured, nothing in a
+//   - A known address may change name, frequency, topics, time zone and
+//     pause (an empty cell changes nothing); its status only goes down: an unsubscribe or bounce in the file is honoured, nothing in a
 //     file makes anyone confirmed or pending again.
 //   - A repeated address: the first row wins, later ones are skipped.
 //
@@ -151,11 +152,21 @@ const (
 func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 	now := im.s.opt.Now()
 	freq := row.Frequency
+	topics, err := im.s.opt.Topics.Parse(row.Topics)
+	if err == nil {
+		row.Timezone, _, err = herald.ParseTimezone(row.Timezone)
+	}
+	if err != nil {
+		im.addInvalid(row.Line, herald.ErrorMessage(err))
+		return nil
+	}
 	lang, err := im.s.tpl.Catalog().Parse(row.Language)
 	if err != nil {
 		im.addInvalid(row.Line, err.Error())
 		return nil
 	}
+	// A pause that is over by now is no pause.
+	pause := row.PausedUntil.After(now) && row.PausedUntil.Sub(now) <= herald.MaxPause
 	var outcome int
 	_, err = im.s.store.MutateSubscriber(ctx, row.Email, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
 		outcome = 0 // this may run more than once
@@ -170,6 +181,10 @@ func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 			next.Language = lang
 			next.CreatedAt = row.CreatedAt // zero: the store fills in now
 			next.UpdatedAt = now
+			next.Topics, next.Timezone = topics, row.Timezone
+			if pause {
+				next.Pause(now, row.PausedUntil)
+			}
 			switch {
 			case row.Status == herald.StatusUnsubscribed:
 				// A migration keeps the unsubscribe: the address is known
@@ -212,6 +227,16 @@ func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 		if lang != "" && lang != cur.Language {
 			next.Language, changed = lang, true
 		}
+		if row.Topics != nil && !slices.Equal(topics, cur.Topics) {
+			next.Topics, changed = topics, true
+		}
+		if row.Timezone != "" && row.Timezone != cur.Timezone {
+			next.Timezone, changed = row.Timezone, true
+		}
+		if pause && (cur.PausedUntil == nil || !cur.PausedUntil.Equal(row.PausedUntil)) {
+			next.Pause(now, row.PausedUntil)
+			changed = true
+		}
 		live := cur.Status == herald.StatusConfirmed || cur.Status == herald.StatusPending
 		switch {
 		case live && row.Status == herald.StatusUnsubscribed:
@@ -234,6 +259,7 @@ func (im *importer) apply(ctx context.Context, row herald.ImportRow) error {
 		// The store answered "not found" for the record not saved.
 		_, err = im.s.Subscribe(ctx, herald.SubscribeRequest{
 			Email: row.Email, Name: row.Name, Frequency: string(freq), Language: lang, Source: "import",
+			Topics: topics, Timezone: row.Timezone,
 		})
 		if err == nil {
 			im.added.Add(1)

@@ -149,7 +149,7 @@ func TestResubscribe(t *testing.T) {
 	}
 	// Changing the frequency while unsubscribed is refused: nothing would
 	// come, so nothing may say it was saved.
-	if _, changed, err := f.svc.SetFrequency(ctx, manage, "daily"); herald.ErrorCode(err) != herald.ECONFLICT || changed {
+	if _, changed, err := f.svc.SavePreferences(ctx, manage, herald.Preferences{Frequency: "daily"}); herald.ErrorCode(err) != herald.ECONFLICT || changed {
 		t.Fatalf("frequency while unsubscribed: %v %v", changed, err)
 	}
 	if s, _ := f.db.SubscriberByEmail(ctx, "ann@example.org"); s.Frequency != herald.Weekly {
@@ -207,7 +207,7 @@ func TestResubscribe(t *testing.T) {
 	}
 }
 
-func TestUpdateSubscriber(t *testing.T) {
+func TestUpdateSubscriberNameAndFrequency(t *testing.T) {
 	ctx := context.Background()
 	f := newFixture(t, nil)
 	f.reader(t, "ann@example.org", "Ann", herald.Weekly)

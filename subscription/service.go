@@ -50,6 +50,8 @@ type Options struct {
 	// BounceLimit is how many consecutive hard bounces make a confirmed
 	// reader bounced (default 3); see bounces.go.
 	BounceLimit int
+	// Topics are the topics readers may choose (digest.topics); nil: none.
+	Topics *herald.OfferedTopics
 }
 
 // Store is what the service keeps its state in (store.DB).
@@ -139,6 +141,8 @@ type Validated struct {
 	Name      string
 	Frequency herald.Frequency
 	Language  string
+	Topics    herald.TopicList
+	Timezone  string
 }
 
 // Validate checks a request and normalises it. Errors are EINVALID with
@@ -163,11 +167,19 @@ func (s *Service) Validate(r herald.SubscribeRequest) (Validated, error) {
 		}
 		freq = f
 	}
+	topics, err := s.opt.Topics.Parse(r.Topics)
+	if err != nil {
+		return Validated{}, err
+	}
+	zone, _, err := herald.ParseTimezone(r.Timezone)
+	if err != nil {
+		return Validated{}, err
+	}
 	lang, err := s.tpl.Catalog().Parse(r.Language)
 	if err != nil {
 		return Validated{}, herald.Errorf(herald.EINVALID, "%v", err).WithField("language")
 	}
-	return Validated{Email: email, Name: name, Frequency: freq, Language: lang}, nil
+	return Validated{Email: email, Name: name, Frequency: freq, Language: lang, Topics: topics, Timezone: zone}, nil
 }
 
 // Subscribe starts (or restarts) the opt-in for an address and returns when
@@ -228,7 +240,7 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 		case "":
 			next.CreatedAt = now
 			next.Name = v.Name
-			next.Frequency = v.Frequency
+			next.Frequency, next.Topics, next.Timezone = v.Frequency, v.Topics, v.Timezone
 			next.Language = v.Language
 			next.Source = r.Source
 			next.Status = herald.StatusPending
@@ -250,7 +262,7 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			// The same person trying again (or a bot): refresh the choice,
 			// resend within the per-address limit.
 			next.Name = v.Name
-			next.Frequency = v.Frequency
+			next.Frequency, next.Topics, next.Timezone = v.Frequency, v.Topics, v.Timezone
 			next.Language = v.Language
 		case herald.StatusUnsubscribed, herald.StatusBounced:
 			if r.Confirmed {
@@ -259,8 +271,9 @@ func (s *Service) subscribe(ctx context.Context, r herald.SubscribeRequest) (*he
 			// A fresh opt-in: old confirm links stop working.
 			next.Status = herald.StatusPending
 			next.Name = v.Name
-			next.Frequency = v.Frequency
+			next.Frequency, next.Topics, next.Timezone = v.Frequency, v.Topics, v.Timezone
 			next.Language = v.Language
+			next.PausedUntil, next.PausedAt = nil, time.Time{}
 			next.Nonce = NewNonce()
 			next.Bounces = 0
 			next.ConfirmedAt = nil
@@ -388,7 +401,8 @@ func (s *Service) SendLink(ctx context.Context, email string) error {
 	if cur.Status == herald.StatusPending {
 		// A sign-up without a challenge solution (Source only names a
 		// new reader's origin, and this one is known).
-		_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency), Language: cur.Language, Source: "form"})
+		_, err = s.Subscribe(ctx, herald.SubscribeRequest{Email: e, Name: cur.Name, Frequency: string(cur.Frequency),
+			Topics: s.still(cur.Topics), Timezone: cur.Timezone, Language: cur.Language, Source: "form"})
 		return err
 	}
 	// A public request too: past the budget its email waits, like a
@@ -550,46 +564,6 @@ func (s *Service) UnsubscribeID(ctx context.Context, id uint64) (*herald.Subscri
 		return nil, fmt.Errorf("subscription: unsubscribe: %w", err)
 	}
 	return sub, nil
-}
-
-// SetFrequency changes how often a reader hears from us (preferences
-// token); changed is false when they had that frequency already. A reader
-// who left is ECONFLICT: they subscribe again first (Resubscribe), so a
-// page never says "saved" about mail that will not come.
-func (s *Service) SetFrequency(ctx context.Context, token string, freq string) (*herald.Subscriber, bool, error) {
-	t, err := s.tokens.Verify(token, PurposeManage)
-	if err != nil {
-		return nil, false, err
-	}
-	f, err := herald.ParseFrequency(strings.TrimSpace(freq))
-	if err != nil {
-		return nil, false, err
-	}
-	now := s.opt.Now()
-	var changed bool
-	sub, err := s.store.MutateSubscriberByID(ctx, t.SubscriberID, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
-		changed = false
-		switch cur.Status {
-		case "":
-			return nil, nil, errGone()
-		case herald.StatusUnsubscribed, herald.StatusBounced:
-			return nil, nil, herald.Errorf(herald.ECONFLICT, "You're not subscribed, so there is no frequency to change. Subscribe again to choose one.").WithField("frequency")
-		}
-		if cur.Frequency == f {
-			return nil, nil, nil
-		}
-		next := *cur
-		next.Frequency = f
-		next.UpdatedAt = now
-		changed = true
-		return &next, nil, nil
-	})
-	if herald.ErrorCode(err) == herald.ENOTFOUND {
-		return nil, false, errGone()
-	} else if err != nil {
-		return nil, false, fmt.Errorf("subscription: preferences: %w", err)
-	}
-	return sub, changed, nil
 }
 
 // errGone answers a link whose reader was erased.

@@ -150,16 +150,16 @@ func TestSubscribeConfirmUnsubscribe(t *testing.T) {
 
 	// Preferences and unsubscribe.
 	manage := f.svc.ManageToken(sub.ID)
-	if s, changed, err := f.svc.SetFrequency(ctx, manage, "instant"); err != nil || s.Frequency != herald.Instant || !changed {
+	if s, changed, err := f.svc.SavePreferences(ctx, manage, herald.Preferences{Frequency: "instant"}); err != nil || s.Frequency != herald.Instant || !changed {
 		t.Fatalf("set frequency: %+v %v %v", s, changed, err)
 	}
-	if _, changed, err := f.svc.SetFrequency(ctx, manage, "instant"); err != nil || changed {
+	if _, changed, err := f.svc.SavePreferences(ctx, manage, herald.Preferences{Frequency: "instant"}); err != nil || changed {
 		t.Fatalf("the same frequency again: changed %v, %v", changed, err)
 	}
-	if _, _, err := f.svc.SetFrequency(ctx, manage, "hourly"); herald.ErrorField(err) != "frequency" {
+	if _, _, err := f.svc.SavePreferences(ctx, manage, herald.Preferences{Frequency: "hourly"}); herald.ErrorField(err) != "frequency" {
 		t.Fatalf("bad frequency: %v", err)
 	}
-	if _, _, err := f.svc.SetFrequency(ctx, f.svc.UnsubscribeToken(sub.ID), "daily"); err == nil {
+	if _, _, err := f.svc.SavePreferences(ctx, f.svc.UnsubscribeToken(sub.ID), herald.Preferences{Frequency: "daily"}); err == nil {
 		t.Fatal("an unsubscribe token changed preferences")
 	}
 	if _, err := f.svc.Unsubscribe(ctx, manage); err == nil {

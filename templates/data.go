@@ -154,6 +154,9 @@ func SamplePage(name string) map[string]any {
 		"Frequency": "daily", "Token": "sample", "PrefsURL": "/preferences?token=sample", "SubscribeURL": "/",
 		"Status": "confirmed", "Error": "", "Field": "", "Saved": false, "Resent": false, "Heading": "",
 		"Lang": "en", "Languages": []LangLink{{Code: "en", Name: "English", URL: "?lang=en", Current: true}},
+		"Subscribed": true, "Confirmed": true, "Topics": []map[string]any{{"Name": "Garden", "Checked": true}, {"Name": "Workshop", "Checked": false}},
+		"Timezone": "Europe/Berlin", "SiteZone": "Europe/London", "LocalTime": true, "PauseWeeks": []int{1, 2, 4},
+		"Paused": false, "Resumes": "",
 	}
 }
 

@@ -225,3 +225,40 @@ func TestConcurrentRender(t *testing.T) {
 	}
 	_ = time.Now
 }
+
+// TestChoicesInEveryLanguage: the topics, time zone and pause on the
+// preferences page and the subscribe form are in the page's language,
+// the pause's end written as that language writes a moment.
+func TestChoicesInEveryLanguage(t *testing.T) {
+	s, err := Load(Options{Site: brand})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{
+		"en": {"Which topics?", "Your time zone", "Going away?", "Pause 1 week", "Pause 4 weeks", "Mail is paused", "Resume now"},
+		"de": {"Welche Themen?", "Ihre Zeitzone", "Unterwegs?", "1 Woche pausieren", "4 Wochen pausieren", "E-Mails sind pausiert", "Jetzt fortsetzen"},
+		"fr": {"Quels sujets ?", "Votre fuseau horaire", "Vous partez ?", "Pause de 1 semaine", "Pause de 4 semaines", "Les envois sont en pause", "Reprendre maintenant"},
+		"es": {"¿Qué temas?", "Tu zona horaria", "¿Te vas unos días?", "Pausar 1 semana", "Pausar 4 semanas", "Los correos están en pausa", "Reanudar ahora"},
+	}
+	when := time.Date(2026, time.March, 2, 7, 0, 0, 0, time.UTC)
+	for _, code := range s.Catalog().Codes() {
+		var b strings.Builder
+		if err := s.Page(&b, code, "preferences", SamplePage("preferences")); err != nil {
+			t.Fatal(err)
+		}
+		data := SamplePage("preferences")
+		data["Paused"], data["Resumes"] = true, s.Lang(code).DateTime(when)+" (Europe/Berlin)"
+		if err := s.Page(&b, code, "preferences", data); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Page(&b, code, "subscribe", SamplePage("subscribe")); err != nil {
+			t.Fatal(err)
+		}
+		page := b.String()
+		for _, w := range append(want[code], s.Lang(code).Date(when), `value="Garden" checked`, `placeholder="Europe/London"`) {
+			if !strings.Contains(page, w) {
+				t.Errorf("%s: the choices lack %q", code, w)
+			}
+		}
+	}
+}

@@ -135,7 +135,8 @@ func explain(ctx context.Context, c *api.Client, err error) error {
 const subscribersUsage = `usage:
   herald subscribers export [--out FILE]
   herald subscribers import FILE [--confirmed] [--json]
-  herald subscribers update EMAIL [--name NAME] [--frequency F] [--language L]`
+  herald subscribers update EMAIL [--name N] [--frequency F] [--topics "A;B"] [--timezone Z]
+                                  [--pause-until TIME | --resume] [--language L]`
 
 func cmdSubscribers(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
 	if len(args) == 0 {
@@ -153,48 +154,6 @@ func cmdSubscribers(ctx context.Context, args []string, stdout, stderr io.Writer
 		return nil
 	}
 	return usageError{fmt.Errorf("unknown subcommand %q\n%s", args[0], subscribersUsage)}
-}
-
-// cmdUpdate changes one reader through PATCH /api/v1/subscribers/{email},
-// as the admin UI's subscriber page does: only the flags given change.
-func cmdUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
-	fs := flag.NewFlagSet("subscribers update", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf := addClientFlags(fs, getenv)
-	name := fs.String("name", "", "the reader's name (\"\" clears it)")
-	freq := fs.String("frequency", "", "instant, daily or weekly")
-	lang := fs.String("language", "", "the reader's language: en, de, fr, es (\"\" is the site's)")
-	pos, err := parseArgs(fs, args)
-	if err != nil {
-		return err
-	}
-	if len(pos) != 1 {
-		return usageError{errors.New("want one EMAIL\n" + subscribersUsage)}
-	}
-	var p herald.SubscriberPatch
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "name":
-			p.Name = name
-		case "frequency":
-			p.Frequency = freq
-		case "language":
-			p.Language = lang
-		}
-	})
-	if p == (herald.SubscriberPatch{}) {
-		return usageError{errors.New("nothing to change: give --name, --frequency or --language\n" + subscribersUsage)}
-	}
-	c, err := cf.client(getenv)
-	if err != nil {
-		return err
-	}
-	sub, err := c.UpdateSubscriber(ctx, pos[0], p)
-	if err != nil {
-		return explain(ctx, c, err)
-	}
-	fmt.Fprintf(stdout, "%s: %s, %s, name %q, language %q\n", sub.Email, sub.Status, sub.Frequency, sub.Name, sub.Language)
-	return nil
 }
 
 func cmdExport(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
@@ -289,6 +248,93 @@ func cmdImport(ctx context.Context, args []string, stdout, stderr io.Writer, get
 	if rep.InvalidTotal > 0 {
 		return fmt.Errorf("%d of %d rows were not imported", rep.InvalidTotal, rep.Rows)
 	}
+	return nil
+}
+
+// cmdUpdate changes one reader through PATCH /api/v1/subscribers/{email},
+// as the admin UI's subscriber page does: only the flags given change.
+func cmdUpdate(ctx context.Context, args []string, stdout, stderr io.Writer, getenv func(string) string) error {
+	fs := flag.NewFlagSet("subscribers update", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := addClientFlags(fs, getenv)
+	name := fs.String("name", "", "the reader's name (\"\" clears it)")
+	freq := fs.String("frequency", "", "instant, daily or weekly")
+	topics := fs.String("topics", "", `the reader's topics, separated by ";" ("": every post)`)
+	zone := fs.String("timezone", "", `an IANA time zone such as Europe/London ("": the site's)`)
+	until := fs.String("pause-until", "", "pause until this RFC 3339 time (in the future)")
+	resume := fs.Bool("resume", false, "end a pause now")
+	lang := fs.String("language", "", "the reader's language: en, de, fr, es (\"\" is the site's)")
+	pos, err := parseArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError{errors.New("want one EMAIL\n" + subscribersUsage)}
+	}
+	var p herald.SubscriberPatch
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["name"] {
+		p.Name = name
+	}
+	if set["frequency"] {
+		p.Frequency = freq
+	}
+	if set["topics"] {
+		ts := []string{}
+		for _, t := range strings.Split(*topics, ";") {
+			if t = strings.TrimSpace(t); t != "" {
+				ts = append(ts, t)
+			}
+		}
+		p.Topics = &ts
+	}
+	if set["timezone"] {
+		p.Timezone = zone
+	}
+	if set["language"] {
+		p.Language = lang
+	}
+	switch {
+	case set["pause-until"] && *resume:
+		return usageError{errors.New("--pause-until and --resume: one or the other")}
+	case set["pause-until"]:
+		t, err := time.Parse(time.RFC3339, *until)
+		if err != nil {
+			return usageError{fmt.Errorf("--pause-until %q: want an RFC 3339 time such as 2030-01-02T07:00:00Z", *until)}
+		}
+		p.PausedUntil = herald.OptionalTime{Set: true, Time: &t}
+	case *resume:
+		p.PausedUntil = herald.OptionalTime{Set: true}
+	}
+	if p.Name == nil && p.Frequency == nil && p.Topics == nil && p.Timezone == nil && !p.PausedUntil.Set && p.Language == nil {
+		return usageError{errors.New("nothing to change: give --name, --frequency, --topics, --timezone, --pause-until, --resume or --language\n" + subscribersUsage)}
+	}
+	c, err := cf.client(getenv)
+	if err != nil {
+		return err
+	}
+	sub, err := c.UpdateSubscriber(ctx, pos[0], p)
+	if err != nil {
+		return explain(ctx, c, err)
+	}
+	topicsShown := "every post"
+	if len(sub.Topics) > 0 {
+		topicsShown = strings.Join(sub.Topics, "; ")
+	}
+	zoneShown := sub.Timezone
+	if zoneShown == "" {
+		zoneShown = "the site's"
+	}
+	fmt.Fprintf(stdout, "%s: %s, %s, name %q; topics: %s; time zone: %s", sub.Email, sub.Status, sub.Frequency, sub.Name, topicsShown, zoneShown)
+	if sub.PausedUntil != nil {
+		fmt.Fprintf(stdout, "; paused until %s", sub.PausedUntil.UTC().Format(time.RFC3339))
+	}
+	langShown := sub.Language
+	if langShown == "" {
+		langShown = "the site's"
+	}
+	fmt.Fprintf(stdout, "; language: %s\n", langShown)
 	return nil
 }
 

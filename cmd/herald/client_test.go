@@ -128,7 +128,7 @@ func TestClientUpdate(t *testing.T) {
 	e := newCLIEnv(t, cliToken)
 	e.Confirmed("ann@example.org", herald.Weekly)
 	code, out, errs := e.cli("subscribers", "update", "ann@example.org", "--name", "Ann Other")
-	if code != 0 || out != "ann@example.org: confirmed, weekly, name \"Ann Other\", language \"\"\n" {
+	if code != 0 || out != "ann@example.org: confirmed, weekly, name \"Ann Other\"; topics: every post; time zone: the site's; language: the site's\n" {
 		t.Fatalf("update name: %d %q %s", code, out, errs)
 	}
 	if code, out, _ = e.cli("subscribers", "update", "--frequency", "instant", "ann@example.org"); code != 0 || !strings.Contains(out, "instant, name \"Ann Other\"") {
@@ -348,7 +348,7 @@ func TestClientConfigFile(t *testing.T) {
 func TestClientUpdateLanguage(t *testing.T) {
 	e := newCLIEnv(t, cliToken)
 	e.Confirmed("ann@example.org", herald.Weekly)
-	if code, out, errs := e.cli("subscribers", "update", "ann@example.org", "--language", "fr-CA"); code != 0 || !strings.Contains(out, `language "fr"`) {
+	if code, out, errs := e.cli("subscribers", "update", "ann@example.org", "--language", "fr-CA"); code != 0 || !strings.Contains(out, "; language: fr") {
 		t.Fatalf("update language: %d %q %s", code, out, errs)
 	}
 	if code, _, errs := e.cli("subscribers", "update", "ann@example.org", "--language", "tlh"); code != 1 || !strings.Contains(errs, "unknown language") {
@@ -356,5 +356,32 @@ func TestClientUpdateLanguage(t *testing.T) {
 	}
 	if s := e.Subscriber("ann@example.org"); s.Language != "fr" {
 		t.Fatalf("reader %+v", s)
+	}
+}
+
+// herald subscribers update changes topics, time zone and pause too.
+func TestClientUpdateChoices(t *testing.T) {
+	e := newCLIEnv(t, cliToken)
+	e.Confirmed("set@example.org", herald.Daily)
+	until := time.Now().Add(48 * time.Hour).UTC().Truncate(time.Second).Format(time.RFC3339)
+	code, out, errs := e.cli("subscribers", "update", "set@example.org", "--frequency", "weekly", "--timezone", "Asia/Kolkata", "--pause-until", until)
+	if code != 0 || !strings.Contains(out, "set@example.org: confirmed, weekly, name \"\"; topics: every post; time zone: Asia/Kolkata; paused until "+until) {
+		t.Fatalf("set: %d\n%s\n%s", code, out, errs)
+	}
+	if code, out, _ = e.cli("subscribers", "update", "set@example.org", "--resume", "--timezone", ""); code != 0 || strings.Contains(out, "paused") || !strings.Contains(out, "the site's") {
+		t.Fatalf("resume: %d %s", code, out)
+	}
+	// The server names the bad field; nothing changes.
+	if code, _, errs = e.cli("subscribers", "update", "set@example.org", "--timezone", "Mars/Base"); code != 1 || !strings.Contains(errs, "unknown time zone") {
+		t.Fatalf("a made-up zone: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "set@example.org"); code != 2 || !strings.Contains(errs, "nothing to change") {
+		t.Fatalf("no change: %d %s", code, errs)
+	}
+	if code, _, errs = e.cli("subscribers", "update", "set@example.org", "--pause-until", "soon"); code != 2 || !strings.Contains(errs, "RFC 3339") {
+		t.Fatalf("a bad time: %d %s", code, errs)
+	}
+	if s := e.Subscriber("set@example.org"); s.Frequency != herald.Weekly || s.Timezone != "" || s.Paused(time.Now()) {
+		t.Fatalf("the reader: %+v", s)
 	}
 }

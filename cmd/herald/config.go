@@ -118,6 +118,10 @@ type DigestConfig struct {
 	Content string `toml:"content"`
 	// TemplatesDir holds templates that override the built-in ones.
 	TemplatesDir string `toml:"templates_dir"`
+	// Topics are offered to readers and matched against post categories;
+	// LocalTime runs daily and weekly in each reader's own time zone.
+	Topics    []string `toml:"topics"`
+	LocalTime bool     `toml:"local_time"`
 }
 
 type MailConfig struct {
@@ -368,6 +372,9 @@ func (c *Config) Validate() error {
 	if !herald.Frequency(c.Digest.DefaultFrequency).Valid() {
 		bad("digest.default_frequency", "want instant, daily or weekly, got %q", c.Digest.DefaultFrequency)
 	}
+	if _, err := herald.NewOfferedTopics(c.Digest.Topics); err != nil {
+		bad("digest.topics", "%s", herald.ErrorMessage(err))
+	}
 	if c.Digest.MaxPosts < 1 || c.Digest.MaxPosts > 500 {
 		bad("digest.max_posts", "must be between 1 and 500, got %d", c.Digest.MaxPosts)
 	}
@@ -507,6 +514,15 @@ func (c *Config) Location() *time.Location {
 		return time.UTC
 	}
 	return loc
+}
+
+// Topics returns the offered topics (validated already).
+func (c *Config) Topics() *herald.OfferedTopics {
+	t, err := herald.NewOfferedTopics(c.Digest.Topics)
+	if err != nil {
+		return nil
+	}
+	return t
 }
 
 // resolvePaths makes relative paths in the config relative to the working

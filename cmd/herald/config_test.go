@@ -141,6 +141,10 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad tz", "[digest]\ntimezone = \"Mars/Olympus\"\n", "digest.timezone"},
 		{"bad frequency", "[digest]\ndefault_frequency = \"hourly\"\n", "digest.default_frequency"},
 		{"bad max_posts", "[digest]\nmax_posts = 0\n", "digest.max_posts"},
+		{"topics twice", "[digest]\ntopics = [\"Courts\", \"courts\"]\n", "digest.topics"},
+		{"empty topic", "[digest]\ntopics = [\"\"]\n", "digest.topics"},
+		{"topic with ;", "[digest]\ntopics = [\"Law;Order\"]\n", "digest.topics"},
+		{"local_time not a bool", "[digest]\nlocal_time = \"yes\"\n", "local_time"},
 		{"bad from", "[mail]\nfrom = \"not an address\"\n", "mail.from"},
 		{"bad transport", "[mail]\ntransport = \"carrier-pigeon\"\n", "mail.transport"},
 		{"bad tls", "[smtp]\ntls = \"ssl\"\n", "smtp.tls"},
@@ -254,5 +258,22 @@ func TestCheckConfigCommand(t *testing.T) {
 		return ""
 	}); code != 0 || !strings.Contains(out.String(), p) {
 		t.Fatalf("HERALD_CONFIG ignored: %d %s", code, out.String())
+	}
+}
+
+// digest.topics and digest.local_time come from the file or the
+// environment, and reach the services.
+func TestTopicsAndLocalTime(t *testing.T) {
+	p := writeConfig(t, "[digest]\ntopics = [\"Prisons\", \"Courts\"]\nlocal_time = true\n")
+	cfg, err := LoadConfig(p, noenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.Digest.LocalTime || cfg.Topics().Len() != 2 || cfg.Topics().Names()[1] != "Courts" {
+		t.Errorf("digest %+v", cfg.Digest)
+	}
+	env := map[string]string{"HERALD_DIGEST_TOPICS": `["Policing"]`, "HERALD_DIGEST_LOCAL_TIME": "false"}
+	if cfg, err = LoadConfig(p, func(k string) string { return env[k] }); err != nil || cfg.Digest.LocalTime || cfg.Topics().Names()[0] != "Policing" {
+		t.Errorf("from the environment: %+v %v", cfg.Digest, err)
 	}
 }

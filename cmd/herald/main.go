@@ -50,7 +50,9 @@ HERALD_ADMIN_TOKEN, address from server.base_url or --server URL):
   herald send [--frequency F] [--dry-run] [--wait]    start a digest run now
   herald subscribers export [--out FILE]              subscribers as CSV
   herald subscribers import FILE [--confirmed]        add or update from CSV
-  herald subscribers update EMAIL [--name N] [--frequency F]   change one reader
+  herald subscribers update EMAIL [--name N] [--frequency F] [--topics "A;B"]
+                     [--timezone Z] [--pause-until TIME | --resume]
+                                                      change one reader
   herald backup FILE                                  a consistent copy of the database
 
 The config file may also be named by HERALD_CONFIG; without one, herald runs

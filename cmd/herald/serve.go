@@ -77,7 +77,14 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 		return err
 	}
 	log := newLogger(cfg, stderr)
-	a, err := newApp(ctx, cfg, log)
+	clock, err := testClock(getenv)
+	if err != nil {
+		return err
+	}
+	if clock != nil {
+		log.Warn("HERALD_TEST_CLOCK: herald keeps a test clock, not the real one (test builds only)", "now", clock.Now())
+	}
+	a, err := newApp(ctx, cfg, log, clock)
 	if err != nil {
 		return err
 	}
@@ -85,9 +92,16 @@ func cmdServe(ctx context.Context, args []string, stdout, stderr io.Writer, gete
 	return a.serve(ctx)
 }
 
-func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err error) {
+// newApp wires herald together; clock, when not nil, is the time every
+// part keeps (a test build's HERALD_TEST_CLOCK), the store's timestamps
+// aside.
+func newApp(ctx context.Context, cfg *Config, log *slog.Logger, clock digest.Clock) (_ *app, err error) {
 	cfg.resolvePaths()
 	a := &app{cfg: cfg, log: log}
+	var now func() time.Time // nil: the real clock
+	if clock != nil {
+		now = clock.Now
+	}
 	defer func() {
 		if err != nil {
 			a.close() // a, not the nil the error path returns
@@ -108,7 +122,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	tokens, err := subscription.NewTokens(secret, nil)
+	tokens, err := subscription.NewTokens(secret, now)
 	if err != nil {
 		return nil, err
 	}
@@ -133,6 +147,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	}
 	a.sender = mailer.NewSender(a.db, a.tr, mailer.SenderOptions{
 		Logger:       log,
+		Now:          now,
 		Workers:      cfg.sendWorkers(),
 		EnvelopeFrom: from.Address,
 		BaseBackoff:  cfg.Mail.RetryBackoff.Duration,
@@ -154,6 +169,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		Logger:           log,
 		Enqueued:         a.sender.Notify,
 		BounceLimit:      cfg.Mail.BounceLimit,
+		Topics:           cfg.Topics(),
+		Now:              now,
 	})
 	if err != nil {
 		return nil, err
@@ -173,6 +190,7 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		MaxPosts: cfg.Digest.MaxPosts, Workers: cfg.sendWorkers(), BounceLimit: cfg.Mail.BounceLimit,
 		RetryBackoff: cfg.Mail.RetryBackoff.Duration,
 		Location:     cfg.Location(), Daily: cfg.Digest.Daily, Weekly: cfg.Digest.Weekly,
+		LocalTime: cfg.Digest.LocalTime, Topics: cfg.Topics(), Clock: clock,
 		Logger: log, Enqueued: a.sender.Notify,
 		OnResult: m.EmailResult, OnRunFinished: m.RunFinished,
 		Archive: archiveStore(cfg, a.db),
@@ -188,12 +206,12 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	a.poller = feed.NewPoller(a.db, feed.NewFetcher(feed.FetcherOptions{
 		UserAgent: fmt.Sprintf("herald/%s (+%s)", version, cfg.Server.BaseURL),
 	}), parser, feed.PollerOptions{
-		Logger: log, Feeds: feeds,
+		Logger: log, Feeds: feeds, Now: now,
 		OnNewPosts: func(ctx context.Context, feedURL string, n int) { a.digest.NewPosts() },
 		OnPoll:     func(res *feed.PollResult) { m.FeedPoll(res.Status) },
 		WebSub:     feed.WebSubOptions{CallbackBase: cfg.Server.BaseURL, Secret: secret},
 	})
-	postSvc := posts.New(a.db, posts.Options{Cleaner: parser, Poller: a.poller, NewPosts: a.digest.NewPosts, Logger: log})
+	postSvc := posts.New(a.db, posts.Options{Cleaner: parser, Poller: a.poller, NewPosts: a.digest.NewPosts, Logger: log, Now: now})
 	perIP, _ := ParseRate(cfg.Security.SubscribePerIP)
 	var proxies []netip.Prefix
 	for _, p := range cfg.Server.TrustedProxies {
@@ -213,7 +231,8 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 		SubscribePerIP:   handlers.Rate{N: perIP.N, Period: perIP.Period},
 		IPv6Prefix:       cfg.Security.IPv6Prefix,
 		DefaultFrequency: herald.Frequency(cfg.Digest.DefaultFrequency),
-		Logger:           log,
+		Topics:           cfg.Topics().Names(), Timezone: cfg.Location().String(), LocalTime: cfg.Digest.LocalTime,
+		Logger: log, Now: now,
 	}, handlers.Deps{
 		Subscriptions: a.subs, Imports: a.subs, Digests: a.digest, Posts: postSvc, Push: a.poller,
 		Webhooks: a.webhooks, Stats: stats, Backup: a.db, Archive: archive, Challenges: challenges,
@@ -223,11 +242,11 @@ func newApp(ctx context.Context, cfg *Config, log *slog.Logger) (_ *app, err err
 	if err != nil {
 		return nil, err
 	}
-	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log})
+	a.janitor = subscription.NewJanitor(a.db, subscription.JanitorOptions{TTL: cfg.Security.ConfirmTTL.Duration, Logger: log, Now: now})
 	ui, err := adminui.New(adminui.Options{
 		API: a.http, Token: cfg.Admin.Token, SiteName: cfg.Site.Name,
-		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log,
-		Warnings: cfg.Warnings(),
+		Secure: strings.HasPrefix(cfg.Server.BaseURL, "https://"), Logger: log, Now: now,
+		Warnings: cfg.Warnings(), Topics: cfg.Topics().Names(),
 		Location: cfg.Location(), BaseURL: cfg.Server.BaseURL, SiteURL: cfg.Site.URL,
 	})
 	if err != nil {

@@ -161,7 +161,7 @@ weekly = ""
 	warnings := cfg.Warnings()
 	var logs, out bytes.Buffer
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := newApp(ctx, cfg, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)))
+	a, err := newApp(ctx, cfg, slog.New(slog.NewTextHandler(&syncWriter{w: &logs}, nil)), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ weekly = ""
 	}
 	out.Reset()
 	ctx, cancel = context.WithCancel(context.Background())
-	a, err = newApp(ctx, cfg, slog.New(slog.DiscardHandler))
+	a, err = newApp(ctx, cfg, slog.New(slog.DiscardHandler), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

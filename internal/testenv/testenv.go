@@ -63,6 +63,9 @@ type Options struct {
 	Signer *mailer.Signer
 	// Feeds are polled by the poller.
 	Feeds []feed.FeedConfig
+	// Topics are digest.topics: offered on the forms, checked by the
+	// subscription service, matched by the digest.
+	Topics []string
 	// Subscription and Digest change the services' options after the
 	// defaults are set (a global cap, a schedule, a retry backoff...).
 	Subscription func(*subscription.Options)
@@ -179,10 +182,14 @@ func New(t testing.TB, o Options) *App {
 	if err != nil {
 		t.Fatal(err)
 	}
+	topics, err := herald.NewOfferedTopics(o.Topics)
+	if err != nil {
+		t.Fatal(err)
+	}
 	so := subscription.Options{
 		SiteName: o.SiteName, SiteURL: SiteURL, BaseURL: o.BaseURL, From: from,
 		PerAddressN: 3, PerAddressWindow: 24 * time.Hour, Welcome: true,
-		Logger: log, Enqueued: a.Sender.Notify,
+		Logger: log, Enqueued: a.Sender.Notify, Topics: topics,
 	}
 	if o.Subscription != nil {
 		o.Subscription(&so)
@@ -202,7 +209,7 @@ func New(t testing.TB, o Options) *App {
 		SiteName: o.SiteName, SiteURL: SiteURL, BaseURL: o.BaseURL, From: from,
 		MaxPosts: 10, Workers: 2, RetryBackoff: 50 * time.Millisecond, InstantDelay: 10 * time.Millisecond,
 		Logger: log, Enqueued: a.Sender.Notify,
-		OnResult: a.Metrics.EmailResult, OnRunFinished: a.Metrics.RunFinished,
+		OnResult: a.Metrics.EmailResult, OnRunFinished: a.Metrics.RunFinished, Topics: topics,
 	}
 	if o.Archive {
 		do.Archive = a.DB
@@ -236,7 +243,7 @@ func New(t testing.TB, o Options) *App {
 	a.Handler, err = handlers.New(handlers.Options{
 		SiteName: o.SiteName, SiteURL: SiteURL, BaseURL: o.BaseURL,
 		AdminToken: o.AdminToken, TrustedProxies: o.TrustedProxies, SubscribePerIP: o.SubscribePerIP,
-		DefaultFrequency: herald.Daily, Logger: log,
+		DefaultFrequency: herald.Daily, Topics: topics.Names(), Timezone: "UTC", Logger: log,
 	}, handlers.Deps{
 		Subscriptions: a.Subs, Imports: a.Subs, Digests: a.Digest, Posts: a.Posts, Push: a.Poller,
 		Webhooks: webhooks, Stats: stats, Backup: a.DB, Archive: archive, Templates: a.Templates, Health: a.DB.Ping,

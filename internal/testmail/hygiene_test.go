@@ -92,7 +92,7 @@ func TestEveryEmailKindIsWellFormed(t *testing.T) {
 	if r := s.run(t, herald.Instant); r.Sent != 3 {
 		t.Fatalf("instant run %+v", r)
 	}
-	if err := s.Digest.SendTest(ctx, "admin@example.com"); err != nil {
+	if err := s.Digest.SendTest(ctx, "admin@example.com", nil); err != nil {
 		t.Fatal(err)
 	}
 	msgs := s.SMTP.WaitFor(t, 8, 10*time.Second)
