@@ -301,3 +301,74 @@ func TestSubCodecReadsV2(t *testing.T) {
 		t.Error("a version 2 record with a byte left over decoded")
 	}
 }
+
+// TestMigrateSchema7: a database written before readers had a language
+// (schema 7, subscriber records of version 2) opens as schema 8; its
+// readers keep their choices with the site's language, and a change to
+// one writes the new version with the language.
+func TestMigrateSchema7(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "schema7.db")
+	db := openTest(t, path, nil)
+	until := time.Date(2030, 1, 2, 7, 0, 0, 0, time.UTC)
+	for i, email := range []string{"ann@example.org", "bob@example.org"} {
+		_, err := db.MutateSubscriber(ctx, email, func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+			next := *cur
+			next.Status, next.Frequency, next.CreatedAt = herald.StatusConfirmed, herald.Daily, until.AddDate(-5, 0, i)
+			next.Topics, next.Timezone, next.PausedUntil = herald.TopicList{"Courts"}, "Asia/Kolkata", &until
+			return &next, nil, nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	// Turn the file into what herald at schema 7 wrote.
+	bdb, err := bolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = bdb.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSubs)
+		c := b.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.Next() {
+			if v[0] != subFormatV3 || v[len(v)-1] != 0 {
+				return fmt.Errorf("record %x is not a version 3 one with the site's language", v)
+			}
+			old := append([]byte{subFormatV2}, v[1:len(v)-1]...)
+			if err := b.Put(k, old); err != nil {
+				return err
+			}
+		}
+		v := make([]byte, 8)
+		binary.BigEndian.PutUint64(v, 7)
+		return tx.Bucket(bucketMeta).Put(keySchemaVersion, v)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bdb.Close()
+	if info, err := Verify(ctx, path); err != nil || info.Schema != 7 {
+		t.Fatalf("before: %+v %v", info, err)
+	}
+
+	db = openTest(t, path, nil)
+	s, err := db.SubscriberByEmail(ctx, "ann@example.org")
+	if err != nil || s.Language != "" || s.Timezone != "Asia/Kolkata" || len(s.Topics) != 1 || s.PausedUntil == nil || !s.PausedUntil.Equal(until) {
+		t.Fatalf("ann after the migration: %+v %v", s, err)
+	}
+	if _, err := db.MutateSubscriber(ctx, "ann@example.org", func(cur *herald.Subscriber) (*herald.Subscriber, []*herald.OutboxMessage, error) {
+		next := *cur
+		next.Language = "de"
+		return &next, nil, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if s, _ = db.SubscriberByEmail(ctx, "ann@example.org"); s.Language != "de" || s.Timezone != "Asia/Kolkata" {
+		t.Fatalf("ann after a change: %+v", s)
+	}
+	db.Close()
+	if info, err := Verify(ctx, path); err != nil || info.Schema != SchemaVersion() || SchemaVersion() != 8 {
+		t.Fatalf("after: %+v %v (this herald: schema %d)", info, err, SchemaVersion())
+	}
+}
