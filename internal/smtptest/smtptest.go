@@ -495,6 +495,13 @@ func (se *session) Data(r io.Reader) error {
 	}
 
 	s.mu.Lock()
+	if s.ln == nil {
+		// Refusing (SetRefuse): the connection is cut under this message,
+		// which must not count as received after the cut.
+		s.mu.Unlock()
+		se.conn.Conn().Close()
+		return &smtp.SMTPError{Code: 421, Message: "connection cut"}
+	}
 	if s.dropN > 0 {
 		s.dropN--
 		s.dropped++
