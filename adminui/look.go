@@ -44,9 +44,7 @@ func (u *UI) lookPage(w http.ResponseWriter, r *http.Request) {
 // lookFrame is the digest itself, for the sandboxed iframe.
 func (u *UI) lookFrame(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src http: https: data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
-	h.Set("X-Frame-Options", "SAMEORIGIN")
-	h.Set("Referrer-Policy", "no-referrer")
+	sandboxFrame(h)
 	html, err := u.api.LookPreview(ctx(r), r.URL.Query().Get("lang"))
 	if err != nil {
 		status := api.StatusOf(err)

@@ -556,9 +556,7 @@ func (u *UI) previewPage(w http.ResponseWriter, r *http.Request) {
 // preview page: the email's own inline styles may apply, no script may run.
 func (u *UI) previewFrame(w http.ResponseWriter, r *http.Request) {
 	h := w.Header()
-	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src http: https: data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
-	h.Set("X-Frame-Options", "SAMEORIGIN")
-	h.Set("Referrer-Policy", "no-referrer")
+	sandboxFrame(h)
 	email := strings.TrimSpace(r.URL.Query().Get("email"))
 	if email == "" {
 		u.frameMessage(w, http.StatusOK, "Choose a reader to see their digest.")
@@ -602,4 +600,13 @@ func (u *UI) sendTest(w http.ResponseWriter, r *http.Request) {
 		msg = "A test digest of the latest posts for " + strings.Join(topics, ", ") + " is on its way to " + to + "."
 	}
 	u.redirectFlash(w, r, back, msg, false)
+}
+
+// sandboxFrame sets the headers of a digest shown in the admin's iframes:
+// the email's own inline styles may apply, no script may run, no form
+// may post, nothing is framed elsewhere.
+func sandboxFrame(h http.Header) {
+	h.Set("Content-Security-Policy", "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src http: https: data:; frame-ancestors 'self'; base-uri 'none'; form-action 'none'")
+	h.Set("X-Frame-Options", "SAMEORIGIN")
+	h.Set("Referrer-Policy", "no-referrer")
 }

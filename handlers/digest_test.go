@@ -62,6 +62,10 @@ func TestPostsAndRunsAPI(t *testing.T) {
 	if r.Status != 200 || !strings.Contains(r.Body, "Post 3") || !strings.HasPrefix(r.Header.Get("Content-Type"), "text/html") {
 		t.Fatalf("preview: %d %s", r.Status, r.Body)
 	}
+	// The digest is the owner's to look at, never a page that runs script.
+	if csp := r.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") || r.Header.Get("Cache-Control") != "no-store" {
+		t.Errorf("preview headers: CSP %q, Cache-Control %q", csp, r.Header.Get("Cache-Control"))
+	}
 
 	r = e.api("POST", "/api/v1/runs", `{"frequency":"daily"}`)
 	if r.Status != 202 {
