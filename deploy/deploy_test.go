@@ -27,6 +27,8 @@ import (
 	"time"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/herald-dev/herald/internal/mailcheck"
 )
 
 // binary is herald as deploy/build.sh builds it, for the whole package.
@@ -330,18 +332,7 @@ func TestComposeTrial(t *testing.T) {
 		t.Fatalf("herald does not send to mailpit: %v", env)
 	}
 
-	mailpit, err := exec.LookPath("mailpit")
-	if err != nil {
-		if gp, e := exec.Command("go", "env", "GOPATH").Output(); e == nil {
-			mailpit, err = exec.LookPath(filepath.Join(strings.TrimSpace(string(gp)), "bin", "mailpit"))
-		}
-	}
-	if err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("mailpit is not installed (go install github.com/axllent/mailpit@v1.33.1)")
-		}
-		t.Skip("mailpit not installed; go install github.com/axllent/mailpit@v1.33.1")
-	}
+	mailpit := mailcheck.Program(t, "mailpit", "go install github.com/axllent/mailpit@v1.33.1")
 	smtpPort, uiPort, port := freePort(t), freePort(t), freePort(t)
 	mpDir := t.TempDir()
 	m := start(t, mpDir, os.Environ(), mailpit, "--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort),

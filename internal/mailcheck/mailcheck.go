@@ -22,8 +22,9 @@ import (
 	"time"
 )
 
-// find looks for a program in PATH, then in Go's bin directory.
-func find(t testing.TB, name, install string) string {
+// Program looks for a program in PATH, then in Go's bin directory; missing,
+// the test skips, or fails under CI=true, saying how to install it.
+func Program(t testing.TB, name, install string) string {
 	t.Helper()
 	if p, err := exec.LookPath(name); err == nil {
 		return p
@@ -60,7 +61,7 @@ type Mailpit struct {
 // and stops it when the test ends.
 func StartMailpit(t testing.TB) *Mailpit {
 	t.Helper()
-	bin := find(t, "mailpit", "go install github.com/axllent/mailpit@v1.33.1")
+	bin := Program(t, "mailpit", "go install github.com/axllent/mailpit@v1.33.1")
 	dir := t.TempDir()
 	m := &Mailpit{SMTP: fmt.Sprintf("127.0.0.1:%d", freePort(t)), API: fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}
 	cmd := exec.Command(bin, "--smtp", m.SMTP, "--listen", strings.TrimPrefix(m.API, "http://"),
@@ -153,7 +154,7 @@ var spamScore = regexp.MustCompile(`(?m)^X-Spam-Status: \w+, score=(-?[0-9.]+)`)
 // no DNS blocklists) on raw and returns the score and the report.
 func SpamAssassin(t testing.TB, raw []byte) (float64, string) {
 	t.Helper()
-	bin := find(t, "spamassassin", "apt-get install spamassassin")
+	bin := Program(t, "spamassassin", "apt-get install spamassassin")
 	cmd := exec.Command(bin, "-L", "-t")
 	cmd.Stdin = bytes.NewReader(raw)
 	out, err := cmd.Output()
