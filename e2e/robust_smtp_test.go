@@ -16,7 +16,7 @@ import (
 // misbehaves in every way smtptest knows, in one whole-process run:
 //
 //   - it refuses connections for a while in the middle of the run (short
-//     3s, HERALD_LONG=1 60s), and readers sign up meanwhile;
+//     3s, HERALD_LONG=1 30s), and readers sign up meanwhile;
 //   - after it comes back it answers 421 and 451 at the end of DATA in
 //     bursts, and drops the connection after DATA now and then;
 //   - it answers 550 at RCPT for every 25th reader.
@@ -29,7 +29,7 @@ import (
 // made during the outage get their confirmation once SMTP is back.
 func TestRobustSMTPMisbehaving(t *testing.T) {
 	readers := scale(300, 2000)
-	outage := scale(3*time.Second, 60*time.Second)
+	outage := scale(3*time.Second, 30*time.Second)
 	const connections = 2
 	sm := smtptest.Start(t)
 	in := newInstance(t, robustConfig(sm.Port(), "info",
