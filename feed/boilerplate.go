@@ -100,15 +100,22 @@ func boilerplate(n *xhtml.Node) bool {
 	}
 	switch n.DataAtom {
 	case atom.P, atom.Div, atom.Footer, atom.Aside, atom.Section, atom.Span, atom.Small, atom.Em, atom.I:
-		text := nodeText(n)
 		// Plugins link the post and the site: a paragraph that only
-		// reads like one, without a link, is the author's.
-		return len(text) < 2000 && boilerBlock.MatchString(text) && hasLink(n) ||
-			n.DataAtom == atom.P && moreLink.MatchString(text) && utf8.RuneCountInString(text) < 120 && hasLink(n)
+		// reads like one, without a link, is the author's (and the
+		// cheap link test spares the text walk of most elements).
+		if !hasLink(n) {
+			return false
+		}
+		text := nodeText(n)
+		return len(text) < 2000 && boilerBlock.MatchString(text) ||
+			n.DataAtom == atom.P && moreLink.MatchString(text) && utf8.RuneCountInString(text) < 120
 	case atom.A:
 		href := nodeAttr(n, "href")
-		return strings.Contains(href, "feeds.feedburner.com/~ff/") || strings.Contains(href, "feedads.g.doubleclick.net") ||
-			moreLink.MatchString(nodeText(n)) && utf8.RuneCountInString(nodeText(n)) < 120
+		if strings.Contains(href, "feeds.feedburner.com/~ff/") || strings.Contains(href, "feedads.g.doubleclick.net") {
+			return true
+		}
+		text := nodeText(n)
+		return moreLink.MatchString(text) && utf8.RuneCountInString(text) < 120
 	case atom.Img:
 		img := imgOf(n)
 		return img.URL == "" || trackingPixel(img)

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -100,7 +101,7 @@ func (db *DB) CountZones(ctx context.Context, freq herald.Frequency) (map[string
 	prefix := zoneKey(freq, "")
 	err := db.bolt.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketSubZones).Cursor()
-		for k, v := c.Seek(prefix); k != nil && len(k) >= len(prefix) && string(k[:len(prefix)]) == string(prefix); k, v = c.Next() {
+		for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 			m[string(k[len(prefix):])] = int(btoi(v))
 		}
 		return nil

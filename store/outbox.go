@@ -385,7 +385,6 @@ func (db *DB) ReleaseHeld(ctx context.Context, n int, upto herald.Hold, now time
 	}
 	released := 0
 	err := db.bolt.Update(func(tx *bolt.Tx) error {
-		released = 0
 		held := tx.Bucket(bucketOutboxHeld)
 		var keys [][]byte
 		c := held.Cursor()

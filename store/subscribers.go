@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -87,11 +86,10 @@ func subIDByEmail(tx *bolt.Tx, email string) uint64 {
 }
 
 // putSub saves s and keeps the email index and the counts in step. prev
-// is the stored record before the change (nil for a new one); only its
-// Email, Status and Frequency are used.
+// is the stored record before the change (nil for a new one): a change of
+// the fields a run reads moves SubscriberGeneration.
 func (db *DB) putSub(tx *bolt.Tx, prev, s *herald.Subscriber) error {
-	if prev != nil && (prev.Status != s.Status || prev.Frequency != s.Frequency || prev.Email != s.Email || prev.Language != s.Language ||
-		prev.Timezone != s.Timezone || !sameOptTime(prev.PausedUntil, s.PausedUntil) || !slices.Equal(prev.Topics, s.Topics)) {
+	if prev != nil && (choicesDiffer(prev, s) || prev.Email != s.Email || prev.Language != s.Language || !sameOptTime(prev.PausedUntil, s.PausedUntil)) {
 		tx.OnCommit(db.subsChanged)
 	}
 	b := tx.Bucket(bucketSubs)
@@ -389,11 +387,13 @@ func (db *DB) ListSubscribers(ctx context.Context, f herald.SubscriberFilter) ([
 		}
 		err := db.bolt.View(func(tx *bolt.Tx) error {
 			c := tx.Bucket(bucketSubs).Cursor()
-			k, v := seekAfter(c, after)
+			var k, v []byte
 			next := c.Next
 			if f.Newest {
 				k, v = seekBefore(c, after)
 				next = c.Prev
+			} else {
+				k, v = seekAfter(c, after)
 			}
 			for n := 0; ; n++ {
 				if k == nil {
@@ -410,10 +410,6 @@ func (db *DB) ListSubscribers(ctx context.Context, f herald.SubscriberFilter) ([
 				after = s.ID
 				if match(s) {
 					out = append(out, s)
-				}
-				if f.Newest && after == 1 {
-					done = true // ids start at 1: nothing is below it
-					return nil
 				}
 				k, v = next()
 			}

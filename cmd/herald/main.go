@@ -51,7 +51,7 @@ HERALD_ADMIN_TOKEN, address from server.base_url or --server URL):
   herald subscribers export [--out FILE]              subscribers as CSV
   herald subscribers import FILE [--confirmed]        add or update from CSV
   herald subscribers update EMAIL [--name N] [--frequency F] [--topics "A;B"]
-                     [--timezone Z] [--pause-until TIME | --resume]
+                     [--timezone Z] [--pause-until TIME | --resume] [--language L]
                                                       change one reader
   herald backup FILE                                  a consistent copy of the database
 
