@@ -143,6 +143,11 @@ func TestSubscribeFlowOverHTTPAndSMTP(t *testing.T) {
 	if u2 := e.do(http.MethodPost, unsubPath, "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click"); u2.Status != http.StatusOK {
 		t.Fatalf("second one-click: %d", u2.Status)
 	}
+	// One-click never redirects, even when it looks like a browser's own
+	// navigation (the redirect after a form is for the page's button only).
+	if u3 := e.do(http.MethodPost, unsubPath, "application/x-www-form-urlencoded", "List-Unsubscribe=One-Click", "Sec-Fetch-Mode", "navigate"); u3.Status != http.StatusOK || u3.Header.Get("Location") != "" {
+		t.Fatalf("one-click as a navigation: %d, Location %q", u3.Status, u3.Header.Get("Location"))
+	}
 	// Re-subscribing works: a fresh opt-in with a fresh email.
 	if r := e.form("/subscribe", url.Values{"email": {"reader@example.org"}}); r.Status != http.StatusSeeOther {
 		t.Fatalf("re-subscribe: %d", r.Status)
