@@ -147,12 +147,15 @@ func SampleEmail(name string) EmailData {
 }
 
 // SamplePage is made-up data for page name, with the keys the handlers
-// fill in.
+// fill in (docs/templates.md lists them per page), so the check of an
+// override at start renders it with values of the types it will get.
 func SamplePage(name string) map[string]any {
 	return map[string]any{
 		"Title": "Sample", "Nonce": "sample", "Action": "/sample", "Email": "reader@example.net", "Name": "Ada",
-		"Frequency": "daily", "Token": "sample", "PrefsURL": "/preferences?token=sample", "SubscribeURL": "/",
-		"Status": "confirmed", "Error": "", "Field": "", "Saved": false, "Resent": false, "Heading": "",
+		"Frequency": "daily", "Token": "sample", "PrefsURL": "/preferences?token=sample",
+		"Status": "confirmed", "Error": "", "Field": "", "Done": "", "Resent": false, "Sent": false, "Heading": "",
+		"Links": []struct{ URL, Label string }{{URL: "/", Label: "Subscribe again"}}, "Wait": "",
+		"Challenge": nil,
 		"Lang": "en", "Languages": []LangLink{{Code: "en", Name: "English", URL: "?lang=en", Current: true}},
 		"Subscribed": true, "Confirmed": true, "Topics": []map[string]any{{"Name": "Garden", "Checked": true}, {"Name": "Workshop", "Checked": false}},
 		"Timezone": "Europe/Berlin", "SiteZone": "Europe/London", "LocalTime": true, "PauseWeeks": []int{1, 2, 4},
