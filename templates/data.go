@@ -156,7 +156,7 @@ func SamplePage(name string) map[string]any {
 		"Status": "confirmed", "Error": "", "Field": "", "Done": "", "Resent": false, "Sent": false, "Heading": "",
 		"Links": []struct{ URL, Label string }{{URL: "/", Label: "Subscribe again"}}, "Wait": "",
 		"Challenge": nil,
-		"Lang": "en", "Languages": []LangLink{{Code: "en", Name: "English", URL: "?lang=en", Current: true}},
+		"Lang":      "en", "Languages": []LangLink{{Code: "en", Name: "English", URL: "?lang=en", Current: true}},
 		"Subscribed": true, "Confirmed": true, "Topics": []map[string]any{{"Name": "Garden", "Checked": true}, {"Name": "Workshop", "Checked": false}},
 		"Timezone": "Europe/Berlin", "SiteZone": "Europe/London", "LocalTime": true, "PauseWeeks": []int{1, 2, 4},
 		"Paused": false, "Resumes": "",
