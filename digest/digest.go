@@ -19,6 +19,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/herald-dev/herald"
@@ -578,6 +579,10 @@ type body struct {
 	// err: the template could not be made (a subject that cannot be a
 	// header); every reader of it fails with it, as Compose would fail them.
 	err error
+	// noted: its posts and subject are in the run's record of what it
+	// carried; the first reader it reaches notes them, the rest need not
+	// take the run's lock.
+	noted atomic.Bool
 }
 
 func (s *Service) newBody(r *Rendered) *body {

@@ -143,18 +143,19 @@ func (s *Service) execute(ctx context.Context, id uint64) {
 // pass goes through every reader once, in id order, a page at a time.
 func (e *execution) pass() error {
 	s := e.s
-	counts, err := s.store.CountSubscribers(e.ctx)
-	if err != nil {
-		return fmt.Errorf("digest: count readers: %w", err)
-	}
-	total := counts[herald.StatusConfirmed][e.run.Frequency]
-	if e.run.Slot != nil {
+	var total int
+	if e.run.Slot == nil {
+		counts, err := s.store.CountSubscribers(e.ctx)
+		if err != nil {
+			return fmt.Errorf("digest: count readers: %w", err)
+		}
+		total = counts[herald.StatusConfirmed][e.run.Frequency]
+	} else {
 		// A local-time slot is for the readers of its zones only.
 		zs, err := s.zonesOf(e.ctx, e.run.Frequency)
 		if err != nil {
 			return err
 		}
-		total = 0
 		for _, z := range zs {
 			if slices.Contains(e.run.Zones, z.name) {
 				total += z.readers
@@ -433,7 +434,7 @@ func (e *execution) deliver(j *job, buf *[]byte) {
 		return
 	}
 	err = e.send(msg)
-	if err == nil {
+	if err == nil && r.noted.CompareAndSwap(false, true) {
 		e.carried.add(j.sel.Posts, r.r.Subject)
 	}
 	e.outcome(j, err, herald.Delivery{RunID: e.run.ID, SubscriberID: sub.ID, Cursor: j.sel.Cursor, Slot: j.sel.Slot, EndPause: j.sel.EndPause}, herald.KindDigest)
@@ -463,7 +464,7 @@ func (e *execution) deliverSingles(j *job, buf *[]byte) {
 			// did not want, too.
 			d.Cursor, d.Slot, d.EndPause = j.sel.Cursor, j.sel.Slot, j.sel.EndPause
 		}
-		if err == nil {
+		if err == nil && r.noted.CompareAndSwap(false, true) {
 			e.carried.add([]*herald.Post{p}, r.r.Subject)
 		}
 		if err != nil {
