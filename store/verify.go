@@ -85,6 +85,11 @@ func Verify(ctx context.Context, path string) (info Info, err error) {
 		if err := walk(tx.Cursor()); err != nil {
 			return fmt.Errorf("store: %s is damaged: %w", path, err)
 		}
+		// The check also reads both meta pages and the free list's, which
+		// the walk does not: their headers are read here first.
+		if err := checkFixedPages(path, tx.DB().Info().PageSize, st.Size()); err != nil {
+			return fmt.Errorf("store: %s is damaged: %w", path, err)
+		}
 		for err := range tx.Check() {
 			return fmt.Errorf("store: %s is damaged: %w", path, err)
 		}
@@ -94,6 +99,58 @@ func Verify(ctx context.Context, path string) (info Info, err error) {
 		return nil
 	})
 	return info, err
+}
+
+// checkFixedPages reads the headers of the two meta pages and of the free
+// list page each meta names, as bbolt's check will on a goroutine where
+// its assertion (a page must carry its own number and a known type) is a
+// crash: here it is an error.
+func checkFixedPages(path string, pageSize int, size int64) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	header := func(id uint64) (flags uint16, err error) {
+		var h [16]byte // bbolt's page header: id, flags, count, overflow
+		if _, err := f.ReadAt(h[:], int64(id)*int64(pageSize)); err != nil {
+			return 0, fmt.Errorf("page %d: %w", id, err)
+		}
+		if got := binary.LittleEndian.Uint64(h[0:8]); got != id {
+			return 0, fmt.Errorf("page %d calls itself page %d", id, got)
+		}
+		return binary.LittleEndian.Uint16(h[8:10]), nil
+	}
+	const (
+		branchPage, leafPage, metaPage, freelistPage = 0x01, 0x02, 0x04, 0x10
+		noFreelist                                   = ^uint64(0)
+	)
+	for meta := uint64(0); meta < 2; meta++ {
+		flags, err := header(meta)
+		if err != nil {
+			return err
+		}
+		if flags != metaPage {
+			return fmt.Errorf("page %d is not a meta page (flags %#x)", meta, flags)
+		}
+		// The meta follows the page header: magic, version, page size,
+		// flags (4 bytes each), the root bucket (16), then the free list.
+		var b [8]byte
+		if _, err := f.ReadAt(b[:], int64(meta)*int64(pageSize)+16+16+16); err != nil {
+			return fmt.Errorf("meta %d: %w", meta, err)
+		}
+		fl := binary.LittleEndian.Uint64(b[:])
+		if fl == noFreelist || fl < 2 || int64(fl) >= size/int64(pageSize) {
+			continue // none, or bbolt's own checks refuse it
+		}
+		switch flags, err := header(fl); {
+		case err != nil:
+			return err
+		case flags != branchPage && flags != leafPage && flags != metaPage && flags != freelistPage:
+			return fmt.Errorf("page %d has no known type (flags %#x)", fl, flags)
+		}
+	}
+	return nil
 }
 
 // walk reads every key and value under c, descending into buckets.
